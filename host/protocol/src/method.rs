@@ -1,0 +1,40 @@
+//! Names of methods (client → host requests) and notifications, in one place.
+
+/// Handshake: `{client, version}` → `{protocol, host_version, capabilities}`.
+pub const HELLO: &str = "hello";
+/// All sessions: `{}` → `[Session]`.
+pub const LIST: &str = "list";
+/// One session: `{name}` → `Session`.
+pub const GET: &str = "get";
+/// Create a worktree and start an agent in it: `NewParams` → `Session`.
+pub const NEW: &str = "new";
+/// Type into a session: `{name, text, enter?}` → nil.
+pub const SEND: &str = "send";
+/// Stop a session's agent (SIGTERM, then SIGKILL): `{name}` → `Session`.
+pub const STOP: &str = "stop";
+/// Remove a session, its worktree and branch: `{name, force?}` → nil.
+pub const RM: &str = "rm";
+/// Host summary, the same document as the status snapshot file: `{}` → `Status`.
+pub const STATUS: &str = "status";
+/// Start receiving `event` notifications: `{since?}` → `{seq}`.
+pub const SUBSCRIBE: &str = "subscribe";
+/// Stop receiving `event` notifications: `{}` → nil.
+pub const UNSUBSCRIBE: &str = "unsubscribe";
+/// Attach to a session's terminal: `{name, rows, cols}` → `{screen}`; then `output`.
+pub const ATTACH: &str = "attach";
+/// Keystrokes for an attached session: `{name, data}` (request or notification).
+pub const INPUT: &str = "input";
+/// The attached terminal changed size: `{name, rows, cols}` (request or notification).
+pub const RESIZE: &str = "resize";
+/// Stop receiving a session's output: `{name}`.
+pub const DETACH: &str = "detach";
+/// Shut the host down gracefully: `{}` → nil.
+pub const SHUTDOWN: &str = "shutdown";
+
+/// Notification: a session was added, changed or removed (`Event`).
+pub const EVENT: &str = "event";
+/// Notification: terminal bytes from an attached session: `{name, data}`.
+pub const OUTPUT: &str = "output";
+/// Notification: the host ended an attachment (session exited, removed, host stopping):
+/// `{name, reason}`.
+pub const DETACHED: &str = "detached";

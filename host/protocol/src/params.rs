@@ -1,0 +1,155 @@
+//! Typed parameters and results of the methods in [`crate::method`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Session;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HelloParams {
+    /// Who is calling (`canopy-cli`, `nvim`, …), for the host's log.
+    pub client: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HelloResult {
+    pub protocol: u32,
+    pub host_version: String,
+    pub capabilities: Vec<String>,
+    pub pid: u32,
+}
+
+/// `new`: create a worktree on a new branch and start an agent in it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NewParams {
+    pub name: String,
+    /// A path inside the repository.
+    pub repo: String,
+    /// The program to run (for now any command).
+    pub agent: String,
+    pub args: Vec<String>,
+    /// What to branch from; default the repository's HEAD.
+    pub base: Option<String>,
+    /// The first prompt for the agent.
+    pub prompt: Option<String>,
+    /// The tracker issue to start from.
+    pub issue: Option<String>,
+    /// Environment for the agent, normally the calling shell's. Empty: the host's own.
+    pub env: BTreeMap<String, String>,
+    /// Terminal size to start with; default 24×80.
+    pub rows: Option<u16>,
+    pub cols: Option<u16>,
+}
+
+/// Params of methods that name one session (`get`, `detach`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NameParams {
+    pub name: String,
+}
+
+/// `stop` and `rm`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StopParams {
+    pub name: String,
+    /// `rm`: remove even if work would be lost. `stop`: SIGKILL at once.
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SendParams {
+    pub name: String,
+    pub text: String,
+    /// Press Enter after the text.
+    pub enter: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SubscribeParams {
+    /// Replay events after this seq first, when the host still has them; otherwise a
+    /// `resync` event arrives first.
+    pub since: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscribeResult {
+    /// The seq of the last event that happened before the subscription.
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AttachParams {
+    pub name: String,
+    pub rows: u16,
+    pub cols: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttachResult {
+    /// Bytes that repaint the current screen on a cleared terminal.
+    #[serde(with = "serde_bytes")]
+    pub screen: Vec<u8>,
+}
+
+/// `input` from an attached client.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InputParams {
+    pub name: String,
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+/// `resize` from an attached client.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResizeParams {
+    pub name: String,
+    pub rows: u16,
+    pub cols: u16,
+}
+
+/// `output` notification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputParams {
+    pub name: String,
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+/// `detached` notification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetachedParams {
+    pub name: String,
+    pub reason: String,
+}
+
+/// The host and its sessions: the `status` result and the status snapshot file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub protocol: u32,
+    pub host: HostInfo,
+    /// The seq of the last event reflected here.
+    pub seq: u64,
+    /// Sessions per state kind (only kinds with at least one session).
+    pub counts: BTreeMap<String, u64>,
+    /// Sum of the known session costs.
+    pub total_cost_usd: f64,
+    pub sessions: Vec<Session>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub pid: u32,
+    pub version: String,
+    pub socket: String,
+    pub started_at: u64,
+}

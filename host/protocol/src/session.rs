@@ -1,0 +1,229 @@
+//! The `Session` record: one agent in one worktree, as every front end sees it.
+//!
+//! The same shape appears in `list`, `get`, events, `canopy ls --json`,
+//! `canopy status --json`, `canopy watch --json` and the status snapshot file.
+//! Times are Unix milliseconds.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// Unique name; also the branch suffix (`canopy/<name>`) and worktree directory.
+    pub name: String,
+    /// Which agent runs here: an adapter name (`claude`, …) or the program of a command.
+    pub agent: String,
+    /// The full command line the agent was started with.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// The main working directory of the repository the worktree belongs to.
+    pub repo: String,
+    /// The session's worktree.
+    pub worktree: String,
+    /// The session's branch.
+    pub branch: String,
+    /// What the branch started from, as the user named it (`main`, a commit, …).
+    pub base: String,
+    /// The commit the branch started from.
+    #[serde(default)]
+    pub base_commit: String,
+    pub created_at: u64,
+    pub state: State,
+    /// Whether Canopy's integration with the agent is working (hooks arriving).
+    #[serde(default)]
+    pub health: Health,
+    /// The agent's process id while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// The agent's exit code once it has exited (absent when killed by a signal or lost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub usage: Usage,
+    /// The issue the session works on, when it was started from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<Task>,
+}
+
+impl Session {
+    /// Whether the agent process is (as far as the host knows) alive.
+    pub fn is_running(&self) -> bool {
+        self.state.kind.is_live()
+    }
+}
+
+/// What the agent is doing, and the evidence for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub kind: StateKind,
+    /// The tool being run or asking for permission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// More about the state: the permission asked for, the error message, why it exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// When the session entered this state.
+    pub since: u64,
+    /// Which signal put it here.
+    pub source: StateSource,
+}
+
+impl State {
+    pub fn new(kind: StateKind, source: StateSource, since: u64) -> Self {
+        Self {
+            kind,
+            tool: None,
+            detail: None,
+            since,
+            source,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+}
+
+/// The states an agent can be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateKind {
+    Starting,
+    Idle,
+    Thinking,
+    Tool,
+    WaitingPermission,
+    WaitingInput,
+    Compacting,
+    Error,
+    Exited,
+}
+
+impl StateKind {
+    pub const ALL: [StateKind; 9] = [
+        StateKind::Starting,
+        StateKind::Idle,
+        StateKind::Thinking,
+        StateKind::Tool,
+        StateKind::WaitingPermission,
+        StateKind::WaitingInput,
+        StateKind::Compacting,
+        StateKind::Error,
+        StateKind::Exited,
+    ];
+
+    /// The wire name (`waiting_permission`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateKind::Starting => "starting",
+            StateKind::Idle => "idle",
+            StateKind::Thinking => "thinking",
+            StateKind::Tool => "tool",
+            StateKind::WaitingPermission => "waiting_permission",
+            StateKind::WaitingInput => "waiting_input",
+            StateKind::Compacting => "compacting",
+            StateKind::Error => "error",
+            StateKind::Exited => "exited",
+        }
+    }
+
+    /// Whether an agent in this state still has a live process.
+    pub fn is_live(self) -> bool {
+        self != StateKind::Exited
+    }
+}
+
+impl std::fmt::Display for StateKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which signal produced a state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateSource {
+    /// The host itself (spawn, stop, restart recovery).
+    Host,
+    /// An event from the agent's hooks.
+    Hook,
+    /// Text recognised on the agent's screen.
+    Screen,
+    /// The agent's transcript.
+    Transcript,
+    /// The agent process exited.
+    Process,
+}
+
+/// Health of Canopy's integration with the agent, apart from the agent's own state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Hooks arrive (or the agent has no hooks and is read from its screen alone).
+    #[default]
+    Ok,
+    /// No hook event arrived within the grace period; the state comes from the screen.
+    Degraded,
+}
+
+/// Usage and cost of a session.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Usage {
+    /// The model last used, when known.
+    pub model: Option<String>,
+    /// Cost in US dollars; `None` when the price of a model used is unknown.
+    pub cost_usd: Option<f64>,
+    pub tokens: Tokens,
+    pub context: Context,
+    pub tool_calls: ToolCalls,
+    /// Time since the session started.
+    pub wall_ms: u64,
+    /// Time spent thinking or running tools.
+    pub active_ms: u64,
+    pub lines_added: u64,
+    pub lines_removed: u64,
+}
+
+/// Tokens by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Tokens {
+    pub input: u64,
+    pub output: u64,
+    pub cache_write_5m: u64,
+    pub cache_write_1h: u64,
+    pub cache_read: u64,
+    pub reasoning: u64,
+}
+
+/// How full the context window is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Context {
+    pub used: u64,
+    pub window: u64,
+    pub percent: f64,
+}
+
+/// Tool calls in total and by tool name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ToolCalls {
+    pub total: u64,
+    pub by_tool: BTreeMap<String, u64>,
+}
+
+/// The tracker issue a session works on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    /// `github`, `jira` or `youtrack`.
+    pub tracker: String,
+    /// The issue's key (`owner/repo#12`, `KEY-12`).
+    pub id: String,
+    pub title: String,
+    pub url: String,
+}

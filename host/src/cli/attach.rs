@@ -1,0 +1,164 @@
+//! `canopy attach`: the local terminal becomes the session's terminal until the detach
+//! key. Raw mode and the alternate screen are restored on every way out.
+
+use std::io::{IsTerminal, Read, Write};
+
+use canopy_protocol::params::{AttachParams, AttachResult, NameParams, ResizeParams};
+use canopy_protocol::{Message, Session, method};
+use crossterm::terminal;
+use rmpv::Value;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use super::error::CliError;
+use crate::client::Client;
+
+/// Puts the terminal in raw mode on the alternate screen; puts it back when dropped.
+struct RawTerminal;
+
+impl RawTerminal {
+    fn enter() -> std::io::Result<Self> {
+        terminal::enable_raw_mode()?;
+        let mut out = std::io::stdout();
+        crossterm::execute!(out, terminal::EnterAlternateScreen)?;
+        Ok(RawTerminal)
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        let mut out = std::io::stdout();
+        // Undo modes the agent may have turned on, then leave the alternate screen.
+        let _ = out.write_all(b"\x1b[0m\x1b[?25h\x1b[?1000l\x1b[?1002l\x1b[?1006l\x1b[?2004l");
+        let _ = crossterm::execute!(out, terminal::LeaveAlternateScreen);
+        let _ = terminal::disable_raw_mode();
+    }
+}
+
+/// Attach until detached or the session ends; returns the line to print afterwards.
+pub async fn run(mut client: Client, name: &str, detach_key: u8) -> Result<String, CliError> {
+    // Say "no such session" or "not running" before complaining about the terminal.
+    let session: Session = client
+        .call(
+            method::GET,
+            &NameParams {
+                name: name.to_owned(),
+            },
+        )
+        .await?;
+    if !session.is_running() {
+        return Err(CliError::new(format!(
+            "session {name:?} is not running ({})",
+            session.state.detail.as_deref().unwrap_or("exited")
+        ))
+        .with_hint(format!("`canopy rm {name}` removes it")));
+    }
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        return Err(CliError::new("attach needs a terminal").with_hint(format!(
+            "use `canopy send {name} TEXT` to type into a session from a script"
+        )));
+    }
+    let (cols, rows) = terminal::size()?;
+    let attached: AttachResult = client
+        .call(
+            method::ATTACH,
+            &AttachParams {
+                name: name.to_owned(),
+                rows,
+                cols,
+            },
+        )
+        .await?;
+
+    let guard = RawTerminal::enter()?;
+    let mut out = std::io::stdout();
+    out.write_all(&attached.screen)?;
+    out.flush()?;
+
+    let mut keys = stdin_chunks();
+    let mut winch = signal(SignalKind::window_change())?;
+    let Client {
+        mut reader,
+        mut writer,
+        ..
+    } = client;
+    let reason = loop {
+        tokio::select! {
+            msg = reader.next() => match msg? {
+                Some(Message::Notification { method, params }) if method == method::OUTPUT => {
+                    if let Some(data) = output_data(params) {
+                        out.write_all(&data)?;
+                        out.flush()?;
+                    }
+                }
+                Some(Message::Notification { method, params }) if method == method::DETACHED => {
+                    let why = params.first().and_then(|p| field(p, "reason")).unwrap_or("the session ended");
+                    break format!("[{name}: {why}]");
+                }
+                Some(_) => {}
+                None => break format!("[{name}: the host went away]"),
+            },
+            chunk = keys.recv() => {
+                let Some(chunk) = chunk else { break format!("[detached from {name}]") };
+                let (before, detach) = match chunk.iter().position(|&b| b == detach_key) {
+                    Some(i) => (&chunk[..i], true),
+                    None => (&chunk[..], false),
+                };
+                if !before.is_empty() {
+                    let params = canopy_protocol::params::InputParams { name: name.to_owned(), data: before.to_vec() };
+                    writer.notify(method::INPUT, &params).await?;
+                }
+                if detach {
+                    writer.notify(method::DETACH, &NameParams { name: name.to_owned() }).await?;
+                    break format!("[detached from {name}]");
+                }
+            },
+            _ = winch.recv() => {
+                let (cols, rows) = terminal::size()?;
+                writer.notify(method::RESIZE, &ResizeParams { name: name.to_owned(), rows, cols }).await?;
+            }
+        }
+    };
+    drop(guard);
+    Ok(reason)
+}
+
+/// Keystrokes from stdin, read on a thread (terminal reads block).
+fn stdin_chunks() -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel(64);
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin();
+        let mut buf = [0u8; 4096];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.blocking_send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// The `data` of an `output` notification, taken without re-decoding.
+fn output_data(params: Vec<Value>) -> Option<Vec<u8>> {
+    let Some(Value::Map(entries)) = params.into_iter().next() else {
+        return None;
+    };
+    entries
+        .into_iter()
+        .find_map(|(k, v)| match (k.as_str(), v) {
+            (Some("data"), Value::Binary(data)) => Some(data),
+            _ => None,
+        })
+}
+
+fn field<'a>(map: &'a Value, key: &str) -> Option<&'a str> {
+    map.as_map()?
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .and_then(|(_, v)| v.as_str())
+}

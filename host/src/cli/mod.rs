@@ -1,0 +1,388 @@
+//! The `canopy` command line: one subcommand per job, each a thin client of the host
+//! (which any command but `host` starts when none is running).
+
+mod attach;
+mod error;
+mod format;
+mod host;
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use canopy_protocol::params::{
+    HelloParams, HelloResult, NameParams, NewParams, SendParams, Status, StopParams,
+    SubscribeParams, SubscribeResult,
+};
+use canopy_protocol::{Event, EventKind, Message, Session, method};
+use clap::{Parser, Subcommand};
+
+pub use error::CliError;
+
+use crate::client::Client;
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::paths::Paths;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "canopy",
+    version,
+    about = "Run many AI coding agents in parallel, one per git worktree",
+    long_about = "Run many AI coding agents in parallel, one per git worktree, and watch them \
+from the tools you already use. With no command, lists sessions."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Create a worktree on branch canopy/NAME and start an agent in it
+    New {
+        /// Session name: also the branch (canopy/NAME) and the worktree's directory
+        name: String,
+        /// The agent command to run (default: $SHELL)
+        #[arg(long, short)]
+        agent: Option<String>,
+        /// What to branch from (default: the repository's HEAD)
+        #[arg(long, short)]
+        base: Option<String>,
+        /// A path inside the repository (default: the current directory)
+        #[arg(long, short)]
+        repo: Option<PathBuf>,
+        /// Text typed into the agent once it starts
+        #[arg(long, short)]
+        prompt: Option<String>,
+        /// Arguments for the agent command
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// List sessions
+    Ls {
+        /// One JSON array of sessions
+        #[arg(long)]
+        json: bool,
+    },
+    /// Connect this terminal to a session (detach with ctrl-\ by default)
+    Attach { name: String },
+    /// Type text into a session
+    Send {
+        name: String,
+        text: String,
+        /// Press Enter after the text
+        #[arg(long, short)]
+        enter: bool,
+    },
+    /// Stop a session's agent: SIGTERM, then SIGKILL after the grace period
+    Stop {
+        name: String,
+        /// SIGKILL at once
+        #[arg(long, short)]
+        force: bool,
+    },
+    /// Remove a session, its worktree and its branch (refuses if work would be lost)
+    Rm {
+        name: String,
+        /// Remove even if uncommitted, untracked or unmerged work would be lost
+        #[arg(long, short)]
+        force: bool,
+    },
+    /// The host and a summary of sessions
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print session events as they happen
+    Watch {
+        /// One JSON event per line
+        #[arg(long)]
+        json: bool,
+        /// Print the events after --since (or the next one) and exit
+        #[arg(long)]
+        once: bool,
+        /// Start after this event seq
+        #[arg(long)]
+        since: Option<u64>,
+        /// With --once: give up after this many seconds (exit 0, no output)
+        #[arg(long)]
+        timeout: Option<f64>,
+    },
+    /// Run the host in the foreground (other commands start it in the background)
+    Host {
+        #[command(subcommand)]
+        action: Option<HostAction>,
+        /// Run detached: log to the state directory, report readiness on stdout
+        #[arg(long, hide = true)]
+        daemon: bool,
+    },
+    /// Print a shell completion script
+    Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Debug, Subcommand)]
+enum HostAction {
+    /// Stop the host gracefully (agents are stopped, records kept)
+    Stop,
+}
+
+/// Entry point of the `canopy` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let paths = Paths::from_env();
+    if let Some(Cmd::Host {
+        action: None,
+        daemon,
+    }) = cli.command
+    {
+        return host::run(paths, daemon);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return CliError::new(format!("cannot start: {e}")).report(),
+    };
+    let result = runtime.block_on(run(cli.command.unwrap_or(Cmd::Ls { json: false }), paths));
+    // Don't wait for a blocked stdin reader thread (attach) to notice.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => e.report(),
+    }
+}
+
+async fn connect(paths: &Paths) -> Result<Client, CliError> {
+    let mut client = Client::connect_or_start(paths).await?;
+    let _: HelloResult = client
+        .call(
+            method::HELLO,
+            &HelloParams {
+                client: "canopy-cli".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+        )
+        .await?;
+    Ok(client)
+}
+
+async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
+    match cmd {
+        Cmd::New {
+            name,
+            agent,
+            base,
+            repo,
+            prompt,
+            args,
+        } => {
+            let repo = match repo {
+                Some(r) => std::path::absolute(r)?,
+                None => std::env::current_dir()?,
+            };
+            let agent = agent
+                .or_else(|| std::env::var("SHELL").ok().filter(|s| !s.is_empty()))
+                .unwrap_or_else(|| "/bin/sh".to_owned());
+            let mut words = shell_words::split(&agent)
+                .map_err(|e| CliError::new(format!("cannot parse --agent {agent:?}: {e}")))?;
+            if words.is_empty() {
+                return Err(CliError::new("--agent is empty"));
+            }
+            let program = words.remove(0);
+            words.extend(args);
+            let (cols, rows) = crossterm::terminal::size().unwrap_or((80, 24));
+            let params = NewParams {
+                name: name.clone(),
+                repo: repo.display().to_string(),
+                agent: program,
+                args: words,
+                base,
+                prompt,
+                issue: None,
+                env: std::env::vars().collect::<BTreeMap<_, _>>(),
+                rows: Some(rows),
+                cols: Some(cols),
+            };
+            let mut client = connect(&paths).await?;
+            let s: Session = client.call(method::NEW, &params).await?;
+            println!(
+                "{}: {} in {} (branch {}, pid {})",
+                s.name,
+                s.command.join(" "),
+                s.worktree,
+                s.branch,
+                s.pid.map_or_else(|| "-".into(), |p| p.to_string())
+            );
+            if std::io::stdout().is_terminal() {
+                println!("attach with `canopy attach {}`", s.name);
+            }
+        }
+        Cmd::Ls { json } => {
+            let sessions: Vec<Session> = connect(&paths)
+                .await?
+                .call(method::LIST, &NameParams::default())
+                .await?;
+            if json {
+                print_json(&sessions)?;
+            } else {
+                print!("{}", format::session_table(&sessions, now_ms()));
+            }
+        }
+        Cmd::Attach { name } => {
+            let config = Config::load(&paths.config_file)?;
+            let client = connect(&paths).await?;
+            let line = attach::run(client, &name, config.attach.detach_key.0).await?;
+            println!("{line}");
+        }
+        Cmd::Send { name, text, enter } => {
+            let _: () = connect(&paths)
+                .await?
+                .call(method::SEND, &SendParams { name, text, enter })
+                .await?;
+        }
+        Cmd::Stop { name, force } => {
+            let s: Session = connect(&paths)
+                .await?
+                .call(method::STOP, &StopParams { name, force })
+                .await?;
+            println!(
+                "{}: {}",
+                s.name,
+                s.state.detail.as_deref().unwrap_or(s.state.kind.as_str())
+            );
+        }
+        Cmd::Rm { name, force } => {
+            let _: () = connect(&paths)
+                .await?
+                .call(
+                    method::RM,
+                    &StopParams {
+                        name: name.clone(),
+                        force,
+                    },
+                )
+                .await?;
+            println!("{name}: removed worktree and branch");
+        }
+        Cmd::Status { json } => {
+            let st: Status = connect(&paths)
+                .await?
+                .call(method::STATUS, &NameParams::default())
+                .await?;
+            if json {
+                print_json(&st)?;
+            } else {
+                print!("{}", format::status(&st, now_ms()));
+            }
+        }
+        Cmd::Watch {
+            json,
+            once,
+            since,
+            timeout,
+        } => watch(&paths, json, once, since, timeout).await?,
+        Cmd::Host {
+            action: Some(HostAction::Stop),
+            ..
+        } => host::stop(&paths).await?,
+        Cmd::Host { action: None, .. } => unreachable!("handled before the runtime starts"),
+        Cmd::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "canopy", &mut std::io::stdout());
+        }
+    }
+    Ok(())
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value).map_err(|e| CliError::new(e.to_string()))?;
+    writeln!(out)?;
+    Ok(())
+}
+
+async fn watch(
+    paths: &Paths,
+    json: bool,
+    once: bool,
+    since: Option<u64>,
+    timeout: Option<f64>,
+) -> Result<(), CliError> {
+    let mut client = connect(paths).await?;
+    let subscribed: SubscribeResult = client
+        .call(method::SUBSCRIBE, &SubscribeParams { since })
+        .await?;
+    // With --once: the replay (events after `since` up to `subscribed.seq`) if there is
+    // one, else the next live event.
+    let replay_until = since
+        .filter(|s| *s < subscribed.seq)
+        .map(|_| subscribed.seq);
+    let deadline = timeout
+        .and_then(|t| Duration::try_from_secs_f64(t).ok())
+        .map(|d| tokio::time::Instant::now() + d);
+    let mut out = std::io::stdout();
+    loop {
+        let next = client.reader.next();
+        let msg = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, next).await {
+                Ok(msg) => msg?,
+                Err(_) => return Ok(()),
+            },
+            None => next.await?,
+        };
+        let Some(msg) = msg else {
+            return Err(CliError::new("the host closed the connection"));
+        };
+        let Message::Notification { method, params } = msg else {
+            continue;
+        };
+        if method != method::EVENT {
+            continue;
+        }
+        let event: Event = canopy_protocol::frame::params(&params)
+            .map_err(|e| CliError::new(format!("bad event from the host: {e}")))?;
+        if json {
+            serde_json::to_writer(&mut out, &event).map_err(|e| CliError::new(e.to_string()))?;
+            writeln!(out)?;
+        } else {
+            writeln!(out, "{}", describe_event(&event))?;
+        }
+        out.flush()?;
+        let replay_done =
+            replay_until.is_none_or(|until| event.seq >= until || event.kind == EventKind::Resync);
+        if once && replay_done {
+            return Ok(());
+        }
+    }
+}
+
+fn describe_event(e: &Event) -> String {
+    let Some(s) = &e.session else {
+        return format!(
+            "#{} resync: events were missed; re-read with `canopy ls`",
+            e.seq
+        );
+    };
+    let what = match e.kind {
+        EventKind::SessionAdded => "added",
+        EventKind::SessionRemoved => "removed",
+        EventKind::SessionChanged | EventKind::Resync => "",
+    };
+    let state = format::state_label(s);
+    let detail = s
+        .state
+        .detail
+        .as_deref()
+        .map(|d| format!(" — {d}"))
+        .unwrap_or_default();
+    format!(
+        "#{} {} {what}{}{state}{detail}",
+        e.seq,
+        s.name,
+        if what.is_empty() { "" } else { " " }
+    )
+}

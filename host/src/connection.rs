@@ -1,0 +1,330 @@
+//! One client connection: a reader that decodes frames and dispatches them, and one
+//! writer task, the only thing that writes to the socket.
+//!
+//! Nothing here can hold up the host: replies queue for the writer; event and output
+//! forwarders read bounded broadcast channels and, when this client falls behind, skip
+//! ahead (a `resync` event, or a full repaint) instead of making anyone wait. Garbage
+//! bytes end this connection only.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use canopy_protocol::params::{
+    AttachParams, AttachResult, DetachedParams, InputParams, NameParams, ResizeParams,
+    SubscribeParams, SubscribeResult,
+};
+use canopy_protocol::{ErrorCode, Event, EventKind, Message, RpcError, method};
+use rmpv::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::UnixStream;
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::daemon::Daemon;
+use crate::rpc;
+use crate::session::{Command, SessionHandle};
+
+/// Frames queued for the writer. When full, the reader waits: a client that sends
+/// requests without reading replies only slows itself.
+const OUT_QUEUE: usize = 256;
+/// Most output bytes gathered into one `output` notification.
+const OUTPUT_BATCH: usize = 256 * 1024;
+
+/// Serve one client until it disconnects or sends garbage.
+pub async fn serve(stream: UnixStream, daemon: Arc<Daemon>) {
+    let (mut reader, writer) = stream.into_split();
+    let (out, out_rx) = mpsc::channel(OUT_QUEUE);
+    tokio::spawn(write_frames(writer, out_rx));
+    let mut conn = Conn {
+        daemon,
+        out,
+        subscription: None,
+        attached: HashMap::new(),
+    };
+    let mut decoder = canopy_protocol::Decoder::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    'read: loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        decoder.feed(&buf[..n]);
+        loop {
+            match decoder.next_message() {
+                Ok(Some(msg)) => conn.on_message(msg).await,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "closing a connection that sent bad bytes");
+                    break 'read;
+                }
+            }
+        }
+    }
+    conn.close();
+}
+
+struct Conn {
+    daemon: Arc<Daemon>,
+    out: mpsc::Sender<Vec<u8>>,
+    /// The task forwarding events, while subscribed.
+    subscription: Option<JoinHandle<()>>,
+    /// Sessions this client is attached to: the output forwarder and the session handle
+    /// (input goes straight to the session, not through the registry).
+    attached: HashMap<String, (JoinHandle<()>, SessionHandle)>,
+}
+
+impl Conn {
+    async fn on_message(&mut self, msg: Message) {
+        match msg {
+            Message::Request { id, method, params } => {
+                if rpc::is_slow(&method) {
+                    let (daemon, out) = (self.daemon.clone(), self.out.clone());
+                    tokio::spawn(async move {
+                        let result = rpc::handle(&daemon, &method, &params).await;
+                        let _ = out.send(response(id, result)).await;
+                    });
+                } else {
+                    let result = self.request(&method, &params).await;
+                    let _ = self.out.send(response(id, result)).await;
+                }
+            }
+            Message::Notification { method, params } => {
+                if let Err(e) = self.notification(&method, &params).await {
+                    tracing::debug!(%method, error = %e, "notification failed");
+                }
+            }
+            // The host sends no requests, so there is nothing to match a response to.
+            Message::Response { .. } => {}
+        }
+    }
+
+    async fn request(&mut self, method: &str, params: &[Value]) -> Result<Value, RpcError> {
+        match method {
+            method::SUBSCRIBE => self.subscribe(rpc::parse(params)?).await,
+            method::UNSUBSCRIBE => {
+                if let Some(task) = self.subscription.take() {
+                    task.abort();
+                }
+                Ok(Value::Nil)
+            }
+            method::ATTACH => self.attach(rpc::parse(params)?).await,
+            method::INPUT | method::RESIZE | method::DETACH => {
+                self.notification(method, params).await.map(|()| Value::Nil)
+            }
+            _ => rpc::handle(&self.daemon, method, params).await,
+        }
+    }
+
+    async fn notification(&mut self, method: &str, params: &[Value]) -> Result<(), RpcError> {
+        match method {
+            method::INPUT => {
+                let p: InputParams = rpc::parse(params)?;
+                let handle = self.handle_for(&p.name).await?;
+                if !handle.try_send(Command::Input(p.data)) {
+                    return Err(RpcError::new(
+                        ErrorCode::InvalidState,
+                        "session is not taking input",
+                    ));
+                }
+                Ok(())
+            }
+            method::RESIZE => {
+                let p: ResizeParams = rpc::parse(params)?;
+                let handle = self.handle_for(&p.name).await?;
+                handle.try_send(Command::Resize {
+                    rows: p.rows,
+                    cols: p.cols,
+                });
+                Ok(())
+            }
+            method::DETACH => {
+                let p: NameParams = rpc::parse(params)?;
+                if let Some((task, _)) = self.attached.remove(&p.name) {
+                    task.abort();
+                }
+                Ok(())
+            }
+            _ => Err(RpcError::new(
+                ErrorCode::UnknownMethod,
+                format!("unknown notification {method:?}"),
+            )),
+        }
+    }
+
+    async fn handle_for(&self, name: &str) -> Result<SessionHandle, RpcError> {
+        match self.attached.get(name) {
+            Some((_, handle)) => Ok(handle.clone()),
+            None => rpc::running(&self.daemon, name).await,
+        }
+    }
+
+    async fn subscribe(&mut self, p: SubscribeParams) -> Result<Value, RpcError> {
+        if let Some(task) = self.subscription.take() {
+            task.abort();
+        }
+        let sub = self.daemon.registry.subscribe(p.since).await?;
+        let result = rpc::encode(&SubscribeResult { seq: sub.seq })?;
+        let out = self.out.clone();
+        // The reply is queued before the forwarder starts, so it precedes every event.
+        self.subscription = Some(tokio::spawn(async move {
+            let mut last = sub.seq;
+            if sub.resync {
+                send_event(&out, &resync(sub.seq)).await;
+            }
+            for event in sub.replay {
+                send_event(&out, &event).await;
+            }
+            let mut live = sub.live;
+            loop {
+                match live.recv().await {
+                    Ok(event) => {
+                        last = event.seq;
+                        if !send_event(&out, &event).await {
+                            break;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::debug!(missed, "subscriber fell behind; resyncing it");
+                        if !send_event(&out, &resync(last)).await {
+                            break;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        }));
+        Ok(result)
+    }
+
+    async fn attach(&mut self, p: AttachParams) -> Result<Value, RpcError> {
+        let handle = rpc::running(&self.daemon, &p.name).await?;
+        let attachment = handle
+            .ask(|reply| Command::Attach {
+                rows: p.rows,
+                cols: p.cols,
+                reply,
+            })
+            .await
+            .ok_or_else(|| {
+                RpcError::new(
+                    ErrorCode::InvalidState,
+                    format!("session {:?} has exited", p.name),
+                )
+            })?;
+        let result = rpc::encode(&AttachResult {
+            screen: attachment.screen,
+        })?;
+        let task = tokio::spawn(forward_output(
+            p.name.clone(),
+            attachment.output,
+            handle.clone(),
+            self.out.clone(),
+        ));
+        if let Some((old, _)) = self.attached.insert(p.name, (task, handle)) {
+            old.abort();
+        }
+        Ok(result)
+    }
+
+    fn close(self) {
+        if let Some(task) = self.subscription {
+            task.abort();
+        }
+        for (task, _) in self.attached.into_values() {
+            task.abort();
+        }
+    }
+}
+
+/// Relay a session's output to one client, batching what has piled up, and repainting
+/// instead of replaying when the client fell behind.
+async fn forward_output(
+    name: String,
+    mut output: broadcast::Receiver<Bytes>,
+    handle: SessionHandle,
+    out: mpsc::Sender<Vec<u8>>,
+) {
+    let mut batch = Vec::with_capacity(OUTPUT_BATCH);
+    let reason = loop {
+        batch.clear();
+        match output.recv().await {
+            Ok(chunk) => batch.extend_from_slice(&chunk),
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                match handle.ask(|reply| Command::Repaint { reply }).await {
+                    Some(screen) => batch.extend_from_slice(&screen),
+                    None => break "the session ended",
+                }
+            }
+            Err(broadcast::error::RecvError::Closed) => break "the session ended",
+        }
+        while batch.len() < OUTPUT_BATCH {
+            match output.try_recv() {
+                Ok(chunk) => batch.extend_from_slice(&chunk),
+                // Lagged is handled by the next recv (with a repaint).
+                Err(_) => break,
+            }
+        }
+        let frame = canopy_protocol::frame::output_frame(&name, &batch);
+        if out.send(frame).await.is_err() {
+            return;
+        }
+    };
+    let params = DetachedParams {
+        name,
+        reason: reason.to_owned(),
+    };
+    if let Ok(msg) = Message::notification(method::DETACHED, &params) {
+        let _ = out.send(msg.encode()).await;
+    }
+}
+
+fn resync(seq: u64) -> Event {
+    Event {
+        seq,
+        kind: EventKind::Resync,
+        session: None,
+    }
+}
+
+/// Queue an `event` notification; false when the connection is gone.
+async fn send_event(out: &mpsc::Sender<Vec<u8>>, event: &Event) -> bool {
+    match Message::notification(method::EVENT, event) {
+        Ok(msg) => out.send(msg.encode()).await.is_ok(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode event");
+            true
+        }
+    }
+}
+
+fn response(id: u32, result: Result<Value, RpcError>) -> Vec<u8> {
+    match result {
+        Ok(result) => Message::Response {
+            id,
+            error: Value::Nil,
+            result,
+        },
+        Err(e) => Message::err(id, &e),
+    }
+    .encode()
+}
+
+/// Write queued frames, coalescing whatever is already queued into one flush.
+async fn write_frames(writer: OwnedWriteHalf, mut frames: mpsc::Receiver<Vec<u8>>) {
+    let mut writer = BufWriter::with_capacity(64 * 1024, writer);
+    while let Some(frame) = frames.recv().await {
+        if writer.write_all(&frame).await.is_err() {
+            return;
+        }
+        while let Ok(frame) = frames.try_recv() {
+            if writer.write_all(&frame).await.is_err() {
+                return;
+            }
+        }
+        if writer.flush().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! Canopy's host and CLI: supervises coding agents in PTYs, one per git worktree, and
+//! publishes their state over msgpack-RPC on a unix socket.
+//!
+//! # Layout
+//! - [`cli`]: the `canopy` command line (clap); each command is a thin [`client`].
+//! - [`client`]: connect to the host (auto-starting it), call methods, read notifications.
+//! - [`daemon`]: socket setup (private dir, lock, peer uid), accept loop, graceful stop.
+//! - [`connection`]: one client: frame reader, single writer task, subscriptions and
+//!   attachments with bounded, lag-tolerant forwarding.
+//! - [`rpc`]: method handlers that do not depend on the connection (`new`, `rm`, …).
+//! - [`registry`]: the session table actor: records, numbered events, status snapshot.
+//! - [`store`]: the registry on disk (SQLite), written from its own thread.
+//! - [`session`]: one actor per agent: PTY, vt100 screen, attached clients, exit.
+//! - [`git`]: worktrees with git2: create, check for unsaved work, remove.
+//! - [`snapshot`]: the atomically written `status.json` for front ends without a socket.
+//! - [`config`], [`paths`], [`clock`]: settings, file locations, time.
+//!
+//! Wire types and framing live in the `canopy-protocol` crate.
+
+pub mod cli;
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod connection;
+pub mod daemon;
+pub mod git;
+pub mod paths;
+pub mod registry;
+pub mod rpc;
+pub mod session;
+pub mod snapshot;
+pub mod store;

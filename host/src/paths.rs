@@ -1,0 +1,132 @@
+//! Where Canopy keeps its socket, state, logs and configuration.
+//!
+//! Socket: `$CANOPY_SOCKET`, else `$XDG_RUNTIME_DIR/canopy/canopy.sock`, else
+//! `/tmp/canopy-$UID/canopy.sock`. The socket's directory also holds the status
+//! snapshot and the host lock. State (registry, logs): `$XDG_STATE_HOME/canopy`, else
+//! `~/.local/state/canopy`. Config: `$XDG_CONFIG_HOME/canopy/config.toml`, else
+//! `~/.config/canopy/config.toml`.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// Every path Canopy uses, resolved once from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    pub socket: PathBuf,
+    /// The socket's directory: snapshot file and lock live here.
+    pub runtime_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub config_file: PathBuf,
+}
+
+impl Paths {
+    /// Resolve from the process environment.
+    pub fn from_env() -> Self {
+        Self::from_lookup(|k| std::env::var_os(k))
+    }
+
+    /// Resolve from any environment, for tests.
+    pub fn from_lookup(env: impl Fn(&str) -> Option<OsString>) -> Self {
+        let nonempty = |k: &str| env(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let home = nonempty("HOME").unwrap_or_else(|| PathBuf::from("/"));
+        // SAFETY: getuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::getuid() };
+        let socket = nonempty("CANOPY_SOCKET").unwrap_or_else(|| {
+            nonempty("XDG_RUNTIME_DIR")
+                .map(|d| d.join("canopy"))
+                .unwrap_or_else(|| PathBuf::from(format!("/tmp/canopy-{uid}")))
+                .join("canopy.sock")
+        });
+        let runtime_dir = socket
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let state_dir = nonempty("XDG_STATE_HOME")
+            .unwrap_or_else(|| home.join(".local/state"))
+            .join("canopy");
+        let config_file = nonempty("XDG_CONFIG_HOME")
+            .unwrap_or_else(|| home.join(".config"))
+            .join("canopy/config.toml");
+        Self {
+            socket,
+            runtime_dir,
+            state_dir,
+            config_file,
+        }
+    }
+
+    /// The status snapshot, for front ends that cannot hold a socket.
+    pub fn snapshot_file(&self) -> PathBuf {
+        self.runtime_dir.join("status.json")
+    }
+
+    /// Held (flock) by the running host, so two hosts never share a socket.
+    pub fn host_lock(&self) -> PathBuf {
+        self.runtime_dir.join("host.lock")
+    }
+
+    /// Held by a client while it starts a host, so concurrent clients start only one.
+    pub fn start_lock(&self) -> PathBuf {
+        self.runtime_dir.join("start.lock")
+    }
+
+    pub fn registry_db(&self) -> PathBuf {
+        self.state_dir.join("registry.sqlite3")
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        self.state_dir.join("host.log")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn resolve(vars: &[(&str, &str)]) -> Paths {
+        let map: HashMap<String, OsString> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
+        Paths::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn canopy_socket_wins() {
+        let p = resolve(&[
+            ("CANOPY_SOCKET", "/x/s.sock"),
+            ("XDG_RUNTIME_DIR", "/run/u"),
+        ]);
+        assert_eq!(p.socket, PathBuf::from("/x/s.sock"));
+        assert_eq!(p.snapshot_file(), PathBuf::from("/x/status.json"));
+    }
+
+    #[test]
+    fn xdg_runtime_dir_next() {
+        let p = resolve(&[("XDG_RUNTIME_DIR", "/run/u"), ("HOME", "/h")]);
+        assert_eq!(p.socket, PathBuf::from("/run/u/canopy/canopy.sock"));
+        assert_eq!(p.state_dir, PathBuf::from("/h/.local/state/canopy"));
+        assert_eq!(
+            p.config_file,
+            PathBuf::from("/h/.config/canopy/config.toml")
+        );
+    }
+
+    #[test]
+    fn tmp_with_uid_last() {
+        let p = resolve(&[("HOME", "/h"), ("XDG_RUNTIME_DIR", "")]);
+        let uid = unsafe { libc::getuid() };
+        assert_eq!(
+            p.socket,
+            PathBuf::from(format!("/tmp/canopy-{uid}/canopy.sock"))
+        );
+    }
+
+    #[test]
+    fn xdg_state_and_config() {
+        let p = resolve(&[("XDG_STATE_HOME", "/s"), ("XDG_CONFIG_HOME", "/c")]);
+        assert_eq!(p.registry_db(), PathBuf::from("/s/canopy/registry.sqlite3"));
+        assert_eq!(p.config_file, PathBuf::from("/c/canopy/config.toml"));
+    }
+}

@@ -1,0 +1,441 @@
+//! The session table: an actor that owns every session record, persists changes to the
+//! [`Store`], publishes them as numbered [`Event`]s, and keeps the status snapshot
+//! current.
+//!
+//! Everything here is in memory and quick; slow work (git, spawning, stopping) happens
+//! in request handlers, which tell the registry the outcome.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use canopy_protocol::params::{HostInfo, Status};
+use canopy_protocol::{
+    ErrorCode, Event, EventKind, PROTOCOL_VERSION, RpcError, Session, State, StateKind, StateSource,
+};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::clock::now_ms;
+use crate::session::{Report, SessionHandle};
+use crate::store::Store;
+
+/// Events buffered per subscriber before it lags and is told to resync.
+const EVENT_BACKLOG: usize = 4096;
+/// Recent events kept for `subscribe {since}`.
+const REPLAY_EVENTS: usize = 1024;
+
+/// A new subscription: replayed events, then live ones.
+#[derive(Debug)]
+pub struct Subscription {
+    /// The seq of the last event before the live stream starts.
+    pub seq: u64,
+    /// Events after the requested `since`, oldest first.
+    pub replay: Vec<Event>,
+    /// The requested `since` is older than what is kept: the client must `list`.
+    pub resync: bool,
+    pub live: broadcast::Receiver<Event>,
+}
+
+enum Msg {
+    List(oneshot::Sender<Vec<Session>>),
+    Get(
+        String,
+        oneshot::Sender<Option<(Session, Option<SessionHandle>)>>,
+    ),
+    Reserve(String, oneshot::Sender<Result<(), RpcError>>),
+    Release(String),
+    Insert(Box<Session>, SessionHandle, oneshot::Sender<Session>),
+    Remove(String, oneshot::Sender<Option<Session>>),
+    Subscribe(Option<u64>, oneshot::Sender<Subscription>),
+    Status(oneshot::Sender<Status>),
+    Running(oneshot::Sender<Vec<(String, SessionHandle)>>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Handle to the registry actor. Cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Registry")
+    }
+}
+
+/// The registry has stopped (the host is shutting down).
+fn gone() -> RpcError {
+    RpcError::new(ErrorCode::ShuttingDown, "the host is shutting down")
+}
+
+impl Registry {
+    /// Start the actor over the sessions loaded from `store`. Sessions that were live
+    /// when the previous host ended are marked exited: their terminals died with it.
+    pub fn start(
+        store: Store,
+        loaded: Vec<Session>,
+        host: HostInfo,
+    ) -> (
+        Registry,
+        mpsc::UnboundedSender<Report>,
+        watch::Receiver<Status>,
+    ) {
+        let (tx, rx) = mpsc::channel(1024);
+        let (report_tx, report_rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(EVENT_BACKLOG);
+        let mut actor = Actor {
+            sessions: BTreeMap::new(),
+            reserved: BTreeSet::new(),
+            seq: 0,
+            events,
+            recent: VecDeque::new(),
+            store,
+            host,
+            snapshot: watch::channel(empty_status()).0,
+        };
+        for mut s in loaded {
+            if s.state.kind.is_live() {
+                recover(&mut s);
+                actor.store.put(&s);
+            }
+            actor.sessions.insert(
+                s.name.clone(),
+                Entry {
+                    record: s,
+                    handle: None,
+                },
+            );
+        }
+        actor.publish_status();
+        let snapshot = actor.snapshot.subscribe();
+        tokio::spawn(actor.run(rx, report_rx));
+        (Registry { tx }, report_tx, snapshot)
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Msg) -> Result<T, RpcError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+
+    pub async fn list(&self) -> Result<Vec<Session>, RpcError> {
+        self.ask(Msg::List).await
+    }
+
+    /// The record and, while the agent runs, its handle.
+    pub async fn get(&self, name: &str) -> Result<(Session, Option<SessionHandle>), RpcError> {
+        self.ask(|tx| Msg::Get(name.to_owned(), tx))
+            .await?
+            .ok_or_else(|| not_found(name))
+    }
+
+    /// Claim a name for a session being created.
+    pub async fn reserve(&self, name: &str) -> Result<(), RpcError> {
+        self.ask(|tx| Msg::Reserve(name.to_owned(), tx)).await?
+    }
+
+    /// Give up a reserved name (creation failed).
+    pub async fn release(&self, name: &str) {
+        let _ = self.tx.send(Msg::Release(name.to_owned())).await;
+    }
+
+    /// Add a started session under its reserved name.
+    pub async fn insert(
+        &self,
+        session: Session,
+        handle: SessionHandle,
+    ) -> Result<Session, RpcError> {
+        self.ask(|tx| Msg::Insert(Box::new(session), handle, tx))
+            .await
+    }
+
+    pub async fn remove(&self, name: &str) -> Result<Session, RpcError> {
+        self.ask(|tx| Msg::Remove(name.to_owned(), tx))
+            .await?
+            .ok_or_else(|| not_found(name))
+    }
+
+    pub async fn subscribe(&self, since: Option<u64>) -> Result<Subscription, RpcError> {
+        self.ask(|tx| Msg::Subscribe(since, tx)).await
+    }
+
+    pub async fn status(&self) -> Result<Status, RpcError> {
+        self.ask(Msg::Status).await
+    }
+
+    /// Wait until every report and change so far is on disk.
+    pub async fn flush(&self) {
+        // A registry that is gone has nothing left to write.
+        let _ = self.ask(Msg::Flush).await;
+    }
+
+    /// Every session whose agent is still running.
+    pub async fn running(&self) -> Result<Vec<(String, SessionHandle)>, RpcError> {
+        self.ask(Msg::Running).await
+    }
+}
+
+pub fn not_found(name: &str) -> RpcError {
+    RpcError::new(ErrorCode::NotFound, format!("no session named {name:?}"))
+        .with_hint("`canopy ls` lists sessions")
+}
+
+/// Mark a session the previous host left running as exited, saying why.
+fn recover(s: &mut Session) {
+    let detail = match s.pid {
+        Some(pid) if process_alive(pid) => format!(
+            "the host stopped while the agent ran; pid {pid} is still running but detached from Canopy"
+        ),
+        _ => "the host stopped while the agent ran; its process is gone".to_owned(),
+    };
+    s.state = State::new(StateKind::Exited, StateSource::Host, now_ms()).with_detail(detail);
+    s.pid = None;
+}
+
+/// Whether `pid` is a live process (a zombie, dead but not yet reaped, is not).
+fn process_alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    let exists = r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    exists && !is_zombie(pid)
+}
+
+fn is_zombie(pid: u32) -> bool {
+    // /proc/<pid>/stat: "pid (comm) S ..."; comm may contain spaces and parentheses.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+fn empty_status() -> Status {
+    Status {
+        protocol: PROTOCOL_VERSION,
+        host: HostInfo {
+            pid: 0,
+            version: String::new(),
+            socket: String::new(),
+            started_at: 0,
+        },
+        seq: 0,
+        counts: BTreeMap::new(),
+        total_cost_usd: 0.0,
+        sessions: Vec::new(),
+    }
+}
+
+struct Entry {
+    record: Session,
+    /// Present while the agent runs.
+    handle: Option<SessionHandle>,
+}
+
+struct Actor {
+    sessions: BTreeMap<String, Entry>,
+    /// Names being created: not yet in `sessions`, but taken.
+    reserved: BTreeSet<String>,
+    /// The seq of the last event.
+    seq: u64,
+    events: broadcast::Sender<Event>,
+    /// The last [`REPLAY_EVENTS`] events, for subscribers resuming from a seq.
+    recent: VecDeque<Event>,
+    store: Store,
+    host: HostInfo,
+    /// The latest status, for the snapshot file writer and `status`.
+    snapshot: watch::Sender<Status>,
+}
+
+impl Actor {
+    async fn run(
+        mut self,
+        mut msgs: mpsc::Receiver<Msg>,
+        mut reports: mpsc::UnboundedReceiver<Report>,
+    ) {
+        loop {
+            tokio::select! {
+                // Reports first: a request sent after a session reported sees the report.
+                biased;
+                Some(report) = reports.recv() => self.on_report(report),
+                msg = msgs.recv() => match msg {
+                    Some(msg) => self.on_msg(msg),
+                    None => break,
+                },
+            }
+        }
+        self.store.flush().await;
+    }
+
+    fn on_msg(&mut self, msg: Msg) {
+        match msg {
+            Msg::List(reply) => {
+                let _ = reply.send(self.sessions.values().map(|e| e.record.clone()).collect());
+            }
+            Msg::Get(name, reply) => {
+                let found = self
+                    .sessions
+                    .get(&name)
+                    .map(|e| (e.record.clone(), e.handle.clone()));
+                let _ = reply.send(found);
+            }
+            Msg::Reserve(name, reply) => {
+                let result =
+                    if self.sessions.contains_key(&name) || !self.reserved.insert(name.clone()) {
+                        Err(RpcError::new(
+                            ErrorCode::Exists,
+                            format!("a session named {name:?} already exists"),
+                        )
+                        .with_hint("pick another name, or `canopy rm` the old session"))
+                    } else {
+                        Ok(())
+                    };
+                let _ = reply.send(result);
+            }
+            Msg::Release(name) => {
+                self.reserved.remove(&name);
+            }
+            Msg::Insert(session, handle, reply) => {
+                self.reserved.remove(&session.name);
+                let record = *session;
+                self.sessions.insert(
+                    record.name.clone(),
+                    Entry {
+                        record: record.clone(),
+                        handle: Some(handle),
+                    },
+                );
+                self.changed(EventKind::SessionAdded, &record);
+                let _ = reply.send(record);
+            }
+            Msg::Remove(name, reply) => {
+                let removed = self.sessions.remove(&name).map(|e| e.record);
+                if let Some(record) = &removed {
+                    self.changed(EventKind::SessionRemoved, record);
+                }
+                let _ = reply.send(removed);
+            }
+            Msg::Subscribe(since, reply) => {
+                let _ = reply.send(self.subscription(since));
+            }
+            Msg::Status(reply) => {
+                let _ = reply.send(self.snapshot.borrow().clone());
+            }
+            Msg::Flush(reply) => {
+                let store = self.store.clone();
+                tokio::spawn(async move {
+                    store.flush().await;
+                    let _ = reply.send(());
+                });
+            }
+            Msg::Running(reply) => {
+                let running = self
+                    .sessions
+                    .iter()
+                    .filter_map(|(n, e)| e.handle.clone().map(|h| (n.clone(), h)))
+                    .collect();
+                let _ = reply.send(running);
+            }
+        }
+    }
+
+    fn on_report(&mut self, report: Report) {
+        let (name, exited) = match &report {
+            Report::State { name, .. } => (name.clone(), false),
+            Report::Exited { name, .. } => (name.clone(), true),
+        };
+        let Some(entry) = self.sessions.get_mut(&name) else {
+            return;
+        };
+        match report {
+            Report::State { state, .. } => {
+                if !entry.record.state.kind.is_live() {
+                    return;
+                }
+                entry.record.state = state;
+            }
+            Report::Exited { status, state, .. } => {
+                entry.record.state = state;
+                entry.record.exit_code = status.code;
+                entry.record.pid = None;
+            }
+        }
+        if exited {
+            entry.handle = None;
+        }
+        let record = entry.record.clone();
+        self.changed(EventKind::SessionChanged, &record);
+    }
+
+    fn subscription(&self, since: Option<u64>) -> Subscription {
+        let live = self.events.subscribe();
+        let (replay, resync) = match since {
+            None => (Vec::new(), false),
+            Some(since) if since >= self.seq => (Vec::new(), false),
+            Some(since) => {
+                let oldest_kept = self.recent.front().map_or(self.seq + 1, |e| e.seq);
+                if since + 1 < oldest_kept {
+                    (Vec::new(), true)
+                } else {
+                    (
+                        self.recent
+                            .iter()
+                            .filter(|e| e.seq > since)
+                            .cloned()
+                            .collect(),
+                        false,
+                    )
+                }
+            }
+        };
+        Subscription {
+            seq: self.seq,
+            replay,
+            resync,
+            live,
+        }
+    }
+
+    /// Record a change: persist it, number it, publish it, refresh the snapshot.
+    fn changed(&mut self, kind: EventKind, record: &Session) {
+        match kind {
+            EventKind::SessionRemoved => self.store.delete(&record.name),
+            _ => self.store.put(record),
+        }
+        self.seq += 1;
+        let event = Event {
+            seq: self.seq,
+            kind,
+            session: Some(record.clone()),
+        };
+        if self.recent.len() == REPLAY_EVENTS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(event.clone());
+        // No receivers is fine: nobody is subscribed.
+        let _ = self.events.send(event);
+        self.publish_status();
+    }
+
+    fn publish_status(&mut self) {
+        let sessions: Vec<Session> = self.sessions.values().map(|e| e.record.clone()).collect();
+        let mut counts = BTreeMap::new();
+        for s in &sessions {
+            *counts.entry(s.state.kind.as_str().to_owned()).or_insert(0) += 1;
+        }
+        // Folded from +0.0: an empty f64 sum is -0.0, which prints as "$-0.00".
+        let total_cost_usd = sessions
+            .iter()
+            .filter_map(|s| s.usage.cost_usd)
+            .fold(0.0, |a, b| a + b);
+        let status = Status {
+            protocol: PROTOCOL_VERSION,
+            host: self.host.clone(),
+            seq: self.seq,
+            counts,
+            total_cost_usd,
+            sessions,
+        };
+        self.snapshot.send_replace(status);
+    }
+}

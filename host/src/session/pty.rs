@@ -1,0 +1,279 @@
+//! A process in a pseudo-terminal, driven without threads: the master side is a
+//! non-blocking fd registered with tokio, and the process's exit arrives through a
+//! pidfd (Linux) or, elsewhere, one thread blocked in `wait`.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+use portable_pty::{Child, CommandBuilder, MasterPty, PtySize, native_pty_system};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::oneshot;
+
+/// What to run and where.
+#[derive(Debug, Clone)]
+pub struct SpawnSpec {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub cwd: PathBuf,
+    /// The complete environment of the process.
+    pub env: Vec<(String, String)>,
+    pub rows: u16,
+    pub cols: u16,
+}
+
+/// How the process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// The exit code, when the process exited rather than being killed.
+    pub code: Option<i32>,
+    /// The signal's description, when it was killed.
+    pub signal: Option<String>,
+}
+
+impl ExitStatus {
+    fn from_pty(status: &portable_pty::ExitStatus) -> Self {
+        match status.signal() {
+            Some(signal) => Self {
+                code: None,
+                signal: Some(signal.to_owned()),
+            },
+            None => Self {
+                code: Some(status.exit_code() as i32),
+                signal: None,
+            },
+        }
+    }
+
+    /// One phrase for state details: "exited with code 0", "killed by Terminated".
+    pub fn describe(&self) -> String {
+        match (&self.code, &self.signal) {
+            (_, Some(signal)) => format!("killed by signal: {signal}"),
+            (Some(code), None) => format!("exited with code {code}"),
+            (None, None) => "exited".to_owned(),
+        }
+    }
+}
+
+/// A running process and its terminal.
+pub struct Pty {
+    /// Kept for resizing; reads and writes go through `io`. The mutex only makes it
+    /// `Sync` (the trait object is not); it is never held across an await.
+    master: std::sync::Mutex<Box<dyn MasterPty + Send>>,
+    /// A non-blocking duplicate of the master fd, registered with the reactor.
+    io: AsyncFd<OwnedFd>,
+    pub pid: u32,
+}
+
+impl std::fmt::Debug for Pty {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pty").field("pid", &self.pid).finish()
+    }
+}
+
+/// Start `spec` in a new PTY. Returns the PTY and a receiver for its exit status.
+pub fn spawn(spec: &SpawnSpec) -> io::Result<(Pty, oneshot::Receiver<ExitStatus>)> {
+    let pair = native_pty_system()
+        .openpty(PtySize {
+            rows: spec.rows.max(1),
+            cols: spec.cols.max(1),
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .map_err(io::Error::other)?;
+    let mut cmd = CommandBuilder::new(&spec.program);
+    cmd.args(&spec.args);
+    cmd.cwd(&spec.cwd);
+    cmd.env_clear();
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    let child = pair.slave.spawn_command(cmd).map_err(io::Error::other)?;
+    // The parent must not hold the slave open, or EOF never arrives.
+    drop(pair.slave);
+    let pid = child.process_id().unwrap_or(0);
+
+    let raw = pair
+        .master
+        .as_raw_fd()
+        .ok_or_else(|| io::Error::other("PTY master has no file descriptor"))?;
+    let io = register(
+        dup_nonblocking(raw)?,
+        Interest::READABLE | Interest::WRITABLE,
+    )?;
+    let exit = watch_exit(child, pid);
+    Ok((
+        Pty {
+            master: std::sync::Mutex::new(pair.master),
+            io,
+            pid,
+        },
+        exit,
+    ))
+}
+
+/// Register a descriptor we own with the reactor.
+fn register(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: the AsyncFd owns `fd`, so it stays open and the same for its lifetime.
+    unsafe { AsyncFd::register_with_interest(fd, interest) }
+        .map_err(|e| io::Error::other(e.to_string()))
+}
+
+fn dup_nonblocking(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: fd is a valid open descriptor owned by the master for this call's duration;
+    // F_DUPFD_CLOEXEC returns a new descriptor we then own.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: dup is a fresh descriptor nobody else owns.
+    let owned = unsafe { OwnedFd::from_raw_fd(dup) };
+    // SAFETY: plain fcntl flag calls on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(dup, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(dup, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(owned)
+}
+
+impl Pty {
+    /// Read available output. `Ok(0)` means the terminal closed (every process holding
+    /// its slave side is gone).
+    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let mut guard = self.io.readable().await?;
+            match guard.try_io(|fd| sys_read(fd.as_raw_fd(), buf)) {
+                Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => return Ok(0),
+                Ok(result) => return result,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Read whatever is buffered right now without waiting.
+    pub fn read_now(&self, buf: &mut [u8]) -> usize {
+        sys_read(self.io.as_raw_fd(), buf).unwrap_or(0)
+    }
+
+    /// Write some of `data` when the terminal accepts it; returns how much was written.
+    pub async fn write(&self, data: &[u8]) -> io::Result<usize> {
+        loop {
+            let mut guard = self.io.writable().await?;
+            match guard.try_io(|fd| sys_write(fd.as_raw_fd(), data)) {
+                Ok(result) => return result,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    pub fn resize(&self, rows: u16, cols: u16) -> io::Result<()> {
+        let master = self
+            .master
+            .lock()
+            .map_err(|_| io::Error::other("PTY lock poisoned"))?;
+        master
+            .resize(PtySize {
+                rows: rows.max(1),
+                cols: cols.max(1),
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .map_err(io::Error::other)
+    }
+
+    /// Signal the process group the agent leads (it runs in its own session), so its
+    /// tools go with it.
+    pub fn signal_group(&self, signal: libc::c_int) {
+        if self.pid > 0 {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe {
+                if libc::kill(-(self.pid as libc::pid_t), signal) != 0 {
+                    libc::kill(self.pid as libc::pid_t, signal);
+                }
+            }
+        }
+    }
+}
+
+fn sys_read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is valid for buf.len() writable bytes.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+fn sys_write(fd: RawFd, data: &[u8]) -> io::Result<usize> {
+    // SAFETY: data is valid for data.len() readable bytes.
+    let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Deliver the child's exit status once, without polling.
+fn watch_exit(mut child: Box<dyn Child + Send + Sync>, pid: u32) -> oneshot::Receiver<ExitStatus> {
+    let (tx, rx) = oneshot::channel();
+    #[cfg(target_os = "linux")]
+    if let Some(pidfd) = pidfd_open(pid).and_then(|fd| register(fd, Interest::READABLE).ok()) {
+        tokio::spawn(async move {
+            loop {
+                match child.try_wait() {
+                    Ok(Some(status)) => {
+                        let _ = tx.send(ExitStatus::from_pty(&status));
+                        return;
+                    }
+                    Ok(None) => match pidfd.readable().await {
+                        Ok(mut guard) => guard.clear_ready(),
+                        Err(_) => break,
+                    },
+                    Err(_) => break,
+                }
+            }
+            // The pidfd failed: fall back to blocking on the pool.
+            let status = tokio::task::spawn_blocking(move || child.wait()).await;
+            let status = match status {
+                Ok(Ok(s)) => ExitStatus::from_pty(&s),
+                _ => ExitStatus {
+                    code: None,
+                    signal: None,
+                },
+            };
+            let _ = tx.send(status);
+        });
+        return rx;
+    }
+    let _ = pid;
+    std::thread::Builder::new()
+        .name("canopy-wait".into())
+        .spawn(move || {
+            let status = child
+                .wait()
+                .map(|s| ExitStatus::from_pty(&s))
+                .unwrap_or(ExitStatus {
+                    code: None,
+                    signal: None,
+                });
+            let _ = tx.send(status);
+        })
+        .ok();
+    rx
+}
+
+#[cfg(target_os = "linux")]
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the syscall returned a fresh descriptor we now own.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}

@@ -1,0 +1,253 @@
+//! Shared harness for Canopy's end-to-end tests.
+//!
+//! Every test gets a [`TestEnv`]: a temporary HOME, XDG directories and socket, a real
+//! git repository with one commit, and the real `canopy` binary run with a cleared
+//! environment. Dropping the environment stops its host.
+//!
+//! # Layout
+//! - [`TestEnv`]: the hermetic environment and the `canopy` command in it.
+//! - [`Term`]: a real PTY running a command (for `canopy attach`), with screen reads.
+//! - [`wait_for`]: wait for a condition driven by real events, with a deadline.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use canopy::client::Client;
+use canopy::paths::Paths;
+use canopy_protocol::Session;
+
+mod term;
+pub use term::Term;
+
+/// The `canopy` binary under test: `$CANOPY_BIN`, else the one cargo built beside this
+/// test executable.
+pub fn canopy_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("CANOPY_BIN") {
+        return bin.into();
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/canopy
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("canopy"))
+        .expect("target directory");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (which builds it) or set CANOPY_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// A hermetic Canopy environment.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    /// A git repository with one commit on `main`.
+    pub repo: PathBuf,
+    pub paths: Paths,
+    vars: Vec<(String, OsString)>,
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestEnv {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("canopy-test-")
+            .tempdir()
+            .expect("tempdir");
+        let root = dir.path().to_path_buf();
+        let home = root.join("home");
+        let runtime = root.join("run");
+        for d in [&home, &runtime] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        std::fs::set_permissions(
+            &runtime,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .expect("chmod");
+        let vars: Vec<(String, OsString)> = vec![
+            ("HOME".into(), home.clone().into()),
+            ("XDG_RUNTIME_DIR".into(), runtime.into()),
+            ("XDG_STATE_HOME".into(), root.join("state").into()),
+            ("XDG_CONFIG_HOME".into(), root.join("config").into()),
+            ("TMPDIR".into(), root.clone().into()),
+            (
+                "PATH".into(),
+                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+            ),
+            ("SHELL".into(), "/bin/sh".into()),
+            ("TERM".into(), "xterm-256color".into()),
+            ("LANG".into(), "C.UTF-8".into()),
+            ("CANOPY_LOG".into(), "debug".into()),
+            ("GIT_CONFIG_NOSYSTEM".into(), "1".into()),
+        ];
+        let paths = Paths::from_lookup(|k| {
+            vars.iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.clone())
+        });
+        let repo = root.join("proj");
+        init_repo(&repo);
+        TestEnv {
+            dir,
+            repo,
+            paths,
+            vars,
+        }
+    }
+
+    /// Write the user's config file.
+    pub fn write_config(&self, toml: &str) {
+        let path = &self.paths.config_file;
+        std::fs::create_dir_all(path.parent().expect("config dir")).expect("mkdir");
+        std::fs::write(path, toml).expect("write config");
+    }
+
+    /// `canopy ARGS` in the repository, with only this environment's variables.
+    pub fn canopy(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(canopy_bin());
+        cmd.env_clear()
+            .envs(self.vars.iter().map(|(k, v)| (k, v)))
+            .args(args)
+            .current_dir(&self.repo);
+        cmd
+    }
+
+    /// Run `canopy ARGS` and return its output, whatever the exit status.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.canopy(args).output().expect("run canopy")
+    }
+
+    /// Run `canopy ARGS`, insist on success, and return stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "canopy {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Run `canopy ARGS`, insist on failure, and return stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "canopy {args:?} should have failed:\nstdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Every session, through `canopy ls --json`.
+    pub fn sessions(&self) -> Vec<Session> {
+        serde_json::from_str(&self.ok(&["ls", "--json"])).expect("ls --json parses")
+    }
+
+    pub fn session(&self, name: &str) -> Session {
+        self.sessions()
+            .into_iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no session {name}"))
+    }
+
+    /// A protocol client on this environment's socket (the host must be running).
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.paths.socket)
+            .await
+            .expect("connect to host")
+    }
+
+    /// The running host's pid, from the status snapshot.
+    pub fn host_pid(&self) -> Option<i32> {
+        let text = std::fs::read_to_string(self.paths.snapshot_file()).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v["host"]["pid"].as_i64().map(|p| p as i32)
+    }
+
+    /// A path in the repository's worktree directory for session `name`.
+    pub fn worktree(&self, name: &str) -> PathBuf {
+        self.repo.with_file_name("proj.worktrees").join(name)
+    }
+
+    /// Run git in `dir`, hermetically.
+    pub fn git(&self, dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .env_clear()
+            .envs(self.vars.iter().map(|(k, v)| (k, v)))
+            .args([
+                "-c",
+                "user.name=Test",
+                "-c",
+                "user.email=test@example.invalid",
+            ])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if self.paths.socket.exists() {
+            let _ = self.canopy(&["host", "stop"]).output();
+        }
+        if let Some(pid) = self.host_pid() {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+fn init_repo(dir: &Path) {
+    let mut opts = git2::RepositoryInitOptions::new();
+    opts.initial_head("main");
+    let repo = git2::Repository::init_opts(dir, &opts).expect("git init");
+    std::fs::write(dir.join("README.md"), "# proj\n").expect("write");
+    let mut index = repo.index().expect("index");
+    index.add_path(Path::new("README.md")).expect("add");
+    index.write().expect("write index");
+    let tree = repo
+        .find_tree(index.write_tree().expect("tree"))
+        .expect("tree");
+    let sig = git2::Signature::new(
+        "Test",
+        "test@example.invalid",
+        &git2::Time::new(1_700_000_000, 0),
+    )
+    .expect("signature");
+    repo.commit(Some("HEAD"), &sig, &sig, "first", &tree, &[])
+        .expect("commit");
+}
+
+/// Wait until `check` returns `Some`, re-checking after each `step`; panics with `what`
+/// after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
