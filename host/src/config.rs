@@ -68,6 +68,15 @@ impl Default for SessionsConfig {
 }
 
 impl SessionsConfig {
+    /// The worktree root with a leading `~/` taken as `home`.
+    pub fn worktree_root(&self, home: Option<&Path>) -> Option<PathBuf> {
+        let root = self.worktree_root.as_ref()?;
+        match (root.strip_prefix("~"), home) {
+            (Ok(rest), Some(home)) => Some(home.join(rest)),
+            _ => Some(root.clone()),
+        }
+    }
+
     pub fn stop_grace(&self) -> Duration {
         Duration::try_from_secs_f64(self.stop_grace_secs).unwrap_or(Duration::from_secs(5))
     }
@@ -155,7 +164,7 @@ mod tests {
         )
         .expect("parses");
         assert_eq!(c.attach.detach_key, DetachKey(1));
-        assert_eq!(c.sessions.worktree_root, Some(PathBuf::from("/w")));
+        assert_eq!(c.sessions.worktree_root(None), Some(PathBuf::from("/w")));
         assert_eq!(c.sessions.stop_grace(), Duration::from_millis(500));
     }
 
@@ -172,6 +181,25 @@ mod tests {
             assert!(err.starts_with("invalid config /c/config.toml: "), "{err}");
             assert!(!err.contains('\n'), "{err}");
         }
+    }
+
+    #[test]
+    fn worktree_root_expands_home() {
+        let c = Config::parse(
+            "[sessions]\nworktree_root = \"~/wt\"\n",
+            Path::new("c.toml"),
+        )
+        .expect("parses");
+        assert_eq!(
+            c.sessions.worktree_root(Some(Path::new("/home/u"))),
+            Some(PathBuf::from("/home/u/wt"))
+        );
+        assert_eq!(
+            Config::default()
+                .sessions
+                .worktree_root(Some(Path::new("/h"))),
+            None
+        );
     }
 
     #[test]

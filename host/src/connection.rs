@@ -23,8 +23,9 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::daemon::Daemon;
+use crate::registry::Subscription;
 use crate::rpc;
-use crate::session::{Command, SessionHandle};
+use crate::session::{Attachment, Command, SessionHandle};
 
 /// Frames queued for the writer. When full, the reader waits: a client that sends
 /// requests without reading replies only slows itself.
@@ -78,18 +79,23 @@ struct Conn {
 impl Conn {
     async fn on_message(&mut self, msg: Message) {
         match msg {
-            Message::Request { id, method, params } => {
-                if rpc::is_slow(&method) {
+            Message::Request { id, method, params } => match method.as_str() {
+                m if rpc::is_slow(m) => {
                     let (daemon, out) = (self.daemon.clone(), self.out.clone());
                     tokio::spawn(async move {
                         let result = rpc::handle(&daemon, &method, &params).await;
                         let _ = out.send(response(id, result)).await;
                     });
-                } else {
-                    let result = self.request(&method, &params).await;
-                    let _ = self.out.send(response(id, result)).await;
                 }
-            }
+                // These reply and then start forwarding, so the reply precedes every
+                // notification it leads to.
+                method::SUBSCRIBE => self.subscribe(id, &params).await,
+                method::ATTACH => self.attach(id, &params).await,
+                _ => {
+                    let result = self.request(&method, &params).await;
+                    self.reply(id, result).await;
+                }
+            },
             Message::Notification { method, params } => {
                 if let Err(e) = self.notification(&method, &params).await {
                     tracing::debug!(%method, error = %e, "notification failed");
@@ -100,16 +106,18 @@ impl Conn {
         }
     }
 
+    async fn reply(&self, id: u32, result: Result<Value, RpcError>) {
+        let _ = self.out.send(response(id, result)).await;
+    }
+
     async fn request(&mut self, method: &str, params: &[Value]) -> Result<Value, RpcError> {
         match method {
-            method::SUBSCRIBE => self.subscribe(rpc::parse(params)?).await,
             method::UNSUBSCRIBE => {
                 if let Some(task) = self.subscription.take() {
                     task.abort();
                 }
                 Ok(Value::Nil)
             }
-            method::ATTACH => self.attach(rpc::parse(params)?).await,
             method::INPUT | method::RESIZE | method::DETACH => {
                 self.notification(method, params).await.map(|()| Value::Nil)
             }
@@ -160,45 +168,49 @@ impl Conn {
         }
     }
 
-    async fn subscribe(&mut self, p: SubscribeParams) -> Result<Value, RpcError> {
+    async fn subscribe(&mut self, id: u32, params: &[Value]) {
         if let Some(task) = self.subscription.take() {
             task.abort();
         }
-        let sub = self.daemon.registry.subscribe(p.since).await?;
-        let result = rpc::encode(&SubscribeResult { seq: sub.seq })?;
-        let out = self.out.clone();
-        // The reply is queued before the forwarder starts, so it precedes every event.
-        self.subscription = Some(tokio::spawn(async move {
-            let mut last = sub.seq;
-            if sub.resync {
-                send_event(&out, &resync(sub.seq)).await;
-            }
-            for event in sub.replay {
-                send_event(&out, &event).await;
-            }
-            let mut live = sub.live;
-            loop {
-                match live.recv().await {
-                    Ok(event) => {
-                        last = event.seq;
-                        if !send_event(&out, &event).await {
-                            break;
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::debug!(missed, "subscriber fell behind; resyncing it");
-                        if !send_event(&out, &resync(last)).await {
-                            break;
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Closed) => break,
-                }
-            }
-        }));
-        Ok(result)
+        let sub = match rpc::parse::<SubscribeParams>(params) {
+            Ok(p) => self.daemon.registry.subscribe(p.since).await,
+            Err(e) => Err(e),
+        };
+        let sub = match sub {
+            Ok(sub) => sub,
+            Err(e) => return self.reply(id, Err(e)).await,
+        };
+        self.reply(id, rpc::encode(&SubscribeResult { seq: sub.seq }))
+            .await;
+        self.subscription = Some(tokio::spawn(forward_events(sub, self.out.clone())));
     }
 
-    async fn attach(&mut self, p: AttachParams) -> Result<Value, RpcError> {
+    async fn attach(&mut self, id: u32, params: &[Value]) {
+        let attached = match rpc::parse::<AttachParams>(params) {
+            Ok(p) => self.start_attachment(p).await,
+            Err(e) => Err(e),
+        };
+        let (name, handle, attachment) = match attached {
+            Ok(a) => a,
+            Err(e) => return self.reply(id, Err(e)).await,
+        };
+        let Attachment { screen, output } = attachment;
+        self.reply(id, rpc::encode(&AttachResult { screen })).await;
+        let task = tokio::spawn(forward_output(
+            name.clone(),
+            output,
+            handle.clone(),
+            self.out.clone(),
+        ));
+        if let Some((old, _)) = self.attached.insert(name, (task, handle)) {
+            old.abort();
+        }
+    }
+
+    async fn start_attachment(
+        &self,
+        p: AttachParams,
+    ) -> Result<(String, SessionHandle, Attachment), RpcError> {
         let handle = rpc::running(&self.daemon, &p.name).await?;
         let attachment = handle
             .ask(|reply| Command::Attach {
@@ -213,19 +225,7 @@ impl Conn {
                     format!("session {:?} has exited", p.name),
                 )
             })?;
-        let result = rpc::encode(&AttachResult {
-            screen: attachment.screen,
-        })?;
-        let task = tokio::spawn(forward_output(
-            p.name.clone(),
-            attachment.output,
-            handle.clone(),
-            self.out.clone(),
-        ));
-        if let Some((old, _)) = self.attached.insert(p.name, (task, handle)) {
-            old.abort();
-        }
-        Ok(result)
+        Ok((p.name, handle, attachment))
     }
 
     fn close(self) {
@@ -234,6 +234,36 @@ impl Conn {
         }
         for (task, _) in self.attached.into_values() {
             task.abort();
+        }
+    }
+}
+
+/// Send replayed, then live, events to one subscriber; a lagging subscriber gets a
+/// `resync` in place of what it missed.
+async fn forward_events(sub: Subscription, out: mpsc::Sender<Vec<u8>>) {
+    let mut last = sub.seq;
+    if sub.resync {
+        send_event(&out, &resync(sub.seq)).await;
+    }
+    for event in sub.replay {
+        send_event(&out, &event).await;
+    }
+    let mut live = sub.live;
+    loop {
+        match live.recv().await {
+            Ok(event) => {
+                last = event.seq;
+                if !send_event(&out, &event).await {
+                    break;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::debug!(missed, "subscriber fell behind; resyncing it");
+                if !send_event(&out, &resync(last)).await {
+                    break;
+                }
+            }
+            Err(broadcast::error::RecvError::Closed) => break,
         }
     }
 }
@@ -252,8 +282,11 @@ async fn forward_output(
         match output.recv().await {
             Ok(chunk) => batch.extend_from_slice(&chunk),
             Err(broadcast::error::RecvError::Lagged(_)) => {
-                match handle.ask(|reply| Command::Repaint { reply }).await {
-                    Some(screen) => batch.extend_from_slice(&screen),
+                match handle.ask(|reply| Command::Reattach { reply }).await {
+                    Some(fresh) => {
+                        batch.extend_from_slice(&fresh.screen);
+                        output = fresh.output;
+                    }
                     None => break "the session ended",
                 }
             }

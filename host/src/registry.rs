@@ -5,7 +5,7 @@
 //! Everything here is in memory and quick; slow work (git, spawning, stopping) happens
 //! in request handlers, which tell the registry the outcome.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use canopy_protocol::params::{HostInfo, Status};
 use canopy_protocol::{
@@ -84,8 +84,11 @@ impl Registry {
         let (events, _) = broadcast::channel(EVENT_BACKLOG);
         let mut actor = Actor {
             sessions: BTreeMap::new(),
-            reserved: BTreeSet::new(),
-            seq: 0,
+            reserved: BTreeMap::new(),
+            // Numbering starts from the start time, so a seq from an earlier host is
+            // always older than any of this one's: a client resuming across a restart
+            // gets a resync, never a silent gap.
+            seq: host.started_at.saturating_mul(1000),
             events,
             recent: VecDeque::new(),
             store,
@@ -234,8 +237,9 @@ struct Entry {
 
 struct Actor {
     sessions: BTreeMap<String, Entry>,
-    /// Names being created: not yet in `sessions`, but taken.
-    reserved: BTreeSet<String>,
+    /// Names being created: not yet in `sessions`, but taken; with reports their agent
+    /// sent before the record was inserted (an agent can exit that fast).
+    reserved: BTreeMap<String, Vec<Report>>,
     /// The seq of the last event.
     seq: u64,
     events: broadcast::Sender<Event>,
@@ -281,13 +285,14 @@ impl Actor {
             }
             Msg::Reserve(name, reply) => {
                 let result =
-                    if self.sessions.contains_key(&name) || !self.reserved.insert(name.clone()) {
+                    if self.sessions.contains_key(&name) || self.reserved.contains_key(&name) {
                         Err(RpcError::new(
                             ErrorCode::Exists,
                             format!("a session named {name:?} already exists"),
                         )
                         .with_hint("pick another name, or `canopy rm` the old session"))
                     } else {
+                        self.reserved.insert(name, Vec::new());
                         Ok(())
                     };
                 let _ = reply.send(result);
@@ -296,7 +301,7 @@ impl Actor {
                 self.reserved.remove(&name);
             }
             Msg::Insert(session, handle, reply) => {
-                self.reserved.remove(&session.name);
+                let early = self.reserved.remove(&session.name).unwrap_or_default();
                 let record = *session;
                 self.sessions.insert(
                     record.name.clone(),
@@ -306,6 +311,13 @@ impl Actor {
                     },
                 );
                 self.changed(EventKind::SessionAdded, &record);
+                for report in early {
+                    self.on_report(report);
+                }
+                let record = self
+                    .sessions
+                    .get(&record.name)
+                    .map_or(record, |e| e.record.clone());
                 let _ = reply.send(record);
             }
             Msg::Remove(name, reply) => {
@@ -345,6 +357,9 @@ impl Actor {
             Report::Exited { name, .. } => (name.clone(), true),
         };
         let Some(entry) = self.sessions.get_mut(&name) else {
+            if let Some(early) = self.reserved.get_mut(&name) {
+                early.push(report);
+            }
             return;
         };
         match report {
@@ -371,7 +386,9 @@ impl Actor {
         let live = self.events.subscribe();
         let (replay, resync) = match since {
             None => (Vec::new(), false),
-            Some(since) if since >= self.seq => (Vec::new(), false),
+            Some(since) if since == self.seq => (Vec::new(), false),
+            // A seq this host never issued: the client's view is from elsewhere.
+            Some(since) if since > self.seq => (Vec::new(), true),
             Some(since) => {
                 let oldest_kept = self.recent.front().map_or(self.seq + 1, |e| e.seq);
                 if since + 1 < oldest_kept {

@@ -176,7 +176,10 @@ async fn new_session(daemon: &Arc<Daemon>, p: NewParams) -> Result<Session, RpcE
     let (name, base, root) = (
         p.name.clone(),
         p.base.clone(),
-        daemon.config.sessions.worktree_root.clone(),
+        daemon
+            .config
+            .sessions
+            .worktree_root(std::env::var_os("HOME").map(PathBuf::from).as_deref()),
     );
     let created =
         blocking(move || git::create_worktree(&repo_hint, &name, base.as_deref(), root.as_deref()))

@@ -19,7 +19,7 @@ use canopy::paths::Paths;
 use canopy_protocol::Session;
 
 mod term;
-pub use term::Term;
+pub use term::{RawTerm, Term};
 
 /// The `canopy` binary under test: `$CANOPY_BIN`, else the one cargo built beside this
 /// test executable.

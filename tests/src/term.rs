@@ -16,9 +16,18 @@ pub struct Term {
     _master: Box<dyn portable_pty::MasterPty + Send>,
 }
 
-impl Term {
-    /// Run `cmd` (program, args, env and cwd are taken from it) in a rows×cols PTY.
-    pub fn spawn(cmd: &Command, rows: u16, cols: u16) -> Term {
+/// A command in a PTY, before anything reads it: the child, the output side, and the
+/// master (kept open for the child's sake).
+pub struct RawTerm {
+    pub child: Box<dyn portable_pty::Child + Send + Sync>,
+    pub reader: Box<dyn Read + Send>,
+    pub master: Box<dyn portable_pty::MasterPty + Send>,
+}
+
+impl RawTerm {
+    /// Run `cmd` (program, args, env and cwd are taken from it; only the variables it
+    /// sets) in a rows×cols PTY.
+    pub fn spawn(cmd: &Command, rows: u16, cols: u16) -> RawTerm {
         let pair = native_pty_system()
             .openpty(PtySize {
                 rows,
@@ -40,8 +49,24 @@ impl Term {
         }
         let child = pair.slave.spawn_command(builder).expect("spawn in pty");
         drop(pair.slave);
-        let mut reader = pair.master.try_clone_reader().expect("reader");
-        let writer = pair.master.take_writer().expect("writer");
+        let reader = pair.master.try_clone_reader().expect("reader");
+        RawTerm {
+            child,
+            reader,
+            master: pair.master,
+        }
+    }
+}
+
+impl Term {
+    /// Run `cmd` in a rows×cols PTY, collecting its output.
+    pub fn spawn(cmd: &Command, rows: u16, cols: u16) -> Term {
+        let RawTerm {
+            child,
+            mut reader,
+            master,
+        } = RawTerm::spawn(cmd, rows, cols);
+        let writer = master.take_writer().expect("writer");
         let output = Arc::new(Mutex::new(Vec::new()));
         let sink = output.clone();
         std::thread::spawn(move || {
@@ -59,7 +84,7 @@ impl Term {
             writer,
             output,
             child,
-            _master: pair.master,
+            _master: master,
         }
     }
 

@@ -84,16 +84,23 @@ async fn two_subscribers_get_the_same_events_in_order() {
 #[test]
 fn watch_once_since_returns_the_missed_events_as_json_lines() {
     let env = TestEnv::new();
+    let status: serde_json::Value =
+        serde_json::from_str(&env.ok(&["status", "--json"])).expect("json");
+    let seq0 = status["seq"].as_u64().expect("seq");
     env.ok(&["new", "w", "--agent", "sh"]);
     env.ok(&["stop", "w"]);
-    let out = env.ok(&["watch", "--json", "--once", "--since", "0"]);
+    let out = env.ok(&["watch", "--json", "--once", "--since", &seq0.to_string()]);
     let events: Vec<Event> = out
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))
         .collect();
     assert!(events.len() >= 2, "{out}");
-    assert_eq!(events[0].seq, 1);
+    assert_eq!(events[0].seq, seq0 + 1);
     assert_eq!(events[0].kind, EventKind::SessionAdded);
+    // A seq from before this host (or from another host) gets a resync, not a gap.
+    let out = env.ok(&["watch", "--json", "--once", "--since", "0"]);
+    let first: Event = serde_json::from_str(out.lines().next().expect("a line")).expect("json");
+    assert_eq!(first.kind, EventKind::Resync);
     // Nothing new after the last seq: --timeout ends the wait quietly.
     let last = events.last().expect("events").seq.to_string();
     let out = env.ok(&[

@@ -291,3 +291,16 @@ fn rm_refuses_each_kind_of_unsaved_work_until_forced() {
     env.ok(&["rm", "merged"]);
     assert!(env.sessions().is_empty());
 }
+
+#[test]
+fn a_configured_worktree_root_is_used() {
+    let env = TestEnv::new();
+    env.write_config("[sessions]\nworktree_root = \"~/trees\"\n");
+    env.ok(&["new", "rooted", "--agent", "sh"]);
+    let s = env.session("rooted");
+    let expected = env.dir.path().join("home/trees/proj/rooted");
+    assert_eq!(s.worktree, expected.display().to_string());
+    assert!(expected.join("README.md").exists());
+    env.ok(&["rm", "rooted"]);
+    assert!(!expected.exists());
+}

@@ -1,14 +1,18 @@
-//! One session's runtime: an actor owning the agent's PTY, its screen model and the
-//! clients attached to it.
+//! One session's runtime: two tasks per agent.
 //!
-//! The actor wakes only when the PTY has output or accepts input, a command arrives,
-//! the process exits, or a stop's grace period ends. It reports what happened to the
-//! registry through [`Report`]s; the registry owns the record.
+//! - The session actor owns the PTY and the process: it relays output to attached
+//!   clients the moment it arrives, writes input, handles commands and the exit.
+//! - The screen task owns the terminal model and parses the same output behind it, so
+//!   parsing never stalls the agent's output (a PTY buffers only a few KB).
+//!
+//! Both wake only on output, input, commands, the exit, or a stop's grace period. The
+//! actor reports what happened to the registry through [`Report`]s; the registry owns
+//! the record.
 
 pub mod pty;
+pub mod screen;
 
 use std::collections::VecDeque;
-use std::num::NonZeroU16;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -19,6 +23,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::clock::now_ms;
 pub use pty::{ExitStatus, SpawnSpec};
+use screen::Screen;
 
 /// Output chunks buffered per attached client before it counts as lagging and gets a
 /// repaint instead.
@@ -27,6 +32,8 @@ const OUTPUT_BACKLOG: usize = 1024;
 const MAX_PENDING_INPUT: usize = 4 * 1024 * 1024;
 /// Bytes read from the PTY at a time.
 const READ_CHUNK: usize = 64 * 1024;
+/// Output chunks the screen task may fall behind by before the agent's output waits.
+const SCREEN_BACKLOG: usize = 64;
 
 /// Requests to a session actor.
 #[derive(Debug)]
@@ -39,17 +46,16 @@ pub enum Command {
     },
     /// Bytes to type into the agent's terminal.
     Input(Vec<u8>),
+    /// The terminal model's answers to the agent's queries (cursor position, colours).
+    Reply(Vec<u8>),
     Resize {
         rows: u16,
         cols: u16,
     },
-    /// The bytes that repaint the current screen (for a client that lagged).
-    Repaint {
-        reply: oneshot::Sender<Vec<u8>>,
-    },
-    /// The screen as plain text.
-    Contents {
-        reply: oneshot::Sender<String>,
+    /// Start a lagging client over: the current screen and a fresh output receiver,
+    /// taken at the same moment so nothing is shown twice or missed.
+    Reattach {
+        reply: oneshot::Sender<Attachment>,
     },
     /// End the agent: SIGTERM and SIGHUP to its process group, SIGKILL after the grace
     /// period (at once with `force`). Replies when the process has exited.
@@ -128,11 +134,14 @@ pub fn start(
     let pid = pty.pid;
     let (tx, rx) = mpsc::channel(256);
     let (output, _) = broadcast::channel(OUTPUT_BACKLOG);
-    let size = |n: u16| NonZeroU16::new(n).unwrap_or(NonZeroU16::MIN);
+    let (screen_tx, screen_rx) = mpsc::channel(SCREEN_BACKLOG);
+    let screen = Screen::new(spec.rows, spec.cols, settings.scrollback_lines);
+    tokio::spawn(screen_task(screen, screen_rx, output.clone(), tx.clone()));
     let actor = Actor {
         name,
         pty,
-        screen: vt100::Parser::new(size(spec.rows), size(spec.cols), settings.scrollback_lines),
+        screen: screen_tx,
+        size: (spec.rows, spec.cols),
         output,
         pending_input: VecDeque::new(),
         reports,
@@ -148,8 +157,10 @@ pub fn start(
 struct Actor {
     name: String,
     pty: pty::Pty,
-    /// The terminal model: what an attaching client is shown.
-    screen: vt100::Parser,
+    /// The screen task, fed the same output in the same order.
+    screen: mpsc::Sender<ToScreen>,
+    /// The PTY's size.
+    size: (u16, u16),
     /// Live output for attached clients; lagging receivers are repainted instead.
     output: broadcast::Sender<Bytes>,
     /// Input accepted from clients, not yet taken by the PTY.
@@ -182,7 +193,18 @@ impl Actor {
             tokio::select! {
                 read = self.pty.read(&mut buf), if pty_open => match read {
                     Ok(0) | Err(_) => pty_open = false,
-                    Ok(n) => self.on_output(&buf[..n]),
+                    Ok(n) => {
+                        // Take what else is already buffered, so bursts go through in
+                        // large chunks.
+                        let mut len = n;
+                        while len < buf.len() {
+                            match self.pty.read_now(&mut buf[len..]) {
+                                0 => break,
+                                m => len += m,
+                            }
+                        }
+                        self.on_output(&buf[..len]).await;
+                    }
                 },
                 written = self.pty.write(&pending), if !pending.is_empty() => match written {
                     Ok(n) => { self.pending_input.drain(..n); }
@@ -192,7 +214,7 @@ impl Actor {
                     }
                 },
                 cmd = commands.recv(), if commands_open => match cmd {
-                    Some(cmd) => self.on_command(cmd),
+                    Some(cmd) => self.on_command(cmd).await,
                     None => commands_open = false,
                 },
                 () = sleep_until(&mut self.stopping) => {
@@ -208,7 +230,7 @@ impl Actor {
             if n == 0 {
                 break;
             }
-            self.on_output(&buf[..n]);
+            self.on_output(&buf[..n]).await;
         }
         let detail = if self.stop_waiters.is_empty() {
             status.describe()
@@ -228,9 +250,10 @@ impl Actor {
         // Dropping `output` tells attached clients the session is gone.
     }
 
-    fn on_output(&mut self, data: &[u8]) {
-        self.screen.process(data);
-        let _ = self.output.send(Bytes::copy_from_slice(data));
+    async fn on_output(&mut self, data: &[u8]) {
+        let chunk = Bytes::copy_from_slice(data);
+        let _ = self.output.send(chunk.clone());
+        let _ = self.screen.send(ToScreen::Output(chunk)).await;
         if !self.seen_output {
             self.seen_output = true;
             let state = State::new(StateKind::Idle, StateSource::Screen, now_ms())
@@ -242,14 +265,18 @@ impl Actor {
         }
     }
 
-    fn on_command(&mut self, cmd: Command) {
+    async fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Attach { rows, cols, reply } => {
-                self.resize(rows, cols);
-                let _ = reply.send(Attachment {
-                    screen: self.repaint(),
-                    output: self.output.subscribe(),
-                });
+                self.resize(rows, cols).await;
+                self.attachment(reply).await;
+            }
+            Command::Reattach { reply } => self.attachment(reply).await,
+            Command::Reply(data) => {
+                // Only while no real terminal is attached to answer instead.
+                if self.output.receiver_count() == 0 {
+                    self.pending_input.extend(data);
+                }
             }
             Command::Input(data) => {
                 if self.pending_input.len() + data.len() > MAX_PENDING_INPUT {
@@ -258,13 +285,7 @@ impl Actor {
                     self.pending_input.extend(data);
                 }
             }
-            Command::Resize { rows, cols } => self.resize(rows, cols),
-            Command::Repaint { reply } => {
-                let _ = reply.send(self.repaint());
-            }
-            Command::Contents { reply } => {
-                let _ = reply.send(self.screen.screen().contents());
-            }
+            Command::Resize { rows, cols } => self.resize(rows, cols).await,
             Command::Stop { force, reply } => {
                 self.stop_waiters.push(reply);
                 if force {
@@ -282,25 +303,66 @@ impl Actor {
         }
     }
 
-    fn resize(&mut self, rows: u16, cols: u16) {
-        if rows == 0 || cols == 0 {
-            return;
-        }
-        let (cur_rows, cur_cols) = self.screen.screen().size();
-        if (cur_rows.get(), cur_cols.get()) == (rows, cols) {
+    async fn resize(&mut self, rows: u16, cols: u16) {
+        if rows == 0 || cols == 0 || self.size == (rows, cols) {
             return;
         }
         if let Err(e) = self.pty.resize(rows, cols) {
             tracing::warn!(session = %self.name, error = %e, "resize failed");
             return;
         }
-        if let (Some(r), Some(c)) = (NonZeroU16::new(rows), NonZeroU16::new(cols)) {
-            self.screen.set_size(r, c);
-        }
+        self.size = (rows, cols);
+        let _ = self.screen.send(ToScreen::Resize { rows, cols }).await;
     }
 
-    fn repaint(&self) -> Vec<u8> {
-        self.screen.screen().state_formatted().into_bytes()
+    /// Subscribe a client to output from this point of the stream and have the screen
+    /// task, once it has parsed up to the same point, add the matching repaint.
+    async fn attachment(&mut self, reply: oneshot::Sender<Attachment>) {
+        let output = self.output.subscribe();
+        let _ = self.screen.send(ToScreen::Attach { output, reply }).await;
+    }
+}
+
+/// Messages to the screen task, in stream order.
+enum ToScreen {
+    Output(Bytes),
+    Resize {
+        rows: u16,
+        cols: u16,
+    },
+    /// Reply with the screen as of now and this receiver, subscribed at the same point.
+    Attach {
+        output: broadcast::Receiver<Bytes>,
+        reply: oneshot::Sender<Attachment>,
+    },
+}
+
+/// Parse the agent's output into the screen model, behind the relay.
+async fn screen_task(
+    mut screen: Screen,
+    mut inbox: mpsc::Receiver<ToScreen>,
+    output: broadcast::Sender<Bytes>,
+    session: mpsc::Sender<Command>,
+) {
+    while let Some(msg) = inbox.recv().await {
+        match msg {
+            ToScreen::Output(chunk) => {
+                screen.process(&chunk);
+                let replies = screen.take_replies();
+                // Answers to the agent's queries go back through the actor, which
+                // writes them only while no attached terminal answers instead.
+                if !replies.is_empty() && output.receiver_count() == 0 {
+                    let _ = session.try_send(Command::Reply(replies));
+                }
+            }
+            ToScreen::Resize { rows, cols } => screen.resize(rows, cols),
+            ToScreen::Attach { output, reply } => {
+                let _ = reply.send(Attachment {
+                    screen: screen.repaint(),
+                    output,
+                });
+            }
+        }
     }
 }
 

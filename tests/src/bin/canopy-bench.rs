@@ -1,0 +1,428 @@
+//! Whole-system benchmarks of the real `canopy` binary (release build), written to
+//! `BENCHMARKS.md` and `benchmarks.json` at the workspace root.
+//!
+//! Run: `cargo run --release -p canopy-tests --bin canopy-bench` (it builds the release
+//! `canopy` first). `--quick` uses smaller sizes for a smoke run.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use canopy_tests::{RawTerm, TestEnv};
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+struct Figure {
+    name: String,
+    value: f64,
+    unit: String,
+    target: String,
+    met: bool,
+    method: String,
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let root = workspace_root();
+    build_release_canopy(&root);
+    // SAFETY: setting our own environment before any threads start.
+    unsafe { std::env::set_var("CANOPY_BIN", root.join("target/release/canopy")) };
+
+    let mut figures = Vec::new();
+    figures.extend(ls_latency(if quick { 20 } else { 100 }));
+    figures.extend(idle_host(20, if quick { 3 } else { 10 }));
+    figures.extend(relay_throughput(if quick { 20 } else { 100 }));
+
+    let machine = machine();
+    let json = serde_json::json!({ "machine": machine, "figures": figures });
+    std::fs::write(
+        root.join("benchmarks.json"),
+        serde_json::to_string_pretty(&json).expect("json") + "\n",
+    )
+    .expect("write benchmarks.json");
+    let md = markdown(&machine, &figures);
+    std::fs::write(root.join("BENCHMARKS.md"), &md).expect("write BENCHMARKS.md");
+    print!("{md}");
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn build_release_canopy(root: &Path) {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let ok = Command::new(cargo)
+        .args(["build", "--release", "-p", "canopy"])
+        .current_dir(root)
+        .status()
+        .expect("run cargo")
+        .success();
+    assert!(ok, "building the release canopy failed");
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0);
+    format!(
+        "{cpu}, {cores} cores, {} GiB RAM, Linux {}",
+        mem_kb / 1024 / 1024,
+        kernel()
+    )
+}
+
+fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// Start `n` idle sessions (each `sh` in its own worktree).
+fn sessions(env: &TestEnv, n: usize) {
+    for i in 0..n {
+        env.ok(&["new", &format!("s{i:03}"), "--agent", "sh"]);
+    }
+}
+
+fn ls_latency(n: usize) -> Vec<Figure> {
+    let env = TestEnv::new();
+    sessions(&env, n);
+    let runs = 50;
+    let mut ms = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        let out = env
+            .canopy(&["ls"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("ls");
+        ms.push(start.elapsed().as_secs_f64() * 1000.0);
+        assert!(out.success());
+    }
+    let mut json_ms = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        env.canopy(&["status", "--json"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("status");
+        json_ms.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    json_ms.sort_by(f64::total_cmp);
+    let rss = host_rss_kb(&env) as f64 / 1024.0;
+    vec![
+        Figure {
+            name: format!("`canopy ls` wall time, {n} sessions (median)"),
+            value: percentile(&ms, 0.5),
+            unit: "ms".into(),
+            target: "< 20 ms".into(),
+            met: percentile(&ms, 0.5) < 20.0,
+            method: format!(
+                "{runs} runs of the release binary, process start to exit, p95 {:.1} ms",
+                percentile(&ms, 0.95)
+            ),
+        },
+        Figure {
+            name: format!("`canopy status --json` wall time, {n} sessions (median)"),
+            value: percentile(&json_ms, 0.5),
+            unit: "ms".into(),
+            target: "< 20 ms".into(),
+            met: percentile(&json_ms, 0.5) < 20.0,
+            method: format!("{runs} runs, p95 {:.1} ms", percentile(&json_ms, 0.95)),
+        },
+        Figure {
+            name: format!("host RSS with {n} idle sessions"),
+            value: rss,
+            unit: "MiB".into(),
+            target: "(informational)".into(),
+            met: true,
+            method: "VmRSS from /proc after the ls runs".into(),
+        },
+    ]
+}
+
+fn host_pid(env: &TestEnv) -> i32 {
+    env.ok(&["status"]);
+    env.host_pid().expect("host pid")
+}
+
+fn host_rss_kb(env: &TestEnv) -> u64 {
+    proc_field(host_pid(env), "VmRSS:")
+}
+
+fn proc_field(pid: i32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Context switches per thread of `pid`, and its CPU time in clock ticks.
+fn wakeups_and_ticks(pid: i32) -> (std::collections::BTreeMap<String, u64>, u64) {
+    let mut switches = std::collections::BTreeMap::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+            let n: u64 = status
+                .lines()
+                .filter(|l| {
+                    l.starts_with("voluntary_ctxt_switches:")
+                        || l.starts_with("nonvoluntary_ctxt_switches:")
+                })
+                .filter_map(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                })
+                .sum();
+            switches.insert(t.file_name().to_string_lossy().into_owned(), n);
+        }
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    // After the comm: state is field 0; utime and stime are fields 11 and 12.
+    let ticks = fields
+        .get(11)
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    (switches, ticks)
+}
+
+fn idle_host(n: usize, secs: u64) -> Vec<Figure> {
+    let env = TestEnv::new();
+    let pid = host_pid(&env);
+    let start_rss = proc_field(pid, "VmRSS:") as f64 / 1024.0;
+    sessions(&env, n);
+    // Let start-up settle, including the blocking-pool threads the git work used, which
+    // exit once after 10 s unused.
+    std::thread::sleep(Duration::from_secs(if secs >= 10 { 11 } else { 1 }));
+    let rss = proc_field(pid, "VmRSS:") as f64 / 1024.0;
+    let (w0, t0) = wakeups_and_ticks(pid);
+    std::thread::sleep(Duration::from_secs(secs));
+    let (w1, t1) = wakeups_and_ticks(pid);
+    // Threads that appeared count whole; threads that exited count nothing more.
+    let woke: u64 = w1
+        .iter()
+        .map(|(tid, n)| n - w0.get(tid).copied().unwrap_or(0).min(*n))
+        .sum();
+    vec![
+        Figure {
+            name: "host RSS at start (no sessions)".into(),
+            value: start_rss,
+            unit: "MiB".into(),
+            target: "(informational)".into(),
+            met: true,
+            method: "VmRSS from /proc".into(),
+        },
+        Figure {
+            name: format!("host RSS with {n} idle sessions"),
+            value: rss,
+            unit: "MiB".into(),
+            target: "< 30 MiB".into(),
+            met: rss < 30.0,
+            method: format!("VmRSS from /proc, {n} sessions each running sh"),
+        },
+        Figure {
+            name: format!("host wakeups in {secs} s idle with {n} sessions"),
+            value: woke as f64,
+            unit: "context switches".into(),
+            target: "0 (no periodic wakeups)".into(),
+            met: woke == 0,
+            method: format!(
+                "sum of voluntary+nonvoluntary switches over all host threads; CPU time {} ticks",
+                t1 - t0
+            ),
+        },
+    ]
+}
+
+/// Read `reader` until `marker` appears; bytes read.
+fn drain_until(reader: &mut dyn Read, marker: &[u8]) -> u64 {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut tail: Vec<u8> = Vec::new();
+    let mut total = 0u64;
+    loop {
+        let n = reader.read(&mut buf).expect("read terminal");
+        assert!(n > 0, "terminal closed before the marker");
+        total += n as u64;
+        tail.extend_from_slice(&buf[..n]);
+        if tail.windows(marker.len()).any(|w| w == marker) {
+            return total;
+        }
+        let keep = tail.len().saturating_sub(marker.len());
+        tail.drain(..keep);
+    }
+}
+
+fn make_stream_file(dir: &Path, mb: usize) -> PathBuf {
+    let path = dir.join(format!("stream-{mb}mb.txt"));
+    let mut text = String::with_capacity(mb * 1024 * 1024);
+    let mut i = 0u64;
+    while text.len() < mb * 1024 * 1024 {
+        text.push_str(&format!(
+            "{i:08} the quick brown fox jumps over the lazy dog; agent output line {i:08}\n"
+        ));
+        i += 1;
+    }
+    std::fs::write(&path, text).expect("write stream file");
+    path
+}
+
+/// Seconds from `start()` until `marker` reaches the attached client in `term`.
+fn time_until(term: &mut RawTerm, marker: &[u8], start: impl FnOnce()) -> f64 {
+    let began = Instant::now();
+    start();
+    drain_until(&mut term.reader, marker);
+    let secs = began.elapsed().as_secs_f64();
+    let _ = term.child.kill();
+    secs
+}
+
+/// The shell line that streams `file` and then prints the end marker (typed, it does
+/// not contain the marker itself).
+fn stream_line(file: &Path) -> String {
+    format!("cat {}; printf 'END-%s\\n' MARKER", file.display())
+}
+
+/// Time for `cat FILE` in a session to reach an attached client, in MB/s.
+fn canopy_relay(env: &TestEnv, file: &Path, mb: usize) -> f64 {
+    env.ok(&["new", "relay", "--agent", "sh"]);
+    let mut term = RawTerm::spawn(&env.canopy(&["attach", "relay"]), 50, 200);
+    drain_until(&mut term.reader, b"\x1b[?1049h");
+    let secs = time_until(&mut term, b"END-MARKER", || {
+        env.ok(&["send", "relay", &stream_line(file), "--enter"]);
+    });
+    mb as f64 / secs
+}
+
+/// The same stream through tmux, to a tmux client attached in a PTY.
+fn tmux_relay(dir: &Path, file: &Path, mb: usize) -> Option<f64> {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        return None;
+    }
+    let sock = dir.join("tmux.sock");
+    let tmux = |args: &[&str]| {
+        let mut cmd = Command::new("tmux");
+        cmd.arg("-S")
+            .arg(&sock)
+            .args(["-f", "/dev/null"])
+            .args(args)
+            .env("TERM", "xterm-256color");
+        cmd
+    };
+    tmux(&["new-session", "-d", "-x", "200", "-y", "50", "sh"])
+        .status()
+        .expect("tmux");
+    let mut term = RawTerm::spawn(&tmux(&["attach"]), 50, 200);
+    std::thread::sleep(Duration::from_millis(500));
+    let secs = time_until(&mut term, b"END-MARKER", || {
+        tmux(&["send-keys", &stream_line(file), "Enter"])
+            .status()
+            .expect("tmux send-keys");
+    });
+    tmux(&["kill-server"]).status().expect("tmux kill-server");
+    Some(mb as f64 / secs)
+}
+
+fn relay_throughput(mb: usize) -> Vec<Figure> {
+    let env = TestEnv::new();
+    let file = make_stream_file(env.dir.path(), mb);
+    let canopy = canopy_relay(&env, &file, mb);
+    let tmux = tmux_relay(env.dir.path(), &file, mb);
+    let mut figures = vec![Figure {
+        name: format!("attach relay of `cat` on a {mb} MB file"),
+        value: canopy,
+        unit: "MB/s".into(),
+        target: "≥ tmux".into(),
+        met: tmux.is_none_or(|t| canopy >= t),
+        method: "session `sh` runs cat; a `canopy attach` client in a PTY is drained until an end marker arrives".into(),
+    }];
+    if let Some(t) = tmux {
+        figures.push(Figure {
+            name: format!("tmux relay of the same {mb} MB stream"),
+            value: t,
+            unit: "MB/s".into(),
+            target: "(baseline)".into(),
+            met: true,
+            method: format!(
+                "tmux {} with -f /dev/null; a `tmux attach` client in a PTY, drained the same way",
+                tmux_version()
+            ),
+        });
+        figures.push(Figure {
+            name: "relay ratio Canopy / tmux".into(),
+            value: canopy / t,
+            unit: "×".into(),
+            target: "≥ 1".into(),
+            met: canopy >= t,
+            method: "same run, same file, same terminal size (200×50)".into(),
+        });
+    }
+    figures
+}
+
+fn tmux_version() -> String {
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn markdown(machine: &str, figures: &[Figure]) -> String {
+    let mut md = String::from("# Benchmarks\n\n");
+    md.push_str("Generated by `cargo run --release -p canopy-tests --bin canopy-bench`; raw figures in `benchmarks.json`.\n\n");
+    md.push_str(&format!("Machine: {machine}.\n\n"));
+    md.push_str("| figure | value | target | met | method |\n|---|---|---|---|---|\n");
+    for f in figures {
+        md.push_str(&format!(
+            "| {} | {:.2} {} | {} | {} | {} |\n",
+            f.name,
+            f.value,
+            f.unit,
+            f.target,
+            if f.met { "yes" } else { "**no**" },
+            f.method
+        ));
+    }
+    md
+}
