@@ -28,6 +28,8 @@ pub enum ConfigError {
 pub struct Config {
     pub attach: AttachConfig,
     pub sessions: SessionsConfig,
+    /// Custom agents: `[agents.NAME]`.
+    pub agents: std::collections::BTreeMap<String, crate::agents::custom::CustomAgent>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -55,6 +57,9 @@ pub struct SessionsConfig {
     pub stop_grace_secs: f64,
     /// Lines of scrollback kept per session.
     pub scrollback_lines: usize,
+    /// How long an agent with hooks may run before a missing first hook counts as
+    /// degraded integration.
+    pub hook_grace_secs: f64,
 }
 
 impl Default for SessionsConfig {
@@ -63,6 +68,7 @@ impl Default for SessionsConfig {
             worktree_root: None,
             stop_grace_secs: 5.0,
             scrollback_lines: 2000,
+            hook_grace_secs: 30.0,
         }
     }
 }
@@ -79,6 +85,10 @@ impl SessionsConfig {
 
     pub fn stop_grace(&self) -> Duration {
         Duration::try_from_secs_f64(self.stop_grace_secs).unwrap_or(Duration::from_secs(5))
+    }
+
+    pub fn hook_grace(&self) -> Duration {
+        Duration::try_from_secs_f64(self.hook_grace_secs).unwrap_or(Duration::from_secs(30))
     }
 }
 
@@ -129,11 +139,21 @@ impl Config {
     }
 
     fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             // toml's message spans several lines with a source excerpt; keep it to one.
             message: one_line(&e),
-        })
+        })?;
+        for (name, agent) in &config.agents {
+            agent.cues.compile().map_err(|e| ConfigError::Parse {
+                path: path.to_owned(),
+                message: format!(
+                    "agents.{name}.cues: {}",
+                    e.lines().last().unwrap_or("bad pattern").trim()
+                ),
+            })?;
+        }
+        Ok(config)
     }
 }
 
@@ -181,6 +201,24 @@ mod tests {
             assert!(err.starts_with("invalid config /c/config.toml: "), "{err}");
             assert!(!err.contains('\n'), "{err}");
         }
+    }
+
+    #[test]
+    fn custom_agents_are_read_and_their_patterns_checked() {
+        let c = Config::parse(
+            "[agents.aider]\ncommand = \"aider\"\nprompt_arg = \"--message\"\n[agents.aider.cues]\nbusy = [\"Waiting\"]\n",
+            Path::new("c.toml"),
+        )
+        .expect("parses");
+        assert_eq!(c.agents["aider"].command, "aider");
+        let err = Config::parse(
+            "[agents.x]\ncommand = \"x\"\n[agents.x.cues]\nbusy = [\"(\"]\n",
+            Path::new("c.toml"),
+        )
+        .expect_err("bad regex")
+        .to_string();
+        assert!(err.contains("agents.x.cues"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
     }
 
     #[test]

@@ -68,7 +68,16 @@ impl Daemon {
         session::Settings {
             scrollback_lines: self.config.sessions.scrollback_lines,
             stop_grace: self.config.sessions.stop_grace(),
+            timing: crate::state::Timing {
+                grace: self.config.sessions.hook_grace(),
+                ..crate::state::Timing::default()
+            },
         }
+    }
+
+    /// A session's private directory for generated agent configuration.
+    pub fn session_dir(&self, name: &str) -> std::path::PathBuf {
+        self.paths.state_dir.join("sessions").join(name)
     }
 }
 

@@ -10,13 +10,16 @@
 //! - [`rpc`]: method handlers that do not depend on the connection (`new`, `rm`, …).
 //! - [`registry`]: the session table actor: records, numbered events, status snapshot.
 //! - [`store`]: the registry on disk (SQLite), written from its own thread.
-//! - [`session`]: one actor per agent: PTY, vt100 screen, attached clients, exit.
+//! - [`session`]: per agent, an actor (PTY, commands, exit) and a screen task.
+//! - [`agents`]: one adapter per agent CLI: launch with hooks, read hooks and screens.
+//! - [`state`]: the state engine: hooks and screen cues in, state and evidence out.
 //! - [`git`]: worktrees with git2: create, check for unsaved work, remove.
 //! - [`snapshot`]: the atomically written `status.json` for front ends without a socket.
 //! - [`config`], [`paths`], [`clock`]: settings, file locations, time.
 //!
 //! Wire types and framing live in the `canopy-protocol` crate.
 
+pub mod agents;
 pub mod cli;
 pub mod client;
 pub mod clock;
@@ -29,4 +32,5 @@ pub mod registry;
 pub mod rpc;
 pub mod session;
 pub mod snapshot;
+pub mod state;
 pub mod store;

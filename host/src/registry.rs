@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use canopy_protocol::params::{HostInfo, Status};
+use canopy_protocol::params::{HostInfo, Signal, Status};
 use canopy_protocol::{
     ErrorCode, Event, EventKind, PROTOCOL_VERSION, RpcError, Session, State, StateKind, StateSource,
 };
@@ -48,6 +48,12 @@ enum Msg {
     Status(oneshot::Sender<Status>),
     Running(oneshot::Sender<Vec<(String, SessionHandle)>>),
     Flush(oneshot::Sender<()>),
+    Signals(String, oneshot::Sender<Vec<Signal>>),
+    Relaunched(
+        Box<Session>,
+        SessionHandle,
+        oneshot::Sender<Option<Session>>,
+    ),
 }
 
 /// Handle to the registry actor. Cheap to clone.
@@ -105,6 +111,7 @@ impl Registry {
                 Entry {
                     record: s,
                     handle: None,
+                    signals: Vec::new(),
                 },
             );
         }
@@ -165,6 +172,23 @@ impl Registry {
         self.ask(Msg::Status).await
     }
 
+    /// The last signals of an exited session (empty for running ones: ask the session).
+    pub async fn signals(&self, name: &str) -> Result<Vec<Signal>, RpcError> {
+        self.ask(|tx| Msg::Signals(name.to_owned(), tx)).await
+    }
+
+    /// Put a relaunched (resumed) session's new record and handle in place.
+    pub async fn relaunched(
+        &self,
+        session: Session,
+        handle: SessionHandle,
+    ) -> Result<Session, RpcError> {
+        let name = session.name.clone();
+        self.ask(|tx| Msg::Relaunched(Box::new(session), handle, tx))
+            .await?
+            .ok_or_else(|| not_found(&name))
+    }
+
     /// Wait until every report and change so far is on disk.
     pub async fn flush(&self) {
         // A registry that is gone has nothing left to write.
@@ -188,7 +212,10 @@ fn recover(s: &mut Session) {
         Some(pid) if process_alive(pid) => format!(
             "the host stopped while the agent ran; pid {pid} is still running but detached from Canopy"
         ),
-        _ => "the host stopped while the agent ran; its process is gone".to_owned(),
+        _ => format!(
+            "the host stopped while the agent ran; its process is gone (`canopy resume {}` relaunches it)",
+            s.name
+        ),
     };
     s.state = State::new(StateKind::Exited, StateSource::Host, now_ms()).with_detail(detail);
     s.pid = None;
@@ -233,6 +260,8 @@ struct Entry {
     record: Session,
     /// Present while the agent runs.
     handle: Option<SessionHandle>,
+    /// The state engine's last signals once the agent has exited (in memory only).
+    signals: Vec<Signal>,
 }
 
 struct Actor {
@@ -308,6 +337,7 @@ impl Actor {
                     Entry {
                         record: record.clone(),
                         handle: Some(handle),
+                        signals: Vec::new(),
                     },
                 );
                 self.changed(EventKind::SessionAdded, &record);
@@ -333,6 +363,27 @@ impl Actor {
             Msg::Status(reply) => {
                 let _ = reply.send(self.snapshot.borrow().clone());
             }
+            Msg::Signals(name, reply) => {
+                let _ = reply.send(
+                    self.sessions
+                        .get(&name)
+                        .map(|e| e.signals.clone())
+                        .unwrap_or_default(),
+                );
+            }
+            Msg::Relaunched(session, handle, reply) => {
+                let record = *session;
+                let updated = self.sessions.get_mut(&record.name).map(|entry| {
+                    entry.record = record;
+                    entry.handle = Some(handle);
+                    entry.signals.clear();
+                    entry.record.clone()
+                });
+                if let Some(record) = &updated {
+                    self.changed(EventKind::SessionChanged, record);
+                }
+                let _ = reply.send(updated);
+            }
             Msg::Flush(reply) => {
                 let store = self.store.clone();
                 tokio::spawn(async move {
@@ -352,9 +403,8 @@ impl Actor {
     }
 
     fn on_report(&mut self, report: Report) {
-        let (name, exited) = match &report {
-            Report::State { name, .. } => (name.clone(), false),
-            Report::Exited { name, .. } => (name.clone(), true),
+        let name = match &report {
+            Report::Update { name, .. } | Report::Exited { name, .. } => name.clone(),
         };
         let Some(entry) = self.sessions.get_mut(&name) else {
             if let Some(early) = self.reserved.get_mut(&name) {
@@ -363,20 +413,37 @@ impl Actor {
             return;
         };
         match report {
-            Report::State { state, .. } => {
+            Report::Update {
+                state,
+                health,
+                agent_session_id,
+                ..
+            } => {
                 if !entry.record.state.kind.is_live() {
                     return;
                 }
-                entry.record.state = state;
+                if let Some(state) = state {
+                    entry.record.state = state;
+                }
+                if let Some(health) = health {
+                    entry.record.health = health;
+                }
+                if let Some(id) = agent_session_id {
+                    entry.record.agent_session_id = Some(id);
+                }
             }
-            Report::Exited { status, state, .. } => {
+            Report::Exited {
+                status,
+                state,
+                signals,
+                ..
+            } => {
                 entry.record.state = state;
                 entry.record.exit_code = status.code;
                 entry.record.pid = None;
+                entry.handle = None;
+                entry.signals = signals;
             }
-        }
-        if exited {
-            entry.handle = None;
         }
         let record = entry.record.clone();
         self.changed(EventKind::SessionChanged, &record);

@@ -9,17 +9,20 @@ use std::sync::Arc;
 
 use canopy_protocol::frame::{self, to_value};
 use canopy_protocol::params::{
-    HelloParams, HelloResult, NameParams, NewParams, SendParams, StopParams,
+    DecisionParams, Explanation, HelloParams, HelloResult, HookParams, HookResult, NameParams,
+    NewParams, ResumeParams, SendParams, StopParams,
 };
 use canopy_protocol::{
     ErrorCode, PROTOCOL_VERSION, RpcError, Session, State, StateKind, StateSource, method,
 };
 use rmpv::Value;
 
+use crate::agents::{self, Adapter, Launch, LaunchCtx};
 use crate::clock::now_ms;
 use crate::daemon::Daemon;
 use crate::git::{self, GitError};
 use crate::session::{self, Command, SessionHandle, SpawnSpec};
+use std::os::unix::fs::DirBuilderExt;
 
 /// What the host can do, for clients to feature-test in `hello`.
 pub const CAPABILITIES: &[&str] = &[
@@ -28,6 +31,10 @@ pub const CAPABILITIES: &[&str] = &[
     "subscribe",
     "subscribe_since",
     "status",
+    "hooks",
+    "explain",
+    "approve",
+    "resume",
 ];
 
 /// Methods whose handlers may take long (git, process stops); connections run them in
@@ -35,7 +42,7 @@ pub const CAPABILITIES: &[&str] = &[
 pub fn is_slow(method: &str) -> bool {
     matches!(
         method,
-        method::NEW | method::STOP | method::RM | method::SEND | method::SHUTDOWN
+        method::NEW | method::STOP | method::RM | method::SEND | method::SHUTDOWN | method::RESUME
     )
 }
 
@@ -87,6 +94,59 @@ pub async fn handle(
         method::SHUTDOWN => {
             daemon.shutdown.send_replace(true);
             Ok(Value::Nil)
+        }
+        method::HOOK => {
+            let p: HookParams = parse(params)?;
+            let payload: serde_json::Value = serde_json::from_str(&p.payload).map_err(|e| {
+                RpcError::new(
+                    ErrorCode::InvalidParams,
+                    format!("hook payload is not JSON: {e}"),
+                )
+            })?;
+            if !payload.is_object() {
+                return Err(RpcError::new(
+                    ErrorCode::InvalidParams,
+                    "hook payload is not a JSON object",
+                ));
+            }
+            let handle = running(daemon, &p.session).await?;
+            handle
+                .ask(|reply| Command::Hook { payload, reply })
+                .await
+                .ok_or_else(|| exited(&p.session))?;
+            encode(&HookResult::default())
+        }
+        method::EXPLAIN => {
+            let p: NameParams = parse(params)?;
+            encode(&explain(daemon, &p.name).await?)
+        }
+        method::APPROVE | method::DENY => {
+            let p: DecisionParams = parse(params)?;
+            let approve = method == method::APPROVE;
+            let handle = running(daemon, &p.name).await?;
+            handle
+                .ask(|reply| Command::Answer {
+                    approve,
+                    reason: p.reason,
+                    reply,
+                })
+                .await
+                .ok_or_else(|| exited(&p.name))?
+                .map_err(|why| {
+                    RpcError::new(
+                        ErrorCode::InvalidState,
+                        format!("cannot answer {:?}: {why}", p.name),
+                    )
+                    .with_hint(format!(
+                        "`canopy explain {}` shows what it is doing",
+                        p.name
+                    ))
+                })?;
+            Ok(Value::Nil)
+        }
+        method::RESUME => {
+            let p: ResumeParams = parse(params)?;
+            encode(&resume(daemon, p).await?)
         }
         _ => Err(RpcError::new(
             ErrorCode::UnknownMethod,
@@ -159,20 +219,30 @@ async fn blocking<T: Send + 'static>(
 async fn new_session(daemon: &Arc<Daemon>, p: NewParams) -> Result<Session, RpcError> {
     git::check_session_name(&p.name)?;
     if p.agent.trim().is_empty() {
-        return Err(RpcError::new(
-            ErrorCode::InvalidParams,
-            "no agent command given",
-        ));
+        return Err(RpcError::new(ErrorCode::InvalidParams, "no agent given"));
     }
     let repo_hint = PathBuf::from(if p.repo.is_empty() { "." } else { &p.repo });
-    let mut env: BTreeMap<String, String> = if p.env.is_empty() {
-        std::env::vars().collect()
-    } else {
-        p.env.clone()
-    };
-    let program = resolve_program(&p.agent, &env, &repo_hint)?;
-
     daemon.registry.reserve(&p.name).await?;
+    let prepared = prepare(
+        daemon,
+        &Prepare {
+            name: &p.name,
+            agent: &p.agent,
+            extra_args: &p.args,
+            prompt: p.prompt.as_deref(),
+            resume_id: None,
+            env: &p.env,
+            cwd: &repo_hint,
+        },
+    );
+    let prepared = match prepared {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            forget_session_dir(daemon, &p.name);
+            daemon.registry.release(&p.name).await;
+            return Err(e);
+        }
+    };
     let (name, base, root) = (
         p.name.clone(),
         p.base.clone(),
@@ -187,82 +257,183 @@ async fn new_session(daemon: &Arc<Daemon>, p: NewParams) -> Result<Session, RpcE
     let wt = match created {
         Ok(wt) => wt,
         Err(e) => {
+            forget_session_dir(daemon, &p.name);
             daemon.registry.release(&p.name).await;
             return Err(e);
         }
     };
 
-    env.insert("CANOPY_SESSION".into(), p.name.clone());
-    env.insert(
-        "CANOPY_SOCKET".into(),
-        daemon.paths.socket.display().to_string(),
-    );
-    env.entry("TERM".into())
-        .or_insert_with(|| "xterm-256color".into());
-    let (rows, cols) = (p.rows.unwrap_or(24).max(1), p.cols.unwrap_or(80).max(1));
-    let spec = SpawnSpec {
-        program,
-        args: p.args.clone(),
-        cwd: wt.path.clone(),
-        env: env.into_iter().collect(),
-        rows,
-        cols,
-    };
-    let started = session::start(
-        p.name.clone(),
-        &spec,
-        daemon.session_settings(),
-        daemon.reports.clone(),
-    );
-    let (handle, pid) = match started {
-        Ok(started) => started,
-        Err(e) => {
-            // The worktree is brand new: removing it loses nothing.
-            let fresh = Owned::of_worktree(&p.name, &wt);
-            let _ = blocking(move || git::remove_worktree(&fresh.recorded())).await;
-            daemon.registry.release(&p.name).await;
-            return Err(RpcError::new(
-                ErrorCode::Agent,
-                format!("cannot start {:?}: {e}", p.agent),
-            ));
-        }
-    };
-
     let now = now_ms();
-    let mut command = vec![p.agent.clone()];
-    command.extend(p.args.iter().cloned());
+    let (rows, cols) = (p.rows.unwrap_or(24).max(1), p.cols.unwrap_or(80).max(1));
     let record = Session {
         name: p.name.clone(),
-        agent: agent_name(&p.agent),
-        command,
+        agent: prepared.adapter.name().to_owned(),
+        command: prepared.command(),
         repo: wt.repo.display().to_string(),
         worktree: wt.path.display().to_string(),
         branch: wt.branch.clone(),
         base: wt.base.clone(),
         base_commit: wt.base_commit.clone(),
         created_at: now,
-        state: State::new(StateKind::Starting, StateSource::Host, now)
-            .with_detail(format!("started pid {pid}")),
+        state: State::new(StateKind::Starting, StateSource::Host, now),
         health: Default::default(),
-        pid: Some(pid),
+        pid: None,
+        agent_session_id: prepared.launch.agent_session_id.clone(),
         exit_code: None,
         usage: Default::default(),
         task: None,
     };
-    if let Some(prompt) = p.prompt.filter(|t| !t.is_empty()) {
+    match spawn(daemon, prepared, record, &wt.path, rows, cols).await {
+        Ok((record, handle)) => daemon.registry.insert(record, handle).await,
+        Err(e) => {
+            // The worktree is brand new: removing it loses nothing.
+            let fresh = Owned::of_worktree(&p.name, &wt);
+            let _ = blocking(move || git::remove_worktree(&fresh.recorded())).await;
+            forget_session_dir(daemon, &p.name);
+            daemon.registry.release(&p.name).await;
+            Err(e)
+        }
+    }
+}
+
+/// What to launch, before anything is spawned.
+struct Prepare<'a> {
+    name: &'a str,
+    agent: &'a str,
+    extra_args: &'a [String],
+    prompt: Option<&'a str>,
+    resume_id: Option<&'a str>,
+    /// The caller's environment (empty: the host's).
+    env: &'a BTreeMap<String, String>,
+    /// Where a relative program is looked up.
+    cwd: &'a Path,
+}
+
+/// A launch ready to spawn: the adapter, its plan, the resolved program, the
+/// environment.
+struct Prepared {
+    adapter: Arc<dyn Adapter>,
+    launch: Launch,
+    program: PathBuf,
+    env: BTreeMap<String, String>,
+}
+
+impl Prepared {
+    fn command(&self) -> Vec<String> {
+        let mut command = vec![self.launch.program.clone()];
+        command.extend(self.launch.args.iter().cloned());
+        command
+    }
+}
+
+/// Resolve the agent, write its per-launch configuration and find its program.
+fn prepare(daemon: &Daemon, req: &Prepare<'_>) -> Result<Prepared, RpcError> {
+    let adapter = agents::resolve(req.agent, &daemon.config.agents);
+    let session_dir = daemon.session_dir(req.name);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&session_dir)
+        .map_err(|e| {
+            RpcError::new(
+                ErrorCode::Internal,
+                format!("cannot create {}: {e}", session_dir.display()),
+            )
+        })?;
+    let canopy_exe = std::env::current_exe().map_err(|e| {
+        RpcError::new(
+            ErrorCode::Internal,
+            format!("cannot find the canopy executable: {e}"),
+        )
+    })?;
+    let launch = adapter
+        .launch(&LaunchCtx {
+            session: req.name,
+            worktree: req.cwd,
+            session_dir: &session_dir,
+            canopy_exe: &canopy_exe,
+            prompt: req.prompt.filter(|p| !p.is_empty()),
+            resume_id: req.resume_id,
+            extra_args: req.extra_args,
+        })
+        .map_err(|e| RpcError::new(ErrorCode::Agent, e.to_string()))?;
+    let mut env: BTreeMap<String, String> = if req.env.is_empty() {
+        std::env::vars().collect()
+    } else {
+        req.env.clone()
+    };
+    let program = resolve_program(&launch.program, &env, req.cwd)
+        .map_err(|e| e.with_hint(adapter.install_hint()))?;
+    env.extend(launch.env.iter().cloned());
+    env.insert("CANOPY_SESSION".into(), req.name.to_owned());
+    env.insert(
+        "CANOPY_SOCKET".into(),
+        daemon.paths.socket.display().to_string(),
+    );
+    env.entry("TERM".into())
+        .or_insert_with(|| "xterm-256color".into());
+    Ok(Prepared {
+        adapter,
+        launch,
+        program,
+        env,
+    })
+}
+
+/// Spawn a prepared launch in `worktree` for `record`; the record comes back with the
+/// pid filled in.
+async fn spawn(
+    daemon: &Daemon,
+    prepared: Prepared,
+    mut record: Session,
+    worktree: &Path,
+    rows: u16,
+    cols: u16,
+) -> Result<(Session, SessionHandle), RpcError> {
+    let Prepared {
+        adapter,
+        launch,
+        program,
+        env,
+    } = prepared;
+    let spec = SpawnSpec {
+        program,
+        args: launch.args.clone(),
+        cwd: worktree.to_owned(),
+        env: env.into_iter().collect(),
+        rows,
+        cols,
+    };
+    let (handle, pid) = session::start(
+        session::Start {
+            name: record.name.clone(),
+            spec,
+            adapter,
+            agent_session_id: launch.agent_session_id.clone(),
+            state: record.state.clone(),
+            settings: daemon.session_settings(),
+        },
+        daemon.reports.clone(),
+    )
+    .map_err(|e| {
+        RpcError::new(
+            ErrorCode::Agent,
+            format!("cannot start {}: {e}", launch.program),
+        )
+    })?;
+    record.pid = Some(pid);
+    record.state.detail = Some(format!("started pid {pid}"));
+    if let Some(prompt) = launch.type_prompt {
         let mut data = prompt.into_bytes();
         data.push(b'\r');
         handle.send(Command::Input(data)).await;
     }
-    daemon.registry.insert(record, handle).await
+    Ok((record, handle))
 }
 
-/// The agent's short name: the program's file name.
-fn agent_name(agent: &str) -> String {
-    Path::new(agent)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| agent.to_owned())
+/// Remove a session's private directory (generated agent configuration).
+fn forget_session_dir(daemon: &Daemon, name: &str) {
+    let _ = std::fs::remove_dir_all(daemon.session_dir(name));
 }
 
 /// Find the agent program the way the caller's shell would: through its PATH.
@@ -280,7 +451,6 @@ fn resolve_program(
             ErrorCode::Agent,
             format!("agent command {agent:?} not found"),
         )
-        .with_hint("install it, or give --agent a full path")
     })
 }
 
@@ -357,6 +527,77 @@ async fn remove(daemon: &Daemon, name: &str, force: bool) -> Result<(), RpcError
     }
     stop(daemon, name, false).await?;
     blocking(move || git::remove_worktree(&wt.recorded())).await?;
+    forget_session_dir(daemon, name);
     daemon.registry.remove(name).await?;
     Ok(())
+}
+
+async fn explain(daemon: &Daemon, name: &str) -> Result<Explanation, RpcError> {
+    let (record, handle) = daemon.registry.get(name).await?;
+    if let Some(handle) = handle
+        && let Some(e) = handle.ask(|reply| Command::Explain { reply }).await
+    {
+        return Ok(Explanation {
+            name: name.to_owned(),
+            state: e.state,
+            health: e.health,
+            health_detail: e.health_detail,
+            signals: e.signals,
+        });
+    }
+    Ok(Explanation {
+        name: name.to_owned(),
+        state: record.state,
+        health: record.health,
+        health_detail: "the agent is not running".into(),
+        signals: daemon.registry.signals(name).await?,
+    })
+}
+
+/// Relaunch an exited session's agent in its worktree, continuing its conversation.
+async fn resume(daemon: &Daemon, p: ResumeParams) -> Result<Session, RpcError> {
+    let (record, handle) = daemon.registry.get(&p.name).await?;
+    if handle.is_some() {
+        return Err(RpcError::new(
+            ErrorCode::InvalidState,
+            format!("session {:?} is running", p.name),
+        )
+        .with_hint(format!("`canopy attach {}` connects to it", p.name)));
+    }
+    let worktree = PathBuf::from(&record.worktree);
+    if !worktree.is_dir() {
+        return Err(RpcError::new(
+            ErrorCode::InvalidState,
+            format!("the worktree {} is gone", record.worktree),
+        ));
+    }
+    let resume_id = record.agent_session_id.clone();
+    let prepared = prepare(
+        daemon,
+        &Prepare {
+            name: &p.name,
+            agent: &record.agent,
+            extra_args: &[],
+            prompt: None,
+            resume_id: resume_id.as_deref(),
+            env: &p.env,
+            cwd: &worktree,
+        },
+    )?;
+    let now = now_ms();
+    let mut fresh = record.clone();
+    fresh.command = prepared.command();
+    fresh.state = State::new(StateKind::Starting, StateSource::Host, now);
+    fresh.exit_code = None;
+    fresh.health = Default::default();
+    let (fresh, handle) = spawn(
+        daemon,
+        prepared,
+        fresh,
+        &worktree,
+        p.rows.unwrap_or(24),
+        p.cols.unwrap_or(80),
+    )
+    .await?;
+    daemon.registry.relaunched(fresh, handle).await
 }

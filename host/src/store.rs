@@ -205,6 +205,7 @@ mod tests {
             state: State::new(StateKind::Starting, StateSource::Host, 1),
             health: Default::default(),
             pid: Some(42),
+            agent_session_id: None,
             exit_code: None,
             usage: Default::default(),
             task: None,

@@ -77,12 +77,13 @@ fn records_survive_kill_9_and_worktrees_are_untouched() {
     let old = env.host_pid().expect("host");
     // SAFETY: kill has no memory-safety preconditions.
     unsafe { libc::kill(old, libc::SIGKILL) };
+    // Its listening socket is gone once connecting is refused (a killed process can
+    // show as a zombie while its other threads still hold its files).
     wait_for("the host to die", WAIT, || {
-        // Gone, or a zombie nobody has reaped yet.
-        let stat = std::fs::read_to_string(format!("/proc/{old}/stat")).unwrap_or_default();
-        stat.rsplit_once(')')
-            .is_none_or(|(_, rest)| rest.trim_start().starts_with('Z'))
-            .then_some(())
+        std::os::unix::net::UnixStream::connect(&env.paths.socket)
+            .err()
+            .filter(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+            .map(|_| ())
     });
 
     // The next command starts a new host, which finds both sessions.

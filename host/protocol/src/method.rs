@@ -28,6 +28,16 @@ pub const INPUT: &str = "input";
 pub const RESIZE: &str = "resize";
 /// Stop receiving a session's output: `{name}`.
 pub const DETACH: &str = "detach";
+/// An agent's hook fired (sent by `canopy hook`): `HookParams` → `HookResult`.
+pub const HOOK: &str = "hook";
+/// Why a session is in its state, with the last signals: `{name}` → `Explanation`.
+pub const EXPLAIN: &str = "explain";
+/// Answer a pending permission request with yes: `{name}` → nil.
+pub const APPROVE: &str = "approve";
+/// Answer a pending permission request with no: `{name, reason?}` → nil.
+pub const DENY: &str = "deny";
+/// Relaunch an exited session's agent, continuing its conversation: `{name}` → `Session`.
+pub const RESUME: &str = "resume";
 /// Shut the host down gracefully: `{}` → nil.
 pub const SHUTDOWN: &str = "shutdown";
 

@@ -153,3 +153,68 @@ pub struct HostInfo {
     pub socket: String,
     pub started_at: u64,
 }
+
+/// `hook`: one hook invocation of an agent, relayed by `canopy hook`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HookParams {
+    /// `$CANOPY_SESSION` of the agent that ran the hook.
+    pub session: String,
+    /// Which adapter's hook this is (`claude`, `codex`, `gemini`, `opencode`).
+    pub agent: String,
+    /// The payload exactly as the agent gave it (JSON text).
+    pub payload: String,
+}
+
+/// What `canopy hook` should hand back to the agent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HookResult {
+    /// Printed on stdout (e.g. a decision JSON), when present.
+    pub stdout: Option<String>,
+}
+
+/// `approve` and `deny`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DecisionParams {
+    pub name: String,
+    /// `deny`: what the agent should do instead.
+    pub reason: Option<String>,
+}
+
+/// `explain`: a session's state and the signals that led to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    pub name: String,
+    pub state: crate::State,
+    pub health: crate::Health,
+    /// Why the health is what it is.
+    pub health_detail: String,
+    /// The most recent signals, oldest first.
+    pub signals: Vec<Signal>,
+}
+
+/// One thing the state engine saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signal {
+    pub at: u64,
+    pub source: crate::StateSource,
+    /// The hook event, screen cue or process event.
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The state it led to, or why it changed nothing.
+    pub outcome: String,
+}
+
+/// `resume`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResumeParams {
+    pub name: String,
+    /// Environment for the agent, normally the calling shell's. Empty: the host's own.
+    pub env: BTreeMap<String, String>,
+    pub rows: Option<u16>,
+    pub cols: Option<u16>,
+}

@@ -37,6 +37,9 @@ pub struct Session {
     /// The agent's process id while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// The agent's own id for its conversation (from its hooks), used to resume it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_session_id: Option<String>,
     /// The agent's exit code once it has exited (absent when killed by a signal or lost).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,

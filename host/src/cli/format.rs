@@ -1,7 +1,7 @@
 //! Human-readable output: the session table, states, durations and costs.
 
-use canopy_protocol::Session;
-use canopy_protocol::params::Status;
+use canopy_protocol::params::{Explanation, Status};
+use canopy_protocol::{Health, Session, StateSource};
 
 /// The `canopy ls` table.
 pub fn session_table(sessions: &[Session], now_ms: u64) -> String {
@@ -102,6 +102,68 @@ pub fn status(st: &Status, now_ms: u64) -> String {
     ));
     out.push_str(&format!("cost: ${:.2}\n", st.total_cost_usd));
     out
+}
+
+/// The `canopy explain` report.
+pub fn explanation(e: &Explanation, now_ms: u64) -> String {
+    let mut out = String::new();
+    let state = match &e.state.tool {
+        Some(t) => format!("{}({t})", e.state.kind),
+        None => e.state.kind.to_string(),
+    };
+    out.push_str(&format!(
+        "{}: {state}{} — for {}, from {}\n",
+        e.name,
+        e.state
+            .detail
+            .as_deref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default(),
+        age(now_ms.saturating_sub(e.state.since)),
+        source(e.state.source)
+    ));
+    out.push_str(&format!(
+        "health: {} — {}\n",
+        health(e.health),
+        e.health_detail
+    ));
+    if e.signals.is_empty() {
+        out.push_str("no signals recorded\n");
+        return out;
+    }
+    out.push_str("recent signals (newest last):\n");
+    for s in &e.signals {
+        let ago = now_ms.saturating_sub(s.at) as f64 / 1000.0;
+        let detail = s
+            .detail
+            .as_deref()
+            .map(|d| format!(" [{d}]"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {ago:>7.1}s ago  {:<7} {}{detail} {}\n",
+            source(s.source),
+            s.event,
+            s.outcome
+        ));
+    }
+    out
+}
+
+fn source(s: StateSource) -> &'static str {
+    match s {
+        StateSource::Host => "host",
+        StateSource::Hook => "hook",
+        StateSource::Screen => "screen",
+        StateSource::Transcript => "transcript",
+        StateSource::Process => "process",
+    }
+}
+
+fn health(h: Health) -> &'static str {
+    match h {
+        Health::Ok => "ok",
+        Health::Degraded => "degraded",
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 mod attach;
 mod error;
 mod format;
+mod hook;
 mod host;
 
 use std::collections::BTreeMap;
@@ -13,15 +14,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use canopy_protocol::params::{
-    HelloParams, HelloResult, NameParams, NewParams, SendParams, Status, StopParams,
-    SubscribeParams, SubscribeResult,
+    DecisionParams, Explanation, HelloParams, HelloResult, NameParams, NewParams, ResumeParams,
+    SendParams, Status, StopParams, SubscribeParams, SubscribeResult,
 };
 use canopy_protocol::{Event, EventKind, Message, Session, method};
 use clap::{Parser, Subcommand};
 
 pub use error::CliError;
 
-use crate::client::Client;
+use crate::client::{Client, ClientError};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::paths::Paths;
@@ -119,6 +120,30 @@ enum Cmd {
         #[arg(long, hide = true)]
         daemon: bool,
     },
+    /// Why a session is in its state, and the signals that led there
+    Explain {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answer a session's pending permission request with yes
+    Approve { name: String },
+    /// Answer a session's pending permission request with no
+    Deny {
+        name: String,
+        /// What the agent should do instead
+        reason: Option<String>,
+    },
+    /// Relaunch an exited session's agent, continuing its conversation
+    Resume { name: String },
+    /// Relay an agent hook to the host (run by the agents' hooks, not by people)
+    #[command(hide = true)]
+    Hook {
+        #[arg(long)]
+        agent: String,
+        /// The payload when the agent passes it as an argument (else read from stdin)
+        payload: Option<String>,
+    },
     /// Print a shell completion script
     Completions { shell: clap_complete::Shell },
 }
@@ -133,13 +158,15 @@ enum HostAction {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let paths = Paths::from_env();
-    if let Some(Cmd::Host {
-        action: None,
-        daemon,
-    }) = cli.command
-    {
-        return host::run(paths, daemon);
-    }
+    // These two run before (or without) the CLI's runtime.
+    let command = match cli.command {
+        Some(Cmd::Host {
+            action: None,
+            daemon,
+        }) => return host::run(paths, daemon),
+        Some(Cmd::Hook { agent, payload }) => return hook::run(&paths, agent, payload),
+        other => other,
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -147,7 +174,7 @@ pub fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return CliError::new(format!("cannot start: {e}")).report(),
     };
-    let result = runtime.block_on(run(cli.command.unwrap_or(Cmd::Ls { json: false }), paths));
+    let result = runtime.block_on(run(command.unwrap_or(Cmd::Ls { json: false }), paths));
     // Don't wait for a blocked stdin reader thread (attach) to notice.
     runtime.shutdown_background();
     match result {
@@ -156,18 +183,22 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Connect (starting a host if none answers) and shake hands. A host that dies between
+/// our connect and its answer (being stopped or killed just then) is tried once more.
 async fn connect(paths: &Paths) -> Result<Client, CliError> {
-    let mut client = Client::connect_or_start(paths).await?;
-    let _: HelloResult = client
-        .call(
-            method::HELLO,
-            &HelloParams {
-                client: "canopy-cli".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-            },
-        )
-        .await?;
-    Ok(client)
+    let hello = HelloParams {
+        client: "canopy-cli".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let mut retried = false;
+    loop {
+        let mut client = Client::connect_or_start(paths).await?;
+        match client.call::<_, HelloResult>(method::HELLO, &hello).await {
+            Ok(_) => return Ok(client),
+            Err(ClientError::Io(_) | ClientError::Closed) if !retried => retried = true,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
@@ -289,7 +320,62 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
             action: Some(HostAction::Stop),
             ..
         } => host::stop(&paths).await?,
-        Cmd::Host { action: None, .. } => unreachable!("handled before the runtime starts"),
+        Cmd::Explain { name, json } => {
+            let e: Explanation = connect(&paths)
+                .await?
+                .call(method::EXPLAIN, &NameParams { name })
+                .await?;
+            if json {
+                print_json(&e)?;
+            } else {
+                print!("{}", format::explanation(&e, now_ms()));
+            }
+        }
+        Cmd::Approve { name } => {
+            let _: () = connect(&paths)
+                .await?
+                .call(
+                    method::APPROVE,
+                    &DecisionParams {
+                        name: name.clone(),
+                        reason: None,
+                    },
+                )
+                .await?;
+            println!("{name}: approved");
+        }
+        Cmd::Deny { name, reason } => {
+            let _: () = connect(&paths)
+                .await?
+                .call(
+                    method::DENY,
+                    &DecisionParams {
+                        name: name.clone(),
+                        reason,
+                    },
+                )
+                .await?;
+            println!("{name}: denied");
+        }
+        Cmd::Resume { name } => {
+            let (cols, rows) = crossterm::terminal::size().unwrap_or((80, 24));
+            let params = ResumeParams {
+                name,
+                env: std::env::vars().collect(),
+                rows: Some(rows),
+                cols: Some(cols),
+            };
+            let s: Session = connect(&paths).await?.call(method::RESUME, &params).await?;
+            println!(
+                "{}: resumed {} (pid {})",
+                s.name,
+                s.agent,
+                s.pid.map_or_else(|| "-".into(), |p| p.to_string())
+            );
+        }
+        Cmd::Host { action: None, .. } | Cmd::Hook { .. } => {
+            unreachable!("handled before the runtime starts")
+        }
         Cmd::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "canopy", &mut std::io::stdout());

@@ -14,14 +14,18 @@ pub mod screen;
 
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use canopy_protocol::{State, StateKind, StateSource};
+use canopy_protocol::params::Signal;
+use canopy_protocol::{Health, State, StateKind, StateSource};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, Sleep};
 
+use crate::agents::{Adapter, Cue, Cues};
 use crate::clock::now_ms;
+use crate::state::{Engine, Timing};
 pub use pty::{ExitStatus, SpawnSpec};
 use screen::Screen;
 
@@ -46,8 +50,6 @@ pub enum Command {
     },
     /// Bytes to type into the agent's terminal.
     Input(Vec<u8>),
-    /// The terminal model's answers to the agent's queries (cursor position, colours).
-    Reply(Vec<u8>),
     Resize {
         rows: u16,
         cols: u16,
@@ -63,6 +65,30 @@ pub enum Command {
         force: bool,
         reply: oneshot::Sender<()>,
     },
+    /// One of the agent's hooks fired.
+    Hook {
+        payload: serde_json::Value,
+        reply: oneshot::Sender<()>,
+    },
+    /// The state and the evidence for it.
+    Explain {
+        reply: oneshot::Sender<Explained>,
+    },
+    /// Answer the permission dialog on screen.
+    Answer {
+        approve: bool,
+        reason: Option<String>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// A running session's answer to `explain`.
+#[derive(Debug, Clone)]
+pub struct Explained {
+    pub state: State,
+    pub health: Health,
+    pub health_detail: String,
+    pub signals: Vec<Signal>,
 }
 
 /// What an attaching client receives.
@@ -77,14 +103,19 @@ pub struct Attachment {
 /// What a session tells the registry.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Report {
-    State {
+    /// Something about the running agent changed; `None` fields did not.
+    Update {
         name: String,
-        state: State,
+        state: Option<State>,
+        health: Option<Health>,
+        agent_session_id: Option<String>,
     },
     Exited {
         name: String,
         status: ExitStatus,
         state: State,
+        /// The last signals, for `explain` after the fact.
+        signals: Vec<Signal>,
     },
 }
 
@@ -121,22 +152,55 @@ impl SessionHandle {
 pub struct Settings {
     pub scrollback_lines: usize,
     pub stop_grace: Duration,
+    pub timing: Timing,
+}
+
+/// Everything a session starts from.
+#[derive(Debug)]
+pub struct Start {
+    pub name: String,
+    pub spec: SpawnSpec,
+    pub adapter: Arc<dyn Adapter>,
+    /// The agent's conversation id, when known at launch.
+    pub agent_session_id: Option<String>,
+    /// The state the record starts in.
+    pub state: State,
+    pub settings: Settings,
 }
 
 /// Start the agent and its actor. Returns the handle and the agent's pid.
 pub fn start(
-    name: String,
-    spec: &SpawnSpec,
-    settings: Settings,
+    start: Start,
     reports: mpsc::UnboundedSender<Report>,
 ) -> std::io::Result<(SessionHandle, u32)> {
-    let (pty, exit) = pty::spawn(spec)?;
+    let Start {
+        name,
+        spec,
+        adapter,
+        agent_session_id,
+        state,
+        settings,
+    } = start;
+    let (pty, exit) = pty::spawn(&spec)?;
     let pid = pty.pid;
     let (tx, rx) = mpsc::channel(256);
     let (output, _) = broadcast::channel(OUTPUT_BACKLOG);
     let (screen_tx, screen_rx) = mpsc::channel(SCREEN_BACKLOG);
+    let (from_screen_tx, from_screen) = mpsc::unbounded_channel();
     let screen = Screen::new(spec.rows, spec.cols, settings.scrollback_lines);
-    tokio::spawn(screen_task(screen, screen_rx, output.clone(), tx.clone()));
+    tokio::spawn(screen_task(
+        screen,
+        adapter.cues().clone(),
+        screen_rx,
+        output.clone(),
+        from_screen_tx,
+    ));
+    let engine = Engine::new(
+        state,
+        adapter.has_hooks(),
+        settings.timing,
+        Instant::now().into_std(),
+    );
     let actor = Actor {
         name,
         pty,
@@ -146,11 +210,17 @@ pub fn start(
         pending_input: VecDeque::new(),
         reports,
         settings,
-        seen_output: false,
+        adapter,
+        engine,
+        engine_timer: None,
+        agent_session_id,
+        health: Health::Ok,
+        dialog_answered: false,
+        after_dialog: None,
         stopping: None,
         stop_waiters: Vec::new(),
     };
-    tokio::spawn(actor.run(rx, exit));
+    tokio::spawn(actor.run(rx, from_screen, exit));
     Ok((SessionHandle { tx }, pid))
 }
 
@@ -167,8 +237,19 @@ struct Actor {
     pending_input: VecDeque<u8>,
     reports: mpsc::UnboundedSender<Report>,
     settings: Settings,
-    /// Whether the agent has printed anything (it has left `starting`).
-    seen_output: bool,
+    adapter: Arc<dyn Adapter>,
+    /// Hook events and screen cues in, the session's state out.
+    engine: Engine,
+    /// When the engine next needs a tick (a cue's hold time, the hook grace period).
+    engine_timer: Option<Pin<Box<Sleep>>>,
+    /// The agent's conversation id, as last reported.
+    agent_session_id: Option<String>,
+    /// Health as last reported.
+    health: Health,
+    /// The dialog on screen was answered from Canopy; don't answer it twice.
+    dialog_answered: bool,
+    /// Typed once the answered dialog has gone (a deny's reason).
+    after_dialog: Option<Vec<u8>>,
     /// When a stop's grace period ends and SIGKILL follows.
     stopping: Option<Pin<Box<Sleep>>>,
     stop_waiters: Vec<oneshot::Sender<()>>,
@@ -178,8 +259,10 @@ impl Actor {
     async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command>,
+        mut from_screen: mpsc::UnboundedReceiver<FromScreen>,
         mut exit: oneshot::Receiver<ExitStatus>,
     ) {
+        self.arm_engine_timer();
         let mut buf = vec![0u8; READ_CHUNK];
         let mut pty_open = true;
         let mut commands_open = true;
@@ -217,6 +300,19 @@ impl Actor {
                     Some(cmd) => self.on_command(cmd).await,
                     None => commands_open = false,
                 },
+                Some(msg) = from_screen.recv() => match msg {
+                    FromScreen::Cue(cue) => self.on_cue(cue),
+                    // Only while no real terminal is attached to answer instead.
+                    FromScreen::Reply(data) => if self.output.receiver_count() == 0 {
+                        self.pending_input.extend(data);
+                    },
+                },
+                () = sleep_until(&mut self.engine_timer) => {
+                    self.engine_timer = None;
+                    let now = Instant::now().into_std();
+                    let changed = self.engine.tick(now, now_ms());
+                    self.publish(changed);
+                },
                 () = sleep_until(&mut self.stopping) => {
                     self.stopping = None;
                     self.pty.signal_group(libc::SIGKILL);
@@ -239,10 +335,12 @@ impl Actor {
         };
         let state =
             State::new(StateKind::Exited, StateSource::Process, now_ms()).with_detail(detail);
+        self.engine.set(state.clone(), "process exit");
         let _ = self.reports.send(Report::Exited {
             name: self.name.clone(),
             status,
             state,
+            signals: self.engine.signals(),
         });
         for w in self.stop_waiters.drain(..) {
             let _ = w.send(());
@@ -254,15 +352,111 @@ impl Actor {
         let chunk = Bytes::copy_from_slice(data);
         let _ = self.output.send(chunk.clone());
         let _ = self.screen.send(ToScreen::Output(chunk)).await;
-        if !self.seen_output {
-            self.seen_output = true;
-            let state = State::new(StateKind::Idle, StateSource::Screen, now_ms())
-                .with_detail("the agent printed its first output");
-            let _ = self.reports.send(Report::State {
+    }
+
+    fn on_cue(&mut self, cue: Cue) {
+        if cue != Cue::Permission {
+            self.dialog_answered = false;
+            if let Some(keys) = self.after_dialog.take() {
+                self.pending_input.extend(keys);
+            }
+        }
+        let now = Instant::now().into_std();
+        let changed = self.engine.screen_changed(cue, now, now_ms());
+        self.publish(changed);
+    }
+
+    fn on_hook(&mut self, payload: &serde_json::Value) {
+        let event = self.adapter.hook(payload, self.agent_session_id.as_deref());
+        if matches!(
+            &event.effect,
+            crate::agents::Effect::State {
+                kind: StateKind::WaitingPermission,
+                ..
+            }
+        ) {
+            // A new request: a new dialog to answer.
+            self.dialog_answered = false;
+        }
+        let new_id = event
+            .agent_session_id
+            .clone()
+            .filter(|id| self.agent_session_id.as_deref() != Some(id.as_str()));
+        if let Some(id) = &new_id {
+            self.agent_session_id = Some(id.clone());
+        }
+        let now = Instant::now().into_std();
+        let changed = self.engine.hook(&event, now, now_ms());
+        if new_id.is_some() {
+            let _ = self.reports.send(Report::Update {
                 name: self.name.clone(),
-                state,
+                state: None,
+                health: None,
+                agent_session_id: new_id,
             });
         }
+        self.publish(changed);
+    }
+
+    /// Answer the dialog on screen, once.
+    fn answer(&mut self, approve: bool, reason: Option<String>) -> Result<(), String> {
+        let state = self.engine.state();
+        if state.kind != StateKind::WaitingPermission {
+            return Err(format!(
+                "it is not waiting for permission (it is {})",
+                state.kind
+            ));
+        }
+        if self.engine.screen() != Some(Cue::Permission) {
+            return Err(
+                "no permission dialog is on its screen (was it answered in the terminal?)".into(),
+            );
+        }
+        if self.dialog_answered {
+            return Err("the dialog on its screen was already answered".into());
+        }
+        self.dialog_answered = true;
+        self.pending_input.extend(self.adapter.answer_keys(approve));
+        if let Some(reason) = reason.filter(|r| !r.trim().is_empty()).filter(|_| !approve) {
+            let mut keys = reason.into_bytes();
+            keys.push(b'\r');
+            self.after_dialog = Some(keys);
+        }
+        let what = if approve {
+            "approved from canopy"
+        } else {
+            "denied from canopy"
+        };
+        self.engine.record(
+            now_ms(),
+            StateSource::Host,
+            what,
+            "keys typed into the dialog",
+        );
+        Ok(())
+    }
+
+    /// Tell the registry about a state or health change and re-arm the engine's timer.
+    fn publish(&mut self, changed: Option<State>) {
+        let (health, _) = self.engine.health(Instant::now().into_std());
+        let health_changed = (health != self.health).then_some(health);
+        self.health = health;
+        if changed.is_some() || health_changed.is_some() {
+            let _ = self.reports.send(Report::Update {
+                name: self.name.clone(),
+                state: changed,
+                health: health_changed,
+                agent_session_id: None,
+            });
+        }
+        self.arm_engine_timer();
+    }
+
+    fn arm_engine_timer(&mut self) {
+        self.engine_timer = self
+            .engine
+            .deadline()
+            .map(|at| Box::pin(tokio::time::sleep_until(Instant::from_std(at))));
     }
 
     async fn on_command(&mut self, cmd: Command) {
@@ -272,11 +466,25 @@ impl Actor {
                 self.attachment(reply).await;
             }
             Command::Reattach { reply } => self.attachment(reply).await,
-            Command::Reply(data) => {
-                // Only while no real terminal is attached to answer instead.
-                if self.output.receiver_count() == 0 {
-                    self.pending_input.extend(data);
-                }
+            Command::Hook { payload, reply } => {
+                self.on_hook(&payload);
+                let _ = reply.send(());
+            }
+            Command::Explain { reply } => {
+                let (health, health_detail) = self.engine.health(Instant::now().into_std());
+                let _ = reply.send(Explained {
+                    state: self.engine.state().clone(),
+                    health,
+                    health_detail,
+                    signals: self.engine.signals(),
+                });
+            }
+            Command::Answer {
+                approve,
+                reason,
+                reply,
+            } => {
+                let _ = reply.send(self.answer(approve, reason));
             }
             Command::Input(data) => {
                 if self.pending_input.len() + data.len() > MAX_PENDING_INPUT {
@@ -337,22 +545,41 @@ enum ToScreen {
     },
 }
 
-/// Parse the agent's output into the screen model, behind the relay.
+/// What the screen task tells the session actor. Unbounded: cues are sent only when
+/// they change and replies only when the agent asks, and the actor must never wait on
+/// the task it feeds.
+enum FromScreen {
+    /// The screen's cue changed.
+    Cue(Cue),
+    /// The terminal model's answers to the agent's queries (cursor position, colours).
+    Reply(Vec<u8>),
+}
+
+/// Parse the agent's output into the screen model, behind the relay, and classify the
+/// screen for the state engine.
 async fn screen_task(
     mut screen: Screen,
+    cues: Cues,
     mut inbox: mpsc::Receiver<ToScreen>,
     output: broadcast::Sender<Bytes>,
-    session: mpsc::Sender<Command>,
+    session: mpsc::UnboundedSender<FromScreen>,
 ) {
+    let mut last_cue = None;
     while let Some(msg) = inbox.recv().await {
         match msg {
             ToScreen::Output(chunk) => {
                 screen.process(&chunk);
                 let replies = screen.take_replies();
-                // Answers to the agent's queries go back through the actor, which
-                // writes them only while no attached terminal answers instead.
                 if !replies.is_empty() && output.receiver_count() == 0 {
-                    let _ = session.try_send(Command::Reply(replies));
+                    let _ = session.send(FromScreen::Reply(replies));
+                }
+                // Only when nothing else is queued: a burst is classified once, at its end.
+                if inbox.is_empty() {
+                    let cue = cues.classify(&screen.text());
+                    if last_cue != Some(cue) {
+                        last_cue = Some(cue);
+                        let _ = session.send(FromScreen::Cue(cue));
+                    }
                 }
             }
             ToScreen::Resize { rows, cols } => screen.resize(rows, cols),

@@ -1,0 +1,278 @@
+//! Claude Code: hooks through `--settings` (merged with the user's own settings, for
+//! this launch only), a conversation id fixed at launch with `--session-id`, resume with
+//! `--resume`.
+
+use std::sync::LazyLock;
+
+use canopy_protocol::StateKind;
+use serde_json::{Value, json};
+
+use super::{
+    Adapter, AgentError, Cues, Effect, HookEvent, Launch, LaunchCtx, field, hook_command, new_uuid,
+    one_line, tool_detail,
+};
+
+/// The hook events Canopy listens to.
+const EVENTS: &[&str] = &[
+    "SessionStart",
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PermissionRequest",
+    "PermissionDenied",
+    "PostToolUse",
+    "PostToolUseFailure",
+    "Notification",
+    "Stop",
+    "StopFailure",
+    "PreCompact",
+    "PostCompact",
+    "SessionEnd",
+];
+
+static CUES: LazyLock<Cues> = LazyLock::new(|| {
+    Cues::new(
+        // The dialog's question and its numbered first choice, together: prose that
+        // merely asks "do you want to proceed" is not a dialog.
+        &[r"(?s)Do you want to proceed\?.*\n\s*(❯\s*)?1\. Yes"],
+        &[r"Interrupted · What should Claude do instead\?"],
+        &[r"esc to interrupt"],
+    )
+    .expect("built-in patterns compile")
+});
+
+#[derive(Debug, Default)]
+pub struct Claude;
+
+impl Claude {
+    pub fn new() -> Self {
+        Claude
+    }
+
+    /// The `--settings` JSON: one command hook per event, calling `canopy hook`.
+    pub fn settings(canopy_hook: &str) -> Value {
+        let hooks: serde_json::Map<String, Value> = EVENTS
+            .iter()
+            .map(|e| {
+                (
+                    (*e).to_owned(),
+                    json!([{"matcher": "", "hooks": [{"type": "command", "command": canopy_hook, "timeout": 10}]}]),
+                )
+            })
+            .collect();
+        json!({ "hooks": hooks })
+    }
+}
+
+impl Adapter for Claude {
+    fn name(&self) -> &str {
+        "claude"
+    }
+
+    fn launch(&self, ctx: &LaunchCtx<'_>) -> Result<Launch, AgentError> {
+        let settings = Self::settings(&hook_command(ctx.canopy_exe, "claude"));
+        let mut args = vec!["--settings".to_owned(), settings.to_string()];
+        let id = match ctx.resume_id {
+            Some(id) => {
+                args.extend(["--resume".to_owned(), id.to_owned()]);
+                id.to_owned()
+            }
+            None => {
+                let id = new_uuid();
+                args.extend(["--session-id".to_owned(), id.clone()]);
+                id
+            }
+        };
+        args.extend(ctx.extra_args.iter().cloned());
+        if let Some(p) = ctx.prompt {
+            args.push(p.to_owned());
+        }
+        Ok(Launch {
+            program: "claude".into(),
+            args,
+            env: Vec::new(),
+            agent_session_id: Some(id),
+            type_prompt: None,
+        })
+    }
+
+    fn has_hooks(&self) -> bool {
+        true
+    }
+
+    fn hook(&self, p: &Value, _known_session: Option<&str>) -> HookEvent {
+        let name = field(p, "hook_event_name").unwrap_or("?").to_owned();
+        let tool = field(p, "tool_name").map(str::to_owned);
+        let effect = match name.as_str() {
+            "SessionStart" => Effect::state(StateKind::Idle),
+            "UserPromptSubmit" => Effect::state(StateKind::Thinking),
+            "PreToolUse" => Effect::tool(StateKind::Tool, tool, tool_detail(p.get("tool_input"))),
+            "PermissionRequest" => Effect::tool(
+                StateKind::WaitingPermission,
+                tool,
+                tool_detail(p.get("tool_input")),
+            ),
+            "PostToolUse" | "PostToolUseFailure" | "PermissionDenied" | "PostCompact" => {
+                Effect::state(StateKind::Thinking)
+            }
+            "PreCompact" => Effect::state(StateKind::Compacting),
+            "Stop" => {
+                let background = p
+                    .get("background_tasks")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
+                Effect::tool(
+                    StateKind::Idle,
+                    None,
+                    (background > 0)
+                        .then(|| format!("{background} background task(s) still running")),
+                )
+            }
+            "StopFailure" => {
+                let error = field(p, "error").unwrap_or("unknown");
+                let message = field(p, "last_assistant_message").unwrap_or("");
+                Effect::tool(
+                    StateKind::Error,
+                    None,
+                    Some(one_line(&format!("{error}: {message}"), 300)),
+                )
+            }
+            "Notification" => match field(p, "notification_type") {
+                Some("permission_prompt") => Effect::state(StateKind::WaitingPermission),
+                Some("elicitation_dialog") => Effect::state(StateKind::WaitingInput),
+                // "Waiting for your input" after a minute idle: the agent is idle, and
+                // may still have background tasks running; nothing changes.
+                Some("idle_prompt") => Effect::ignore("idle reminder; the state stands"),
+                other => Effect::ignore(format!("notification {}", other.unwrap_or("?"))),
+            },
+            "SessionEnd" => Effect::ignore("the agent is ending; its exit follows"),
+            other => Effect::ignore(format!("{other} does not change the state")),
+        };
+        HookEvent {
+            name,
+            agent_session_id: field(p, "session_id").map(str::to_owned),
+            effect,
+        }
+    }
+
+    fn cues(&self) -> &Cues {
+        &CUES
+    }
+
+    fn answer_keys(&self, approve: bool) -> Vec<u8> {
+        if approve {
+            b"1".to_vec()
+        } else {
+            b"\x1b".to_vec()
+        }
+    }
+
+    fn install_hint(&self) -> String {
+        "install Claude Code (npm install -g @anthropic-ai/claude-code)".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agents::Cue;
+
+    fn kind(e: &HookEvent) -> Option<StateKind> {
+        match &e.effect {
+            Effect::State { kind, .. } => Some(*kind),
+            Effect::Ignore(_) => None,
+        }
+    }
+
+    #[test]
+    fn maps_the_hook_sequence_of_a_permissioned_tool_call() {
+        let c = Claude::new();
+        let seq = [
+            (
+                json!({"hook_event_name":"UserPromptSubmit","session_id":"s1","prompt":"x"}),
+                Some(StateKind::Thinking),
+            ),
+            (
+                json!({"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"rm x"}}),
+                Some(StateKind::Tool),
+            ),
+            (
+                json!({"hook_event_name":"PermissionRequest","tool_name":"Bash","tool_input":{"command":"rm x"}}),
+                Some(StateKind::WaitingPermission),
+            ),
+            (
+                json!({"hook_event_name":"PostToolUse","tool_name":"Bash","duration_ms":41}),
+                Some(StateKind::Thinking),
+            ),
+            (
+                json!({"hook_event_name":"Stop","background_tasks":[]}),
+                Some(StateKind::Idle),
+            ),
+            (
+                json!({"hook_event_name":"StopFailure","error":"unknown","last_assistant_message":"API Error: 400"}),
+                Some(StateKind::Error),
+            ),
+            (
+                json!({"hook_event_name":"Notification","notification_type":"idle_prompt"}),
+                None,
+            ),
+        ];
+        for (payload, want) in seq {
+            assert_eq!(kind(&c.hook(&payload, None)), want, "{payload}");
+        }
+        let e = c.hook(&json!({"hook_event_name":"PermissionRequest","tool_name":"Bash","tool_input":{"command":"rm x"},"session_id":"s1"}), None);
+        assert_eq!(e.agent_session_id.as_deref(), Some("s1"));
+        assert_eq!(
+            e.effect,
+            Effect::tool(
+                StateKind::WaitingPermission,
+                Some("Bash".into()),
+                Some("rm x".into())
+            )
+        );
+    }
+
+    #[test]
+    fn dialog_cue_needs_the_question_and_the_choices() {
+        let dialog = " Bash command\n   rm x\n Do you want to proceed?\n ❯ 1. Yes\n   2. Yes, and don't ask again\n   4. No\n";
+        assert_eq!(CUES.classify(dialog), Cue::Permission);
+        let prose = "Do you want to proceed with the plan? I will proceed.\n❯ \n";
+        assert_eq!(CUES.classify(prose), Cue::Quiet);
+        assert_eq!(CUES.classify("✢ Leavening…\n esc to interrupt"), Cue::Busy);
+        assert_eq!(
+            CUES.classify("Interrupted · What should Claude do instead?"),
+            Cue::Interrupted
+        );
+    }
+
+    #[test]
+    fn launch_injects_settings_and_fixes_the_conversation_id() {
+        let ctx = LaunchCtx {
+            session: "s",
+            worktree: std::path::Path::new("/w"),
+            session_dir: std::path::Path::new("/d"),
+            canopy_exe: std::path::Path::new("/opt/my canopy/canopy"),
+            prompt: Some("fix the bug"),
+            resume_id: None,
+            extra_args: &[],
+        };
+        let l = Claude::new().launch(&ctx).expect("launch");
+        assert_eq!(l.program, "claude");
+        assert_eq!(l.args[0], "--settings");
+        let settings: Value = serde_json::from_str(&l.args[1]).expect("json");
+        assert_eq!(
+            settings["hooks"]["PreToolUse"][0]["hooks"][0]["command"],
+            "'/opt/my canopy/canopy' hook --agent claude"
+        );
+        assert_eq!(l.args[2], "--session-id");
+        assert_eq!(Some(l.args[3].clone()), l.agent_session_id);
+        assert_eq!(l.args.last().map(String::as_str), Some("fix the bug"));
+        let resumed = Claude::new()
+            .launch(&LaunchCtx {
+                resume_id: Some("abc"),
+                prompt: None,
+                ..ctx
+            })
+            .expect("launch");
+        assert_eq!(&resumed.args[2..], ["--resume", "abc"]);
+    }
+}

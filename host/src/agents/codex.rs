@@ -1,0 +1,211 @@
+//! Codex CLI: hooks through `-c hooks.<Event>=…` overrides with
+//! `--dangerously-bypass-hook-trust` (trust is otherwise recorded in the user's
+//! config.toml, which Canopy must not touch), turn completion through `notify`.
+
+use std::sync::LazyLock;
+
+use canopy_protocol::StateKind;
+use serde_json::Value;
+
+use super::{
+    Adapter, AgentError, Cues, Effect, HookEvent, Launch, LaunchCtx, field, one_line, tool_detail,
+};
+
+const EVENTS: &[&str] = &[
+    "SessionStart",
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PermissionRequest",
+    "PostToolUse",
+    "Stop",
+    "StopFailure",
+    "PreCompact",
+    "PostCompact",
+    "SessionEnd",
+];
+
+static CUES: LazyLock<Cues> = LazyLock::new(|| {
+    Cues::new(
+        &[r"(?s)Would you like to run the following command\?.*Press enter to confirm or esc to cancel"],
+        &[r"(?i)conversation interrupted"],
+        &[r"esc to interrupt"],
+    )
+    .expect("built-in patterns compile")
+});
+
+#[derive(Debug, Default)]
+pub struct Codex;
+
+impl Codex {
+    pub fn new() -> Self {
+        Codex
+    }
+}
+
+/// A TOML string literal.
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+impl Adapter for Codex {
+    fn name(&self) -> &str {
+        "codex"
+    }
+
+    fn launch(&self, ctx: &LaunchCtx<'_>) -> Result<Launch, AgentError> {
+        let exe = ctx.canopy_exe.display().to_string();
+        let command = super::hook_command(ctx.canopy_exe, "codex");
+        let mut args = vec!["--dangerously-bypass-hook-trust".to_owned()];
+        for event in EVENTS {
+            args.push("-c".into());
+            args.push(format!(
+                "hooks.{event}=[{{hooks=[{{type=\"command\",command={}}}]}}]",
+                toml_str(&command)
+            ));
+        }
+        // notify appends the JSON as the last argument.
+        args.push("-c".into());
+        args.push(format!(
+            "notify=[{},\"hook\",\"--agent\",\"codex\"]",
+            toml_str(&exe)
+        ));
+        if let Some(id) = ctx.resume_id {
+            args.extend(["resume".to_owned(), id.to_owned()]);
+        }
+        args.extend(ctx.extra_args.iter().cloned());
+        if let Some(p) = ctx.prompt {
+            args.push(p.to_owned());
+        }
+        Ok(Launch {
+            program: "codex".into(),
+            args,
+            env: Vec::new(),
+            agent_session_id: ctx.resume_id.map(str::to_owned),
+            type_prompt: None,
+        })
+    }
+
+    fn has_hooks(&self) -> bool {
+        true
+    }
+
+    fn hook(&self, p: &Value, known_session: Option<&str>) -> HookEvent {
+        // notify payloads name their type instead of a hook event.
+        if field(p, "type") == Some("agent-turn-complete") {
+            let thread = field(p, "thread-id");
+            let effect = match (thread, known_session) {
+                (Some(t), Some(k)) if t == k => Effect::state(StateKind::Idle),
+                (Some(_), Some(_)) => {
+                    Effect::ignore("turn of another thread (e.g. title generation)")
+                }
+                _ => Effect::ignore("turn of an unknown thread"),
+            };
+            return HookEvent {
+                name: "notify".into(),
+                agent_session_id: None,
+                effect,
+            };
+        }
+        let name = field(p, "hook_event_name").unwrap_or("?").to_owned();
+        let tool = field(p, "tool_name").map(str::to_owned);
+        let effect = match name.as_str() {
+            "SessionStart" => Effect::state(StateKind::Idle),
+            "UserPromptSubmit" | "PostToolUse" | "PostCompact" => {
+                Effect::state(StateKind::Thinking)
+            }
+            "PreToolUse" => Effect::tool(StateKind::Tool, tool, tool_detail(p.get("tool_input"))),
+            "PermissionRequest" => Effect::tool(
+                StateKind::WaitingPermission,
+                tool,
+                tool_detail(p.get("tool_input")),
+            ),
+            "Stop" => Effect::state(StateKind::Idle),
+            "StopFailure" => {
+                let error = field(p, "error").unwrap_or("unknown");
+                let message = field(p, "last_assistant_message").unwrap_or("");
+                Effect::tool(
+                    StateKind::Error,
+                    None,
+                    Some(one_line(&format!("{error}: {message}"), 300)),
+                )
+            }
+            "PreCompact" => Effect::state(StateKind::Compacting),
+            "SessionEnd" => Effect::ignore("the agent is ending; its exit follows"),
+            other => Effect::ignore(format!("{other} does not change the state")),
+        };
+        HookEvent {
+            name,
+            agent_session_id: field(p, "session_id").map(str::to_owned),
+            effect,
+        }
+    }
+
+    fn cues(&self) -> &Cues {
+        &CUES
+    }
+
+    fn answer_keys(&self, approve: bool) -> Vec<u8> {
+        if approve {
+            b"y".to_vec()
+        } else {
+            b"\x1b".to_vec()
+        }
+    }
+
+    fn install_hint(&self) -> String {
+        "install Codex CLI (npm install -g @openai/codex)".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn notify_from_another_thread_is_ignored() {
+        let c = Codex::new();
+        let ours = json!({"type":"agent-turn-complete","thread-id":"t1","turn-id":"x"});
+        let title = json!({"type":"agent-turn-complete","thread-id":"t2","turn-id":"y"});
+        assert_eq!(
+            c.hook(&ours, Some("t1")).effect,
+            Effect::state(StateKind::Idle)
+        );
+        assert!(matches!(
+            c.hook(&title, Some("t1")).effect,
+            Effect::Ignore(_)
+        ));
+    }
+
+    #[test]
+    fn hooks_are_toml_overrides_with_trust_bypassed() {
+        let ctx = LaunchCtx {
+            session: "s",
+            worktree: std::path::Path::new("/w"),
+            session_dir: std::path::Path::new("/d"),
+            canopy_exe: std::path::Path::new("/bin/canopy"),
+            prompt: Some("hi"),
+            resume_id: Some("t1"),
+            extra_args: &[],
+        };
+        let l = Codex::new().launch(&ctx).expect("launch");
+        assert_eq!(l.args[0], "--dangerously-bypass-hook-trust");
+        let stop = l
+            .args
+            .iter()
+            .find(|a| a.starts_with("hooks.Stop="))
+            .expect("Stop hook");
+        let parsed: toml::Table =
+            toml::from_str(&stop.replacen("hooks.Stop", "x", 1)).expect("valid TOML");
+        assert_eq!(
+            parsed["x"][0]["hooks"][0]["command"].as_str(),
+            Some("/bin/canopy hook --agent codex")
+        );
+        assert!(
+            l.args
+                .contains(&"notify=[\"/bin/canopy\",\"hook\",\"--agent\",\"codex\"]".to_owned())
+        );
+        let n = l.args.len();
+        assert_eq!(&l.args[n - 3..], ["resume", "t1", "hi"]);
+    }
+}

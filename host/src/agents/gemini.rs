@@ -1,0 +1,142 @@
+//! Gemini CLI: hooks from a settings file in the session's private directory, named by
+//! `GEMINI_CLI_SYSTEM_SETTINGS_PATH` (Gemini ignores it unless no ancestor directory is
+//! writable by others, so it cannot live in /tmp).
+
+use std::sync::LazyLock;
+
+use canopy_protocol::StateKind;
+use serde_json::{Value, json};
+
+use super::{
+    Adapter, AgentError, Cues, Effect, HookEvent, Launch, LaunchCtx, field, new_uuid, tool_detail,
+    write_private,
+};
+
+const EVENTS: &[&str] = &[
+    "SessionStart",
+    "BeforeAgent",
+    "BeforeTool",
+    "AfterTool",
+    "AfterAgent",
+    "Notification",
+    "PreCompress",
+    "SessionEnd",
+];
+
+static CUES: LazyLock<Cues> = LazyLock::new(|| {
+    Cues::new(
+        &[
+            r"Allow execution of \[",
+            r"(?s)Apply this change\?.*1\. Allow once",
+        ],
+        &[r"Request cancelled"],
+        &[r"esc to cancel"],
+    )
+    .expect("built-in patterns compile")
+});
+
+#[derive(Debug, Default)]
+pub struct Gemini;
+
+impl Gemini {
+    pub fn new() -> Self {
+        Gemini
+    }
+}
+
+impl Adapter for Gemini {
+    fn name(&self) -> &str {
+        "gemini"
+    }
+
+    fn launch(&self, ctx: &LaunchCtx<'_>) -> Result<Launch, AgentError> {
+        let command = super::hook_command(ctx.canopy_exe, "gemini");
+        let hooks: serde_json::Map<String, Value> = EVENTS
+            .iter()
+            .map(|e| {
+                (
+                    (*e).to_owned(),
+                    json!([{"matcher": "", "hooks": [{"type": "command", "command": command, "name": "canopy", "timeout": 10000}]}]),
+                )
+            })
+            .collect();
+        let path = ctx.session_dir.join("gemini-settings.json");
+        write_private(&path, &json!({ "hooks": hooks }).to_string())?;
+        let mut args = Vec::new();
+        let id = match ctx.resume_id {
+            Some(id) => {
+                args.extend(["--resume".to_owned(), id.to_owned()]);
+                id.to_owned()
+            }
+            None => {
+                let id = new_uuid();
+                args.extend(["--session-id".to_owned(), id.clone()]);
+                id
+            }
+        };
+        args.extend(ctx.extra_args.iter().cloned());
+        if let Some(p) = ctx.prompt {
+            args.extend(["--prompt-interactive".to_owned(), p.to_owned()]);
+        }
+        Ok(Launch {
+            program: "gemini".into(),
+            args,
+            env: vec![(
+                "GEMINI_CLI_SYSTEM_SETTINGS_PATH".into(),
+                path.display().to_string(),
+            )],
+            agent_session_id: Some(id),
+            type_prompt: None,
+        })
+    }
+
+    fn has_hooks(&self) -> bool {
+        true
+    }
+
+    fn hook(&self, p: &Value, _known_session: Option<&str>) -> HookEvent {
+        let name = field(p, "hook_event_name").unwrap_or("?").to_owned();
+        let tool = field(p, "tool_name").map(str::to_owned);
+        let effect = match name.as_str() {
+            "SessionStart" | "AfterAgent" => Effect::state(StateKind::Idle),
+            "BeforeAgent" | "AfterTool" => Effect::state(StateKind::Thinking),
+            "BeforeTool" => Effect::tool(StateKind::Tool, tool, tool_detail(p.get("tool_input"))),
+            "Notification" if field(p, "notification_type") == Some("ToolPermission") => {
+                let detail = p
+                    .get("details")
+                    .and_then(|d| d.get("command").or_else(|| d.get("title")))
+                    .and_then(Value::as_str)
+                    .map(|c| super::one_line(c, 200));
+                Effect::tool(StateKind::WaitingPermission, None, detail)
+            }
+            // Gemini fires PreCompress (auto) on every turn; only a manual one compacts.
+            "PreCompress" if field(p, "trigger") == Some("manual") => {
+                Effect::state(StateKind::Compacting)
+            }
+            "PreCompress" => Effect::ignore("automatic PreCompress fires every turn"),
+            "SessionEnd" => Effect::ignore("the agent is ending; its exit follows"),
+            other => Effect::ignore(format!("{other} does not change the state")),
+        };
+        HookEvent {
+            name,
+            agent_session_id: field(p, "session_id").map(str::to_owned),
+            effect,
+        }
+    }
+
+    fn cues(&self) -> &Cues {
+        &CUES
+    }
+
+    fn answer_keys(&self, approve: bool) -> Vec<u8> {
+        if approve {
+            b"1".to_vec()
+        } else {
+            b"\x1b".to_vec()
+        }
+    }
+
+    fn install_hint(&self) -> String {
+        "install Gemini CLI (npm install -g @google/gemini-cli)".into()
+    }
+}

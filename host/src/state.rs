@@ -1,0 +1,435 @@
+//! The state engine: signals in (hook events, screen cues), one [`State`] out, with
+//! the evidence that produced it.
+//!
+//! Rules:
+//! - Hook events are the authority: each one that implies a state sets it at once.
+//! - Screen cues are a fallback with hysteresis: a new cue must hold for
+//!   [`Timing::hold`] before it counts, and never overrides a hook event younger than
+//!   [`Timing::fresh`]. Each cue appearance counts at most once, so text that stays on
+//!   screen cannot fight later hook events.
+//! - While hooks work, only cues hooks cannot see count: a permission dialog, an
+//!   interrupt (Esc fires no hook). With no hooks (none configured, or none arrived),
+//!   every cue counts: busy → thinking, at rest → idle.
+//! - An agent that should send hooks but sent none within [`Timing::grace`] has
+//!   degraded integration health, shown apart from its state.
+//!
+//! Time is passed in, and the engine says when it next needs a [`Engine::tick`], so the
+//! session arms one timer instead of polling.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use canopy_protocol::params::Signal;
+use canopy_protocol::{Health, State, StateKind, StateSource};
+
+use crate::agents::{Cue, Effect, HookEvent};
+
+/// Signals kept for `canopy explain`.
+const SIGNALS_KEPT: usize = 20;
+
+/// The engine's time constants.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// How long a screen cue must hold before it counts.
+    pub hold: Duration,
+    /// How long a hook event outranks any screen cue.
+    pub fresh: Duration,
+    /// How long to wait for a first hook before calling integration degraded.
+    pub grace: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            hold: Duration::from_millis(300),
+            fresh: Duration::from_millis(1500),
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A screen cue waiting out its hold time.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    cue: Cue,
+    since: Instant,
+}
+
+#[derive(Debug)]
+pub struct Engine {
+    state: State,
+    timing: Timing,
+    started: Instant,
+    hooks_expected: bool,
+    last_hook: Option<Instant>,
+    /// The cue on screen now, if it has not counted yet.
+    candidate: Option<Candidate>,
+    /// The cue last seen (counted or not), to notice when it changes.
+    seen: Option<Cue>,
+    /// Whether the wait for a first hook has run out (noted once).
+    grace_over: bool,
+    signals: VecDeque<Signal>,
+}
+
+impl Engine {
+    pub fn new(state: State, hooks_expected: bool, timing: Timing, now: Instant) -> Self {
+        Self {
+            state,
+            timing,
+            started: now,
+            hooks_expected,
+            last_hook: None,
+            candidate: None,
+            seen: None,
+            grace_over: false,
+            signals: VecDeque::new(),
+        }
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The current cue on screen (as last reported).
+    pub fn screen(&self) -> Option<Cue> {
+        self.seen
+    }
+
+    /// Integration health and why.
+    pub fn health(&self, now: Instant) -> (Health, String) {
+        match (self.hooks_expected, self.last_hook) {
+            (false, _) => (
+                Health::Ok,
+                "no hooks for this agent; state comes from its screen".into(),
+            ),
+            (true, Some(_)) => (Health::Ok, "hooks are arriving".into()),
+            (true, None) if now.duration_since(self.started) < self.timing.grace => {
+                (Health::Ok, "waiting for the agent's first hook".into())
+            }
+            (true, None) => (
+                Health::Degraded,
+                format!(
+                    "no hook arrived within {}s; state comes from the screen",
+                    self.timing.grace.as_secs()
+                ),
+            ),
+        }
+    }
+
+    /// The last signals, oldest first.
+    pub fn signals(&self) -> Vec<Signal> {
+        self.signals.iter().cloned().collect()
+    }
+
+    fn note(
+        &mut self,
+        wall: u64,
+        source: StateSource,
+        event: &str,
+        detail: Option<String>,
+        outcome: String,
+    ) {
+        if self.signals.len() == SIGNALS_KEPT {
+            self.signals.pop_front();
+        }
+        self.signals.push_back(Signal {
+            at: wall,
+            source,
+            event: event.to_owned(),
+            detail,
+            outcome,
+        });
+    }
+
+    /// Record something that is not a state input (process exit, approve, …).
+    pub fn record(&mut self, wall: u64, source: StateSource, event: &str, outcome: &str) {
+        self.note(wall, source, event, None, outcome.to_owned());
+    }
+
+    /// Set a state directly (exit, host actions), with its evidence.
+    pub fn set(&mut self, state: State, event: &str) {
+        let outcome = format!("→ {}", state.kind);
+        let (wall, source, detail) = (state.since, state.source, state.detail.clone());
+        self.state = state;
+        self.note(wall, source, event, detail, outcome);
+    }
+
+    /// A hook event. Returns the new state when it changed.
+    pub fn hook(&mut self, ev: &HookEvent, now: Instant, wall: u64) -> Option<State> {
+        self.last_hook = Some(now);
+        match &ev.effect {
+            Effect::Ignore(why) => {
+                self.note(
+                    wall,
+                    StateSource::Hook,
+                    &ev.name,
+                    None,
+                    format!("no change: {why}"),
+                );
+                None
+            }
+            Effect::State { kind, tool, detail } => {
+                let next = State {
+                    kind: *kind,
+                    tool: tool.clone(),
+                    detail: detail.clone(),
+                    since: wall,
+                    source: StateSource::Hook,
+                };
+                let changed = !same(&self.state, &next);
+                self.note(
+                    wall,
+                    StateSource::Hook,
+                    &ev.name,
+                    detail.clone(),
+                    if changed {
+                        format!("→ {}", label(&next))
+                    } else {
+                        "no change: already there".into()
+                    },
+                );
+                if changed {
+                    // A hook supersedes whatever cue was waiting.
+                    self.candidate = None;
+                    self.state = next.clone();
+                    Some(next)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    /// The screen's cue changed (or was first read).
+    pub fn screen_changed(&mut self, cue: Cue, now: Instant, wall: u64) -> Option<State> {
+        if self.seen == Some(cue) {
+            return None;
+        }
+        self.seen = Some(cue);
+        self.candidate = Some(Candidate { cue, since: now });
+        self.tick(now, wall)
+    }
+
+    /// When [`Engine::tick`] should next run, if ever.
+    pub fn deadline(&self) -> Option<Instant> {
+        let cue = self.candidate.map(|c| {
+            let held = c.since + self.timing.hold;
+            match self.last_hook {
+                Some(h) => held.max(h + self.timing.fresh),
+                None => held,
+            }
+        });
+        let grace = (self.hooks_expected && self.last_hook.is_none() && !self.grace_over)
+            .then_some(self.started + self.timing.grace);
+        match (cue, grace) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Apply a cue that has held long enough. Returns the new state when it changed.
+    pub fn tick(&mut self, now: Instant, wall: u64) -> Option<State> {
+        if self.hooks_expected
+            && self.last_hook.is_none()
+            && !self.grace_over
+            && now >= self.started + self.timing.grace
+        {
+            self.grace_over = true;
+            let why = self.health(now).1;
+            self.note(
+                wall,
+                StateSource::Host,
+                "no hook yet",
+                None,
+                format!("health degraded: {why}"),
+            );
+        }
+        let c = self.candidate?;
+        if now < c.since + self.timing.hold {
+            return None;
+        }
+        if let Some(h) = self.last_hook
+            && now < h + self.timing.fresh
+        {
+            return None;
+        }
+        self.candidate = None;
+        if !self.state.kind.is_live() {
+            return None;
+        }
+        let hooks_working = self.last_hook.is_some();
+        let next_kind = match c.cue {
+            Cue::Permission => Some(StateKind::WaitingPermission),
+            Cue::Interrupted => Some(StateKind::Idle),
+            Cue::Busy if !hooks_working => Some(StateKind::Thinking),
+            Cue::Quiet if !hooks_working => Some(StateKind::Idle),
+            Cue::Busy | Cue::Quiet => None,
+        };
+        // Busy states agree with a busy screen; keep the more specific one.
+        let agrees = matches!(
+            (c.cue, self.state.kind),
+            (Cue::Busy, StateKind::Thinking | StateKind::Tool | StateKind::Compacting)
+                | (Cue::Permission, StateKind::WaitingPermission)
+                | (Cue::Quiet | Cue::Interrupted, StateKind::Idle)
+        );
+        match next_kind {
+            Some(kind) if !agrees => {
+                let next = State::new(kind, StateSource::Screen, wall).with_detail(c.cue.as_str());
+                self.note(
+                    wall,
+                    StateSource::Screen,
+                    c.cue.as_str(),
+                    None,
+                    format!("→ {}", label(&next)),
+                );
+                self.state = next.clone();
+                Some(next)
+            }
+            _ => {
+                let why = if agrees {
+                    "agrees with the current state"
+                } else {
+                    "hooks are the authority for this"
+                };
+                self.note(
+                    wall,
+                    StateSource::Screen,
+                    c.cue.as_str(),
+                    None,
+                    format!("no change: {why}"),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Same state, ignoring when and from where.
+fn same(a: &State, b: &State) -> bool {
+    a.kind == b.kind && a.tool == b.tool && a.detail == b.detail
+}
+
+fn label(s: &State) -> String {
+    match &s.tool {
+        Some(t) => format!("{}({t})", s.kind),
+        None => s.kind.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(hooks: bool) -> (Engine, Instant) {
+        let t0 = Instant::now();
+        let s = State::new(StateKind::Starting, StateSource::Host, 0);
+        (Engine::new(s, hooks, Timing::default(), t0), t0)
+    }
+
+    fn hook(kind: StateKind, name: &str) -> HookEvent {
+        HookEvent {
+            name: name.into(),
+            agent_session_id: None,
+            effect: Effect::state(kind),
+        }
+    }
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn hooks_set_state_at_once() {
+        let (mut e, t0) = start(true);
+        assert_eq!(
+            e.hook(&hook(StateKind::Thinking, "UserPromptSubmit"), t0, 1)
+                .map(|s| s.kind),
+            Some(StateKind::Thinking)
+        );
+        assert_eq!(
+            e.hook(&hook(StateKind::Thinking, "PostToolUse"), t0, 2),
+            None,
+            "no change, no event"
+        );
+        assert_eq!(e.signals().len(), 2);
+    }
+
+    #[test]
+    fn a_cue_must_hold_and_never_beats_a_fresh_hook() {
+        let (mut e, t0) = start(true);
+        e.hook(&hook(StateKind::Thinking, "UserPromptSubmit"), t0, 0);
+        // The dialog appears 100 ms after the hook: it waits out hold and freshness.
+        assert_eq!(e.screen_changed(Cue::Permission, t0 + MS(100), 0), None);
+        assert_eq!(e.deadline(), Some(t0 + MS(1500)));
+        assert_eq!(e.tick(t0 + MS(400), 0), None);
+        let s = e
+            .tick(t0 + MS(1500), 0)
+            .expect("applies once fresh has passed");
+        assert_eq!(
+            (s.kind, s.source),
+            (StateKind::WaitingPermission, StateSource::Screen)
+        );
+        assert_eq!(e.deadline(), None);
+    }
+
+    #[test]
+    fn a_flicker_shorter_than_hold_changes_nothing() {
+        let (mut e, t0) = start(false);
+        e.screen_changed(Cue::Busy, t0, 0);
+        e.screen_changed(Cue::Quiet, t0 + MS(100), 0);
+        e.screen_changed(Cue::Busy, t0 + MS(200), 0);
+        assert_eq!(
+            e.tick(t0 + MS(350), 0),
+            None,
+            "Busy since 200 ms has not held 300 ms"
+        );
+        assert_eq!(
+            e.tick(t0 + MS(500), 0).map(|s| s.kind),
+            Some(StateKind::Thinking)
+        );
+    }
+
+    #[test]
+    fn with_hooks_working_busy_and_quiet_cues_do_not_flip_state() {
+        let (mut e, t0) = start(true);
+        e.hook(&hook(StateKind::Tool, "PreToolUse"), t0, 0);
+        e.screen_changed(Cue::Quiet, t0 + MS(2000), 0);
+        assert_eq!(e.tick(t0 + MS(2400), 0), None);
+        assert_eq!(e.state().kind, StateKind::Tool);
+    }
+
+    #[test]
+    fn an_interrupt_with_no_hook_returns_to_idle() {
+        let (mut e, t0) = start(true);
+        e.hook(&hook(StateKind::Tool, "PreToolUse"), t0, 0);
+        e.screen_changed(Cue::Interrupted, t0 + MS(3000), 0);
+        assert_eq!(
+            e.tick(t0 + MS(3300), 0).map(|s| s.kind),
+            Some(StateKind::Idle)
+        );
+    }
+
+    #[test]
+    fn a_cue_that_stays_on_screen_counts_once() {
+        let (mut e, t0) = start(true);
+        e.hook(&hook(StateKind::Idle, "Stop"), t0, 0);
+        e.screen_changed(Cue::Permission, t0 + MS(2000), 0);
+        e.tick(t0 + MS(2300), 0);
+        assert_eq!(e.state().kind, StateKind::WaitingPermission);
+        e.hook(&hook(StateKind::Thinking, "PostToolUse"), t0 + MS(2500), 0);
+        // The same cue reported again is not a new appearance.
+        assert_eq!(e.screen_changed(Cue::Permission, t0 + MS(5000), 0), None);
+        assert_eq!(e.tick(t0 + MS(6000), 0), None);
+        assert_eq!(e.state().kind, StateKind::Thinking);
+    }
+
+    #[test]
+    fn health_degrades_only_after_the_grace_period() {
+        let (mut e, t0) = start(true);
+        assert_eq!(e.health(t0).0, Health::Ok);
+        assert_eq!(e.deadline(), Some(t0 + Duration::from_secs(30)));
+        e.tick(t0 + Duration::from_secs(30), 0);
+        assert_eq!(e.deadline(), None, "the grace timer fires once");
+        assert_eq!(e.health(t0 + Duration::from_secs(31)).0, Health::Degraded);
+        let (e, t0) = start(false);
+        assert_eq!(e.health(t0 + Duration::from_secs(31)).0, Health::Ok);
+    }
+}
