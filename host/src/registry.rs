@@ -48,6 +48,11 @@ enum Msg {
     Status(oneshot::Sender<Status>),
     Running(oneshot::Sender<Vec<(String, SessionHandle)>>),
     Flush(oneshot::Sender<()>),
+    Handle(
+        String,
+        oneshot::Sender<Result<Option<SessionHandle>, RpcError>>,
+    ),
+    Spawned(String, SessionHandle),
     Signals(String, oneshot::Sender<Vec<Signal>>),
     Relaunched(
         Box<Session>,
@@ -172,6 +177,22 @@ impl Registry {
         self.ask(Msg::Status).await
     }
 
+    /// The handle of a running session, `None` when it has exited. For a session being
+    /// created, waits until its agent is spawned (its hooks may be that quick).
+    pub async fn handle(&self, name: &str) -> Result<Option<SessionHandle>, RpcError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Handle(name.to_owned(), tx))
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| not_found(name))?
+    }
+
+    /// A reserved session's agent is running: hooks may reach it before it is inserted.
+    pub async fn spawned(&self, name: &str, handle: SessionHandle) {
+        let _ = self.tx.send(Msg::Spawned(name.to_owned(), handle)).await;
+    }
+
     /// The last signals of an exited session (empty for running ones: ask the session).
     pub async fn signals(&self, name: &str) -> Result<Vec<Signal>, RpcError> {
         self.ask(|tx| Msg::Signals(name.to_owned(), tx)).await
@@ -256,6 +277,31 @@ fn empty_status() -> Status {
     }
 }
 
+/// A name being created.
+#[derive(Default)]
+struct Reservation {
+    /// Reports its agent sent before the record was inserted (an agent can exit that
+    /// fast).
+    early: Vec<Report>,
+    /// Its agent, once spawned.
+    handle: Option<SessionHandle>,
+    /// `handle` requests waiting for the spawn.
+    waiters: Vec<oneshot::Sender<Result<Option<SessionHandle>, RpcError>>>,
+}
+
+impl Reservation {
+    /// Answer every waiter: the handle, or (creation failed) not found.
+    fn wake(&mut self, name: &str, handle: Option<&SessionHandle>) {
+        for w in self.waiters.drain(..) {
+            let _ = w.send(
+                handle
+                    .map(|h| Some(h.clone()))
+                    .ok_or_else(|| not_found(name)),
+            );
+        }
+    }
+}
+
 struct Entry {
     record: Session,
     /// Present while the agent runs.
@@ -266,9 +312,8 @@ struct Entry {
 
 struct Actor {
     sessions: BTreeMap<String, Entry>,
-    /// Names being created: not yet in `sessions`, but taken; with reports their agent
-    /// sent before the record was inserted (an agent can exit that fast).
-    reserved: BTreeMap<String, Vec<Report>>,
+    /// Names being created: not yet in `sessions`, but taken.
+    reserved: BTreeMap<String, Reservation>,
     /// The seq of the last event.
     seq: u64,
     events: broadcast::Sender<Event>,
@@ -321,16 +366,20 @@ impl Actor {
                         )
                         .with_hint("pick another name, or `canopy rm` the old session"))
                     } else {
-                        self.reserved.insert(name, Vec::new());
+                        self.reserved.insert(name, Reservation::default());
                         Ok(())
                     };
                 let _ = reply.send(result);
             }
             Msg::Release(name) => {
-                self.reserved.remove(&name);
+                if let Some(mut r) = self.reserved.remove(&name) {
+                    r.wake(&name, None);
+                }
             }
             Msg::Insert(session, handle, reply) => {
-                let early = self.reserved.remove(&session.name).unwrap_or_default();
+                let mut reservation = self.reserved.remove(&session.name).unwrap_or_default();
+                reservation.wake(&session.name, Some(&handle));
+                let early = reservation.early;
                 let record = *session;
                 self.sessions.insert(
                     record.name.clone(),
@@ -362,6 +411,29 @@ impl Actor {
             }
             Msg::Status(reply) => {
                 let _ = reply.send(self.snapshot.borrow().clone());
+            }
+            Msg::Handle(name, reply) => {
+                if let Some(e) = self.sessions.get(&name) {
+                    let _ = reply.send(Ok(e.handle.clone()));
+                } else if let Some(r) = self.reserved.get_mut(&name) {
+                    match &r.handle {
+                        Some(h) => {
+                            let _ = reply.send(Ok(Some(h.clone())));
+                        }
+                        None => r.waiters.push(reply),
+                    }
+                } else {
+                    let _ = reply.send(Err(not_found(&name)));
+                }
+            }
+            Msg::Spawned(name, handle) => {
+                if let Some(r) = self.reserved.get_mut(&name) {
+                    r.wake(&name, Some(&handle));
+                    r.handle = Some(handle);
+                } else if let Some(e) = self.sessions.get_mut(&name) {
+                    // Resumed: its hooks may arrive before the new record does.
+                    e.handle = Some(handle);
+                }
             }
             Msg::Signals(name, reply) => {
                 let _ = reply.send(
@@ -407,8 +479,8 @@ impl Actor {
             Report::Update { name, .. } | Report::Exited { name, .. } => name.clone(),
         };
         let Some(entry) = self.sessions.get_mut(&name) else {
-            if let Some(early) = self.reserved.get_mut(&name) {
-                early.push(report);
+            if let Some(r) = self.reserved.get_mut(&name) {
+                r.early.push(report);
             }
             return;
         };

@@ -168,10 +168,11 @@ pub fn encode<T: serde::Serialize>(value: &T) -> Result<Value, RpcError> {
 
 /// The handle of a session whose agent is running.
 pub async fn running(daemon: &Daemon, name: &str) -> Result<SessionHandle, RpcError> {
-    match daemon.registry.get(name).await? {
-        (_, Some(handle)) => Ok(handle),
-        (_, None) => Err(exited(name)),
-    }
+    daemon
+        .registry
+        .handle(name)
+        .await?
+        .ok_or_else(|| exited(name))
 }
 
 fn exited(name: &str) -> RpcError {
@@ -412,6 +413,7 @@ async fn spawn(
             agent_session_id: launch.agent_session_id.clone(),
             state: record.state.clone(),
             settings: daemon.session_settings(),
+            server: launch.server.clone(),
         },
         daemon.reports.clone(),
     )
@@ -421,6 +423,7 @@ async fn spawn(
             format!("cannot start {}: {e}", launch.program),
         )
     })?;
+    daemon.registry.spawned(&record.name, handle.clone()).await;
     record.pid = Some(pid);
     record.state.detail = Some(format!("started pid {pid}"));
     if let Some(prompt) = launch.type_prompt {

@@ -49,9 +49,11 @@ impl Default for Timing {
 }
 
 /// A screen cue waiting out its hold time.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Candidate {
     cue: Cue,
+    /// The line behind it (an error's text).
+    line: Option<String>,
     since: Instant,
 }
 
@@ -158,6 +160,7 @@ impl Engine {
     pub fn hook(&mut self, ev: &HookEvent, now: Instant, wall: u64) -> Option<State> {
         self.last_hook = Some(now);
         match &ev.effect {
+            Effect::Noise => None,
             Effect::Ignore(why) => {
                 self.note(
                     wall,
@@ -168,10 +171,32 @@ impl Engine {
                 );
                 None
             }
+            Effect::State {
+                kind: StateKind::Idle,
+                ..
+            } if self.state.kind == StateKind::Error => {
+                // The turn that failed ends as well (OpenCode follows session.error with
+                // idle): the error stands until the agent works again.
+                self.note(
+                    wall,
+                    StateSource::Hook,
+                    &ev.name,
+                    None,
+                    "no change: the error stands until the agent works again".into(),
+                );
+                None
+            }
             Effect::State { kind, tool, detail } => {
+                // A permission request that names no tool is about the one running.
+                let tool = match (kind, tool, self.state.kind) {
+                    (StateKind::WaitingPermission, None, StateKind::Tool) => {
+                        self.state.tool.clone()
+                    }
+                    _ => tool.clone(),
+                };
                 let next = State {
                     kind: *kind,
-                    tool: tool.clone(),
+                    tool,
                     detail: detail.clone(),
                     since: wall,
                     source: StateSource::Hook,
@@ -200,19 +225,29 @@ impl Engine {
         }
     }
 
-    /// The screen's cue changed (or was first read).
-    pub fn screen_changed(&mut self, cue: Cue, now: Instant, wall: u64) -> Option<State> {
+    /// The screen's cue changed (or was first read). `line` is the text behind it.
+    pub fn screen_changed(
+        &mut self,
+        cue: Cue,
+        line: Option<String>,
+        now: Instant,
+        wall: u64,
+    ) -> Option<State> {
         if self.seen == Some(cue) {
             return None;
         }
         self.seen = Some(cue);
-        self.candidate = Some(Candidate { cue, since: now });
+        self.candidate = Some(Candidate {
+            cue,
+            line,
+            since: now,
+        });
         self.tick(now, wall)
     }
 
     /// When [`Engine::tick`] should next run, if ever.
     pub fn deadline(&self) -> Option<Instant> {
-        let cue = self.candidate.map(|c| {
+        let cue = self.candidate.as_ref().map(|c| {
             let held = c.since + self.timing.hold;
             match self.last_hook {
                 Some(h) => held.max(h + self.timing.fresh),
@@ -244,7 +279,7 @@ impl Engine {
                 format!("health degraded: {why}"),
             );
         }
-        let c = self.candidate?;
+        let c = self.candidate.clone()?;
         if now < c.since + self.timing.hold {
             return None;
         }
@@ -260,21 +295,30 @@ impl Engine {
         let hooks_working = self.last_hook.is_some();
         let next_kind = match c.cue {
             Cue::Permission => Some(StateKind::WaitingPermission),
+            // Some agents report an API error nowhere but on screen.
+            Cue::Error => Some(StateKind::Error),
             Cue::Interrupted => Some(StateKind::Idle),
             Cue::Busy if !hooks_working => Some(StateKind::Thinking),
-            Cue::Quiet if !hooks_working => Some(StateKind::Idle),
+            // An agent at rest on screen has started, whether or not a hook said so.
+            Cue::Quiet if !hooks_working || self.state.kind == StateKind::Starting => {
+                Some(StateKind::Idle)
+            }
             Cue::Busy | Cue::Quiet => None,
         };
         // Busy states agree with a busy screen; keep the more specific one.
         let agrees = matches!(
             (c.cue, self.state.kind),
-            (Cue::Busy, StateKind::Thinking | StateKind::Tool | StateKind::Compacting)
-                | (Cue::Permission, StateKind::WaitingPermission)
+            (
+                Cue::Busy,
+                StateKind::Thinking | StateKind::Tool | StateKind::Compacting
+            ) | (Cue::Permission, StateKind::WaitingPermission)
+                | (Cue::Error, StateKind::Error)
                 | (Cue::Quiet | Cue::Interrupted, StateKind::Idle)
         );
         match next_kind {
             Some(kind) if !agrees => {
-                let next = State::new(kind, StateSource::Screen, wall).with_detail(c.cue.as_str());
+                let next = State::new(kind, StateSource::Screen, wall)
+                    .with_detail(c.line.clone().unwrap_or_else(|| c.cue.as_str().to_owned()));
                 self.note(
                     wall,
                     StateSource::Screen,
@@ -330,6 +374,7 @@ mod tests {
         HookEvent {
             name: name.into(),
             agent_session_id: None,
+            request_id: None,
             effect: Effect::state(kind),
         }
     }
@@ -357,7 +402,10 @@ mod tests {
         let (mut e, t0) = start(true);
         e.hook(&hook(StateKind::Thinking, "UserPromptSubmit"), t0, 0);
         // The dialog appears 100 ms after the hook: it waits out hold and freshness.
-        assert_eq!(e.screen_changed(Cue::Permission, t0 + MS(100), 0), None);
+        assert_eq!(
+            e.screen_changed(Cue::Permission, None, t0 + MS(100), 0),
+            None
+        );
         assert_eq!(e.deadline(), Some(t0 + MS(1500)));
         assert_eq!(e.tick(t0 + MS(400), 0), None);
         let s = e
@@ -371,11 +419,23 @@ mod tests {
     }
 
     #[test]
+    fn an_error_is_not_erased_by_the_turn_ending() {
+        let (mut e, t0) = start(true);
+        e.hook(&hook(StateKind::Error, "session.error"), t0, 0);
+        assert_eq!(e.hook(&hook(StateKind::Idle, "session.idle"), t0, 0), None);
+        assert_eq!(
+            e.hook(&hook(StateKind::Thinking, "session.status"), t0, 0)
+                .map(|s| s.kind),
+            Some(StateKind::Thinking)
+        );
+    }
+
+    #[test]
     fn a_flicker_shorter_than_hold_changes_nothing() {
         let (mut e, t0) = start(false);
-        e.screen_changed(Cue::Busy, t0, 0);
-        e.screen_changed(Cue::Quiet, t0 + MS(100), 0);
-        e.screen_changed(Cue::Busy, t0 + MS(200), 0);
+        e.screen_changed(Cue::Busy, None, t0, 0);
+        e.screen_changed(Cue::Quiet, None, t0 + MS(100), 0);
+        e.screen_changed(Cue::Busy, None, t0 + MS(200), 0);
         assert_eq!(
             e.tick(t0 + MS(350), 0),
             None,
@@ -391,7 +451,7 @@ mod tests {
     fn with_hooks_working_busy_and_quiet_cues_do_not_flip_state() {
         let (mut e, t0) = start(true);
         e.hook(&hook(StateKind::Tool, "PreToolUse"), t0, 0);
-        e.screen_changed(Cue::Quiet, t0 + MS(2000), 0);
+        e.screen_changed(Cue::Quiet, None, t0 + MS(2000), 0);
         assert_eq!(e.tick(t0 + MS(2400), 0), None);
         assert_eq!(e.state().kind, StateKind::Tool);
     }
@@ -400,7 +460,7 @@ mod tests {
     fn an_interrupt_with_no_hook_returns_to_idle() {
         let (mut e, t0) = start(true);
         e.hook(&hook(StateKind::Tool, "PreToolUse"), t0, 0);
-        e.screen_changed(Cue::Interrupted, t0 + MS(3000), 0);
+        e.screen_changed(Cue::Interrupted, None, t0 + MS(3000), 0);
         assert_eq!(
             e.tick(t0 + MS(3300), 0).map(|s| s.kind),
             Some(StateKind::Idle)
@@ -411,12 +471,15 @@ mod tests {
     fn a_cue_that_stays_on_screen_counts_once() {
         let (mut e, t0) = start(true);
         e.hook(&hook(StateKind::Idle, "Stop"), t0, 0);
-        e.screen_changed(Cue::Permission, t0 + MS(2000), 0);
+        e.screen_changed(Cue::Permission, None, t0 + MS(2000), 0);
         e.tick(t0 + MS(2300), 0);
         assert_eq!(e.state().kind, StateKind::WaitingPermission);
         e.hook(&hook(StateKind::Thinking, "PostToolUse"), t0 + MS(2500), 0);
         // The same cue reported again is not a new appearance.
-        assert_eq!(e.screen_changed(Cue::Permission, t0 + MS(5000), 0), None);
+        assert_eq!(
+            e.screen_changed(Cue::Permission, None, t0 + MS(5000), 0),
+            None
+        );
         assert_eq!(e.tick(t0 + MS(6000), 0), None);
         assert_eq!(e.state().kind, StateKind::Thinking);
     }

@@ -42,6 +42,28 @@ pub fn canopy_bin() -> PathBuf {
     bin
 }
 
+/// Where test environments live: `$CANOPY_TEST_TMPDIR`, else `~/.cache/canopy-tests`
+/// (private). Not the system temp directory: agents (Gemini) ignore configuration under
+/// a directory others can write, and /tmp is one. Not inside this checkout either: the
+/// tests need directories that are in no git repository.
+fn test_tmp() -> PathBuf {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = std::env::var_os("CANOPY_TEST_TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| "/root".into());
+            home.join(".cache/canopy-tests")
+        });
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .expect("test tmp dir");
+    dir
+}
+
 /// A hermetic Canopy environment.
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
@@ -61,7 +83,7 @@ impl TestEnv {
     pub fn new() -> Self {
         let dir = tempfile::Builder::new()
             .prefix("canopy-test-")
-            .tempdir()
+            .tempdir_in(test_tmp())
             .expect("tempdir");
         let root = dir.path().to_path_buf();
         let home = root.join("home");
@@ -103,6 +125,54 @@ impl TestEnv {
             paths,
             vars,
         }
+    }
+
+    /// Set (or replace) a variable of this environment (before the host starts).
+    pub fn set_var(&mut self, key: &str, value: impl Into<OsString>) {
+        let value = value.into();
+        match self.vars.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) => *v = value,
+            None => self.vars.push((key.to_owned(), value)),
+        }
+        let vars = self.vars.clone();
+        self.paths = Paths::from_lookup(|k| {
+            vars.iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.clone())
+        });
+    }
+
+    /// Put `dir` first on the PATH the host and its agents see (before the host starts).
+    pub fn prepend_path(&mut self, dir: &Path) {
+        if let Some((_, path)) = self.vars.iter_mut().find(|(k, _)| k == "PATH") {
+            let mut joined = OsString::from(dir);
+            joined.push(":");
+            joined.push(&*path);
+            *path = joined;
+        }
+    }
+
+    /// A directory of stand-in agent programs: each name is a shell script running
+    /// `body`. Put it on the PATH with [`TestEnv::prepend_path`].
+    pub fn stub_agents(&self, names: &[&str], body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.dir.path().join("stub-bin");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for name in names {
+            let path = dir.join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write stub");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        dir
+    }
+
+    /// Environment variables as an agent of session `name` would have them, for running
+    /// `canopy hook` by hand.
+    pub fn hook_command(&self, session: &str, agent: &str) -> Command {
+        let mut cmd = self.canopy(&["hook", "--agent", agent]);
+        cmd.env("CANOPY_SESSION", session)
+            .env("CANOPY_SOCKET", &self.paths.socket);
+        cmd
     }
 
     /// Write the user's config file.

@@ -244,6 +244,18 @@ fn another_user_is_refused() {
         return;
     }
     let env = TestEnv::new();
+    // A socket in a directory another user can reach once it is opened up (the test
+    // environment itself lives under root's private home).
+    let public = tempfile::tempdir().expect("tempdir in /tmp");
+    let sock_dir = public.path().join("sock");
+    std::fs::create_dir(&sock_dir).expect("mkdir");
+    std::fs::set_permissions(
+        &sock_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod");
+    let mut env = env;
+    env.set_var("CANOPY_SOCKET", sock_dir.join("canopy.sock"));
     env.ok(&["status"]);
     let probe = |socket: &std::path::Path| -> String {
         let out = std::process::Command::new("python3")
@@ -274,12 +286,7 @@ fn another_user_is_refused() {
     assert!(probe(&env.paths.socket).starts_with("connect-failed"));
     // Even with the directory and socket opened up by mistake, the peer check refuses.
     use std::os::unix::fs::PermissionsExt;
-    for dir in [
-        env.dir.path(),
-        env.paths.runtime_dir.parent().expect("XDG_RUNTIME_DIR"),
-    ] {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).expect("chmod");
-    }
+    std::fs::set_permissions(public.path(), std::fs::Permissions::from_mode(0o711)).expect("chmod");
     std::fs::set_permissions(
         &env.paths.runtime_dir,
         std::fs::Permissions::from_mode(0o755),

@@ -37,6 +37,7 @@ static CUES: LazyLock<Cues> = LazyLock::new(|| {
         &[r"Interrupted · What should Claude do instead\?"],
         &[r"esc to interrupt"],
     )
+    .and_then(|c| c.with_errors(&[r#"API Error: \d{3}"#]))
     .expect("built-in patterns compile")
 });
 
@@ -92,6 +93,7 @@ impl Adapter for Claude {
             env: Vec::new(),
             agent_session_id: Some(id),
             type_prompt: None,
+            server: None,
         })
     }
 
@@ -150,6 +152,7 @@ impl Adapter for Claude {
         HookEvent {
             name,
             agent_session_id: field(p, "session_id").map(str::to_owned),
+            request_id: None,
             effect,
         }
     }
@@ -179,7 +182,7 @@ mod tests {
     fn kind(e: &HookEvent) -> Option<StateKind> {
         match &e.effect {
             Effect::State { kind, .. } => Some(*kind),
-            Effect::Ignore(_) => None,
+            Effect::Ignore(_) | Effect::Noise => None,
         }
     }
 

@@ -30,6 +30,7 @@ static CUES: LazyLock<Cues> = LazyLock::new(|| {
         &[r"(?i)conversation interrupted"],
         &[r"esc to interrupt"],
     )
+    .and_then(|c| c.with_errors(&[r#"■ \{"error""#]))
     .expect("built-in patterns compile")
 });
 
@@ -82,6 +83,7 @@ impl Adapter for Codex {
             env: Vec::new(),
             agent_session_id: ctx.resume_id.map(str::to_owned),
             type_prompt: None,
+            server: None,
         })
     }
 
@@ -103,6 +105,7 @@ impl Adapter for Codex {
             return HookEvent {
                 name: "notify".into(),
                 agent_session_id: None,
+                request_id: None,
                 effect,
             };
         }
@@ -136,6 +139,7 @@ impl Adapter for Codex {
         HookEvent {
             name,
             agent_session_id: field(p, "session_id").map(str::to_owned),
+            request_id: None,
             effect,
         }
     }

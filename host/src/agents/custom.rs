@@ -53,6 +53,8 @@ pub struct CueConfig {
     pub permission: Vec<String>,
     #[serde(default)]
     pub interrupted: Vec<String>,
+    #[serde(default)]
+    pub error: Vec<String>,
 }
 
 impl CueConfig {
@@ -131,6 +133,7 @@ impl Adapter for Custom {
             env: Vec::new(),
             agent_session_id: ctx.resume_id.map(str::to_owned),
             type_prompt,
+            server: None,
         })
     }
 
@@ -142,6 +145,7 @@ impl Adapter for Custom {
         HookEvent {
             name: "?".into(),
             agent_session_id: None,
+            request_id: None,
             effect: Effect::ignore(format!("{} has no hooks", self.name)),
         }
     }

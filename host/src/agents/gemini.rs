@@ -32,6 +32,7 @@ static CUES: LazyLock<Cues> = LazyLock::new(|| {
         &[r"Request cancelled"],
         &[r"esc to cancel"],
     )
+    .and_then(|c| c.with_errors(&[r#"\[API Error"#]))
     .expect("built-in patterns compile")
 });
 
@@ -87,6 +88,7 @@ impl Adapter for Gemini {
             )],
             agent_session_id: Some(id),
             type_prompt: None,
+            server: None,
         })
     }
 
@@ -98,7 +100,16 @@ impl Adapter for Gemini {
         let name = field(p, "hook_event_name").unwrap_or("?").to_owned();
         let tool = field(p, "tool_name").map(str::to_owned);
         let effect = match name.as_str() {
-            "SessionStart" | "AfterAgent" => Effect::state(StateKind::Idle),
+            "SessionStart" => Effect::state(StateKind::Idle),
+            // On an API error Gemini still fires AfterAgent, with no response text; the
+            // error shows only on screen, so this turn end is not taken as idle.
+            "AfterAgent"
+                if field(p, "prompt_response")
+                    .is_none_or(|r| r.is_empty() || r == "[no response text]") =>
+            {
+                Effect::ignore("turn ended without a response (an error follows on screen)")
+            }
+            "AfterAgent" => Effect::state(StateKind::Idle),
             "BeforeAgent" | "AfterTool" => Effect::state(StateKind::Thinking),
             "BeforeTool" => Effect::tool(StateKind::Tool, tool, tool_detail(p.get("tool_input"))),
             "Notification" if field(p, "notification_type") == Some("ToolPermission") => {
@@ -120,6 +131,7 @@ impl Adapter for Gemini {
         HookEvent {
             name,
             agent_session_id: field(p, "session_id").map(str::to_owned),
+            request_id: None,
             effect,
         }
     }

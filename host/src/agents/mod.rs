@@ -52,6 +52,8 @@ pub struct Launch {
     pub agent_session_id: Option<String>,
     /// A prompt to type into the terminal once it starts (agents with no prompt flag).
     pub type_prompt: Option<String>,
+    /// The agent's own loopback server, for agents that have one (OpenCode).
+    pub server: Option<String>,
 }
 
 /// Why an agent could not be launched.
@@ -73,6 +75,8 @@ pub struct HookEvent {
     pub name: String,
     /// The agent's conversation id, when the payload carries it.
     pub agent_session_id: Option<String>,
+    /// The id of a permission request it opens, for agents answered over HTTP.
+    pub request_id: Option<String>,
     pub effect: Effect,
 }
 
@@ -87,6 +91,8 @@ pub enum Effect {
     },
     /// Nothing changes; the text says why (shown by `canopy explain`).
     Ignore(String),
+    /// Keep-alives and the like: not even worth a line in `canopy explain`.
+    Noise,
 }
 
 impl Effect {
@@ -124,6 +130,20 @@ pub trait Adapter: Send + Sync + std::fmt::Debug {
     fn answer_keys(&self, approve: bool) -> Vec<u8>;
     /// The installation hint shown when the program is missing.
     fn install_hint(&self) -> String;
+    /// The path of the agent's event stream on its server, when it has one.
+    fn events_path(&self) -> Option<&str> {
+        None
+    }
+    /// Events describing the agent's current state, read over its server (`get` takes a
+    /// path), for what happened before its event stream was connected.
+    fn catch_up(&self, _get: &dyn Fn(&str) -> Option<serde_json::Value>) -> Vec<serde_json::Value> {
+        Vec::new()
+    }
+    /// How to answer permission request `id` over the agent's server: a path and a JSON
+    /// body. `None`: answer on screen.
+    fn answer_request(&self, _id: &str, _approve: bool) -> Option<(String, serde_json::Value)> {
+        None
+    }
 }
 
 /// The adapter for `--agent NAME`: a built-in agent, a custom one from the config, or

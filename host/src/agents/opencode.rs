@@ -1,12 +1,15 @@
-//! OpenCode: started with its embedded server on a loopback port; its state is read
-//! from the screen. (Its event stream and `POST /permission/{id}/reply` are the planned
-//! authority; see ARCHITECTURE.md.)
+//! OpenCode: started with its embedded server on a free loopback port; its event stream
+//! (`GET /event`) is the authority, and permission requests are answered with
+//! `POST /permission/{id}/reply`. Its user config is left alone.
 
 use std::sync::LazyLock;
 
-use serde_json::Value;
+use canopy_protocol::StateKind;
+use serde_json::{Value, json};
 
-use super::{Adapter, AgentError, Cues, Effect, HookEvent, Launch, LaunchCtx};
+use super::{
+    Adapter, AgentError, Cues, Effect, HookEvent, Launch, LaunchCtx, field, one_line, tool_detail,
+};
 
 static CUES: LazyLock<Cues> = LazyLock::new(|| {
     Cues::new(&[r"△ Permission required"], &[], &[r"esc interrupt"])
@@ -22,13 +25,29 @@ impl OpenCode {
     }
 }
 
+/// A loopback port nobody listens on right now.
+fn free_port() -> Result<u16, AgentError> {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| {
+            AgentError::Unsupported(format!("no free loopback port for OpenCode's server: {e}"))
+        })
+}
+
 impl Adapter for OpenCode {
     fn name(&self) -> &str {
         "opencode"
     }
 
     fn launch(&self, ctx: &LaunchCtx<'_>) -> Result<Launch, AgentError> {
-        let mut args = Vec::new();
+        let port = free_port()?;
+        let mut args = vec![
+            "--port".to_owned(),
+            port.to_string(),
+            "--hostname".to_owned(),
+            "127.0.0.1".to_owned(),
+        ];
         if let Some(id) = ctx.resume_id {
             args.extend(["--session".to_owned(), id.to_owned()]);
         }
@@ -42,18 +61,103 @@ impl Adapter for OpenCode {
             env: Vec::new(),
             agent_session_id: ctx.resume_id.map(str::to_owned),
             type_prompt: None,
+            server: Some(format!("http://127.0.0.1:{port}")),
         })
     }
 
     fn has_hooks(&self) -> bool {
-        false
+        true
     }
 
-    fn hook(&self, _p: &Value, _known_session: Option<&str>) -> HookEvent {
+    fn events_path(&self) -> Option<&str> {
+        Some("/event")
+    }
+
+    fn catch_up(&self, get: &dyn Fn(&str) -> Option<Value>) -> Vec<Value> {
+        let mut events = Vec::new();
+        if let Some(Value::Object(sessions)) = get("/session/status") {
+            for (id, status) in sessions {
+                events.push(json!({"type": "session.status", "properties": {"sessionID": id, "status": status}}));
+            }
+        }
+        if let Some(Value::Array(pending)) = get("/permission") {
+            events.extend(
+                pending
+                    .into_iter()
+                    .map(|p| json!({"type": "permission.asked", "properties": p})),
+            );
+        }
+        events
+    }
+
+    fn answer_request(&self, id: &str, approve: bool) -> Option<(String, Value)> {
+        let reply = if approve { "once" } else { "reject" };
+        Some((format!("/permission/{id}/reply"), json!({ "reply": reply })))
+    }
+
+    /// Events of the stream, `{type, properties}`.
+    fn hook(&self, p: &Value, _known_session: Option<&str>) -> HookEvent {
+        let name = field(p, "type").unwrap_or("?").to_owned();
+        let props = p.get("properties").cloned().unwrap_or(Value::Null);
+        let mut request_id = None;
+        let effect = match name.as_str() {
+            "session.status" => match props.get("status").and_then(|s| field(s, "type")) {
+                Some("busy") => Effect::state(StateKind::Thinking),
+                Some("idle") => Effect::state(StateKind::Idle),
+                other => Effect::ignore(format!("status {}", other.unwrap_or("?"))),
+            },
+            "session.idle" => Effect::state(StateKind::Idle),
+            "permission.asked" => {
+                request_id = field(&props, "id").map(str::to_owned);
+                Effect::tool(
+                    StateKind::WaitingPermission,
+                    field(&props, "permission").map(str::to_owned),
+                    tool_detail(props.get("metadata")),
+                )
+            }
+            "permission.replied" => Effect::state(StateKind::Thinking),
+            "message.part.updated" => {
+                let part = props.get("part").cloned().unwrap_or(Value::Null);
+                match (
+                    field(&part, "type"),
+                    part.get("state").and_then(|s| field(s, "status")),
+                ) {
+                    (Some("tool"), Some("running")) => Effect::tool(
+                        StateKind::Tool,
+                        field(&part, "tool").map(str::to_owned),
+                        tool_detail(part.get("state").and_then(|s| s.get("input"))),
+                    ),
+                    (Some("tool"), Some("completed" | "error")) => {
+                        Effect::state(StateKind::Thinking)
+                    }
+                    _ => Effect::Noise,
+                }
+            }
+            "session.error" => {
+                let error = props.get("error").cloned().unwrap_or(Value::Null);
+                let kind = field(&error, "name").unwrap_or("error");
+                let message = error
+                    .get("data")
+                    .and_then(|d| field(d, "message"))
+                    .unwrap_or("");
+                if kind == "MessageAbortedError" {
+                    Effect::state(StateKind::Idle)
+                } else {
+                    Effect::tool(
+                        StateKind::Error,
+                        None,
+                        Some(one_line(&format!("{kind}: {message}"), 300)),
+                    )
+                }
+            }
+            "session.compacted" => Effect::state(StateKind::Idle),
+            _ => Effect::Noise,
+        };
         HookEvent {
-            name: "?".into(),
-            agent_session_id: None,
-            effect: Effect::ignore("OpenCode reports through its event stream, not hooks"),
+            name,
+            agent_session_id: field(&props, "sessionID").map(str::to_owned),
+            request_id,
+            effect,
         }
     }
 
@@ -71,5 +175,52 @@ impl Adapter for OpenCode {
 
     fn install_hint(&self) -> String {
         "install OpenCode (npm install -g opencode-ai)".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_the_event_stream() {
+        let o = OpenCode::new();
+        let asked = json!({"type":"permission.asked","properties":{"id":"per_1","sessionID":"ses_1","permission":"bash","metadata":{"command":"rm x"}}});
+        let e = o.hook(&asked, None);
+        assert_eq!(e.request_id.as_deref(), Some("per_1"));
+        assert_eq!(e.agent_session_id.as_deref(), Some("ses_1"));
+        assert_eq!(
+            e.effect,
+            Effect::tool(
+                StateKind::WaitingPermission,
+                Some("bash".into()),
+                Some("rm x".into())
+            )
+        );
+        let running = json!({"type":"message.part.updated","properties":{"part":{"type":"tool","tool":"bash","state":{"status":"running","input":{"command":"ls"}}}}});
+        assert_eq!(
+            o.hook(&running, None).effect,
+            Effect::tool(StateKind::Tool, Some("bash".into()), Some("ls".into()))
+        );
+        let error = json!({"type":"session.error","properties":{"error":{"name":"APIError","data":{"message":"mock bad request"}}}});
+        assert!(matches!(
+            o.hook(&error, None).effect,
+            Effect::State {
+                kind: StateKind::Error,
+                ..
+            }
+        ));
+        assert_eq!(
+            o.hook(&json!({"type":"server.heartbeat","properties":{}}), None)
+                .effect,
+            Effect::Noise
+        );
+        assert_eq!(
+            o.answer_request("per_1", false),
+            Some((
+                "/permission/per_1/reply".to_owned(),
+                json!({"reply":"reject"})
+            ))
+        );
     }
 }

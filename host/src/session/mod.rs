@@ -9,6 +9,7 @@
 //! actor reports what happened to the registry through [`Report`]s; the registry owns
 //! the record.
 
+pub mod events;
 pub mod pty;
 pub mod screen;
 
@@ -166,6 +167,8 @@ pub struct Start {
     /// The state the record starts in.
     pub state: State,
     pub settings: Settings,
+    /// The agent's own loopback server, when it has one.
+    pub server: Option<String>,
 }
 
 /// Start the agent and its actor. Returns the handle and the agent's pid.
@@ -180,6 +183,7 @@ pub fn start(
         agent_session_id,
         state,
         settings,
+        server,
     } = start;
     let (pty, exit) = pty::spawn(&spec)?;
     let pid = pty.pid;
@@ -201,6 +205,16 @@ pub fn start(
         settings.timing,
         Instant::now().into_std(),
     );
+    let (agent_events_tx, agent_events) = mpsc::unbounded_channel();
+    if let (Some(server), Some(path)) = (&server, adapter.events_path()) {
+        let for_catch_up = adapter.clone();
+        events::follow(
+            server.clone(),
+            path.to_owned(),
+            Box::new(move |get| for_catch_up.catch_up(get)),
+            agent_events_tx,
+        );
+    }
     let actor = Actor {
         name,
         pty,
@@ -217,10 +231,12 @@ pub fn start(
         health: Health::Ok,
         dialog_answered: false,
         after_dialog: None,
+        server,
+        pending_request: None,
         stopping: None,
         stop_waiters: Vec::new(),
     };
-    tokio::spawn(actor.run(rx, from_screen, exit));
+    tokio::spawn(actor.run(rx, from_screen, agent_events, exit));
     Ok((SessionHandle { tx }, pid))
 }
 
@@ -250,6 +266,10 @@ struct Actor {
     dialog_answered: bool,
     /// Typed once the answered dialog has gone (a deny's reason).
     after_dialog: Option<Vec<u8>>,
+    /// The agent's own loopback server, when it has one.
+    server: Option<String>,
+    /// The open permission request, for agents answered over their server.
+    pending_request: Option<String>,
     /// When a stop's grace period ends and SIGKILL follows.
     stopping: Option<Pin<Box<Sleep>>>,
     stop_waiters: Vec<oneshot::Sender<()>>,
@@ -260,6 +280,7 @@ impl Actor {
         mut self,
         mut commands: mpsc::Receiver<Command>,
         mut from_screen: mpsc::UnboundedReceiver<FromScreen>,
+        mut events: mpsc::UnboundedReceiver<serde_json::Value>,
         mut exit: oneshot::Receiver<ExitStatus>,
     ) {
         self.arm_engine_timer();
@@ -300,8 +321,9 @@ impl Actor {
                     Some(cmd) => self.on_command(cmd).await,
                     None => commands_open = false,
                 },
+                Some(event) = events.recv() => self.on_hook(&event),
                 Some(msg) = from_screen.recv() => match msg {
-                    FromScreen::Cue(cue) => self.on_cue(cue),
+                    FromScreen::Cue(cue, line) => self.on_cue(cue, line),
                     // Only while no real terminal is attached to answer instead.
                     FromScreen::Reply(data) => if self.output.receiver_count() == 0 {
                         self.pending_input.extend(data);
@@ -354,7 +376,7 @@ impl Actor {
         let _ = self.screen.send(ToScreen::Output(chunk)).await;
     }
 
-    fn on_cue(&mut self, cue: Cue) {
+    fn on_cue(&mut self, cue: Cue, line: Option<String>) {
         if cue != Cue::Permission {
             self.dialog_answered = false;
             if let Some(keys) = self.after_dialog.take() {
@@ -362,12 +384,21 @@ impl Actor {
             }
         }
         let now = Instant::now().into_std();
-        let changed = self.engine.screen_changed(cue, now, now_ms());
+        let changed = self.engine.screen_changed(cue, line, now, now_ms());
         self.publish(changed);
     }
 
     fn on_hook(&mut self, payload: &serde_json::Value) {
         let event = self.adapter.hook(payload, self.agent_session_id.as_deref());
+        match (&event.request_id, &event.effect) {
+            (Some(id), _) => self.pending_request = Some(id.clone()),
+            (None, crate::agents::Effect::State { kind, .. })
+                if *kind != StateKind::WaitingPermission =>
+            {
+                self.pending_request = None;
+            }
+            _ => {}
+        }
         if matches!(
             &event.effect,
             crate::agents::Effect::State {
@@ -398,15 +429,40 @@ impl Actor {
         self.publish(changed);
     }
 
-    /// Answer the dialog on screen, once.
-    fn answer(&mut self, approve: bool, reason: Option<String>) -> Result<(), String> {
-        let state = self.engine.state();
-        if state.kind != StateKind::WaitingPermission {
-            return Err(format!(
-                "it is not waiting for permission (it is {})",
-                state.kind
-            ));
+    /// Answer the pending permission request once: over the agent's server when it
+    /// has one, else by typing into the dialog on screen.
+    fn answer(
+        &mut self,
+        approve: bool,
+        reason: Option<String>,
+        reply: oneshot::Sender<Result<(), String>>,
+    ) {
+        let kind = self.engine.state().kind;
+        if kind != StateKind::WaitingPermission {
+            let _ = reply.send(Err(format!(
+                "it is not waiting for permission (it is {kind})"
+            )));
+            return;
         }
+        if let (Some(server), Some(id)) = (&self.server, self.pending_request.clone())
+            && let Some((path, body)) = self.adapter.answer_request(&id, approve)
+        {
+            self.pending_request = None;
+            let url = format!("{server}{path}");
+            self.record_answer(
+                approve,
+                &format!("request {id} answered over the agent's server"),
+            );
+            tokio::task::spawn_blocking(move || {
+                let _ = reply.send(events::post_json(&url, &body));
+            });
+            return;
+        }
+        let _ = reply.send(self.answer_on_screen(approve, reason));
+    }
+
+    /// Type the adapter's answer keys into the dialog on screen, once.
+    fn answer_on_screen(&mut self, approve: bool, reason: Option<String>) -> Result<(), String> {
         if self.engine.screen() != Some(Cue::Permission) {
             return Err(
                 "no permission dialog is on its screen (was it answered in the terminal?)".into(),
@@ -422,18 +478,18 @@ impl Actor {
             keys.push(b'\r');
             self.after_dialog = Some(keys);
         }
+        self.record_answer(approve, "keys typed into the dialog");
+        Ok(())
+    }
+
+    /// Note an answer given from Canopy, for `explain`.
+    fn record_answer(&mut self, approve: bool, how: &str) {
         let what = if approve {
             "approved from canopy"
         } else {
             "denied from canopy"
         };
-        self.engine.record(
-            now_ms(),
-            StateSource::Host,
-            what,
-            "keys typed into the dialog",
-        );
-        Ok(())
+        self.engine.record(now_ms(), StateSource::Host, what, how);
     }
 
     /// Tell the registry about a state or health change and re-arm the engine's timer.
@@ -483,9 +539,7 @@ impl Actor {
                 approve,
                 reason,
                 reply,
-            } => {
-                let _ = reply.send(self.answer(approve, reason));
-            }
+            } => self.answer(approve, reason, reply),
             Command::Input(data) => {
                 if self.pending_input.len() + data.len() > MAX_PENDING_INPUT {
                     tracing::warn!(session = %self.name, "agent is not reading its input; dropping {} bytes", data.len());
@@ -549,8 +603,8 @@ enum ToScreen {
 /// they change and replies only when the agent asks, and the actor must never wait on
 /// the task it feeds.
 enum FromScreen {
-    /// The screen's cue changed.
-    Cue(Cue),
+    /// The screen's cue changed (with the line behind it, for errors).
+    Cue(Cue, Option<String>),
     /// The terminal model's answers to the agent's queries (cursor position, colours).
     Reply(Vec<u8>),
 }
@@ -575,10 +629,10 @@ async fn screen_task(
                 }
                 // Only when nothing else is queued: a burst is classified once, at its end.
                 if inbox.is_empty() {
-                    let cue = cues.classify(&screen.text());
+                    let (cue, line) = cues.classify_with_line(&screen.text());
                     if last_cue != Some(cue) {
                         last_cue = Some(cue);
-                        let _ = session.send(FromScreen::Cue(cue));
+                        let _ = session.send(FromScreen::Cue(cue, line));
                     }
                 }
             }

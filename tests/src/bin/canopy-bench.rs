@@ -33,6 +33,10 @@ fn main() {
     figures.extend(ls_latency(if quick { 20 } else { 100 }));
     figures.extend(idle_host(20, if quick { 3 } else { 10 }));
     figures.extend(relay_throughput(if quick { 20 } else { 100 }));
+    figures.extend(hook_figures(
+        if quick { 10 } else { 50 },
+        if quick { 50 } else { 300 },
+    ));
 
     let machine = machine();
     let json = serde_json::json!({ "machine": machine, "figures": figures });
@@ -415,6 +419,146 @@ fn relay_throughput(mb: usize) -> Vec<Figure> {
         });
     }
     figures
+}
+
+/// `canopy hook` wall time (host up and down), and hook → state change at a subscribed
+/// client with `sessions` sessions.
+fn hook_figures(sessions: usize, samples: usize) -> Vec<Figure> {
+    let mut env = TestEnv::new();
+    let stubs = env.stub_agents(&["claude"], "exec sleep 100000");
+    env.prepend_path(&stubs);
+    for i in 0..sessions {
+        env.ok(&["new", &format!("h{i:03}"), "--agent", "claude"]);
+    }
+    let payload = |event: &str| format!("{{\"hook_event_name\":\"{event}\",\"session_id\":\"x\"}}");
+    let time_hook = |cmd: &mut Command, body: &str| {
+        use std::io::Write;
+        let start = Instant::now();
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("hook");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(body.as_bytes())
+            .expect("payload");
+        assert!(child.wait().expect("wait").success());
+        start.elapsed().as_secs_f64() * 1000.0
+    };
+    let mut up: Vec<f64> = (0..samples.min(100))
+        .map(|i| {
+            time_hook(
+                &mut env.hook_command("h000", "claude"),
+                &payload(if i % 2 == 0 {
+                    "UserPromptSubmit"
+                } else {
+                    "Stop"
+                }),
+            )
+        })
+        .collect();
+    let mut down: Vec<f64> = (0..samples.min(100))
+        .map(|_| {
+            let mut cmd = env.hook_command("h000", "claude");
+            cmd.env("CANOPY_SOCKET", env.dir.path().join("no-host.sock"));
+            time_hook(&mut cmd, &payload("Stop"))
+        })
+        .collect();
+    up.sort_by(f64::total_cmp);
+    down.sort_by(f64::total_cmp);
+
+    // In-process: a subscriber sees the state change a hook request causes.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut lat: Vec<f64> = runtime.block_on(async {
+        use canopy_protocol::params::{HookParams, HookResult, SubscribeParams, SubscribeResult};
+        use canopy_protocol::{Message, method};
+        let mut sub = env.client().await;
+        let _: SubscribeResult = sub
+            .call(method::SUBSCRIBE, &SubscribeParams::default())
+            .await
+            .expect("subscribe");
+        let mut hooks = env.client().await;
+        let mut out = Vec::new();
+        for i in 0..samples {
+            let event = if i % 2 == 0 {
+                "UserPromptSubmit"
+            } else {
+                "Stop"
+            };
+            let name = format!("h{:03}", i % sessions);
+            let start = Instant::now();
+            let _: HookResult = hooks
+                .call(
+                    method::HOOK,
+                    &HookParams {
+                        session: name.clone(),
+                        agent: "claude".into(),
+                        payload: payload(event),
+                    },
+                )
+                .await
+                .expect("hook");
+            loop {
+                match sub.reader.next().await.expect("read") {
+                    Some(Message::Notification { method, params }) if method == method::EVENT => {
+                        let e: canopy_protocol::Event =
+                            canopy_protocol::frame::params(&params).expect("event");
+                        if e.session.is_some_and(|s| s.name == name) {
+                            break;
+                        }
+                    }
+                    Some(_) => {}
+                    None => panic!("host went away"),
+                }
+            }
+            out.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+        out
+    });
+    lat.sort_by(f64::total_cmp);
+    vec![
+        Figure {
+            name: "`canopy hook` wall time, host up (median)".into(),
+            value: percentile(&up, 0.5),
+            unit: "ms".into(),
+            target: "< 5 ms".into(),
+            met: percentile(&up, 0.5) < 5.0,
+            method: format!(
+                "{} runs of the release binary with a Claude payload on stdin; p95 {:.1} ms",
+                up.len(),
+                percentile(&up, 0.95)
+            ),
+        },
+        Figure {
+            name: "`canopy hook` wall time, host down (median)".into(),
+            value: percentile(&down, 0.5),
+            unit: "ms".into(),
+            target: "< 100 ms".into(),
+            met: percentile(&down, 0.95) < 100.0,
+            method: format!(
+                "{} runs against a socket nobody serves; p95 {:.1} ms; always exit 0",
+                down.len(),
+                percentile(&down, 0.95)
+            ),
+        },
+        Figure {
+            name: format!("hook → state change at a subscriber, {sessions} sessions (p99)"),
+            value: percentile(&lat, 0.99),
+            unit: "ms".into(),
+            target: "< 5 ms".into(),
+            met: percentile(&lat, 0.99) < 5.0,
+            method: format!(
+                "{samples} `hook` requests alternating UserPromptSubmit/Stop over the sessions; time to the `event` at another connection; p50 {:.2} ms",
+                percentile(&lat, 0.5)
+            ),
+        },
+    ]
 }
 
 fn tmux_version() -> String {

@@ -1,0 +1,429 @@
+//! Agent adapters and the state engine, end to end: the real `canopy` binary launches
+//! the fake agent CLIs (`fake-agent`, built from this crate, behaving as claude, codex
+//! or gemini by the name it is run as), which call the injected hooks and draw the real
+//! screen cues.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use canopy_protocol::{Event, Health, Session, StateKind, StateSource};
+use canopy_tests::{TestEnv, wait_for};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// An environment whose PATH has `claude`, `codex`, `gemini` and `opencode` as the fake.
+fn env_with_fakes() -> TestEnv {
+    let mut env = TestEnv::new();
+    let dir = env.dir.path().join("fake-bin");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let fake = canopy_tests::canopy_bin().with_file_name("fake-agent");
+    assert!(
+        fake.exists(),
+        "{} is missing: build with `cargo test --workspace`",
+        fake.display()
+    );
+    for name in ["claude", "codex", "gemini", "opencode"] {
+        std::os::unix::fs::symlink(&fake, dir.join(name)).expect("symlink");
+    }
+    env.prepend_path(&dir);
+    // Quick screen hysteresis is not configurable; the permission notification is.
+    env
+}
+
+fn state_of(env: &TestEnv, name: &str) -> Session {
+    env.session(name)
+}
+
+fn wait_state(env: &TestEnv, name: &str, kind: StateKind) -> Session {
+    wait_for(&format!("{name} to be {kind}"), WAIT, || {
+        let s = state_of(env, name);
+        (s.state.kind == kind).then_some(s)
+    })
+}
+
+/// Every state kind the session went through, from the event log, consecutive repeats
+/// folded.
+fn history(env: &TestEnv, name: &str, since: u64) -> Vec<String> {
+    let out = env.ok(&[
+        "watch",
+        "--json",
+        "--once",
+        "--since",
+        &since.to_string(),
+        "--timeout",
+        "0.5",
+    ]);
+    let mut kinds: Vec<String> = Vec::new();
+    for line in out.lines() {
+        let e: Event = serde_json::from_str(line).expect("event json");
+        let Some(s) = e.session.filter(|s| s.name == name) else {
+            continue;
+        };
+        let label = match &s.state.tool {
+            Some(t) => format!("{}({t})", s.state.kind),
+            None => s.state.kind.to_string(),
+        };
+        if kinds.last() != Some(&label) {
+            kinds.push(label);
+        }
+    }
+    kinds
+}
+
+fn seq_now(env: &TestEnv) -> u64 {
+    let st: serde_json::Value = serde_json::from_str(&env.ok(&["status", "--json"])).expect("json");
+    st["seq"].as_u64().expect("seq")
+}
+
+/// The issue's scenario for one agent: prompt → thinking → tool → waiting_permission →
+/// approve from Canopy → tool done → idle; then an API error; then exit — exactly that
+/// sequence, no spurious flips.
+fn scenario(agent: &str, tool: &str) {
+    let env = env_with_fakes();
+    let seq0 = seq_now(&env);
+    env.ok(&[
+        "new",
+        "a",
+        "--agent",
+        agent,
+        "--prompt",
+        "hello @tool:Bash:ls @ask:Bash:rm-x",
+    ]);
+    let s = wait_state(&env, "a", StateKind::WaitingPermission);
+    assert_eq!(s.state.source, StateSource::Hook, "{agent}: {:?}", s.state);
+    // The dialog must be drawn before Canopy answers it.
+    wait_for("the dialog on screen", WAIT, || {
+        let e = env.ok(&["explain", "a"]);
+        e.contains("permission dialog on screen").then_some(())
+    });
+    env.ok(&["approve", "a"]);
+    wait_state(&env, "a", StateKind::Idle);
+    env.ok(&["send", "a", "@error", "--enter"]);
+    let s = wait_state(&env, "a", StateKind::Error);
+    assert!(
+        s.state.detail.as_deref().unwrap_or("").contains("400"),
+        "{agent}: {:?}",
+        s.state
+    );
+    env.ok(&["send", "a", "@exit", "--enter"]);
+    let s = wait_state(&env, "a", StateKind::Exited);
+    assert_eq!(s.exit_code, Some(0), "{agent}");
+    assert!(
+        s.agent_session_id.is_some(),
+        "{agent}: the conversation id is recorded"
+    );
+
+    let got = history(&env, "a", seq0);
+    let expected = [
+        "starting".to_owned(),
+        "idle".to_owned(),
+        "thinking".to_owned(),
+        format!("tool({tool})"),
+        "thinking".to_owned(),
+        format!("tool({tool})"),
+        format!("waiting_permission({tool})"),
+        "thinking".to_owned(),
+        "idle".to_owned(),
+        "thinking".to_owned(),
+        "error".to_owned(),
+        "thinking".to_owned(),
+        "exited".to_owned(),
+    ];
+    assert_eq!(got, expected, "{agent}");
+}
+
+#[test]
+fn claude_scenario() {
+    scenario("claude", "Bash");
+}
+
+#[test]
+fn codex_scenario() {
+    scenario("codex", "Bash");
+}
+
+#[test]
+fn gemini_scenario() {
+    scenario("gemini", "run_shell_command");
+}
+
+#[test]
+fn esc_interrupt_returns_to_idle_from_the_screen() {
+    let env = env_with_fakes();
+    env.ok(&["new", "i", "--agent", "claude", "--prompt", "@sleep:20000"]);
+    wait_state(&env, "i", StateKind::Thinking);
+    env.ok(&["send", "i", "\x1b"]);
+    let s = wait_state(&env, "i", StateKind::Idle);
+    assert_eq!(
+        s.state.source,
+        StateSource::Screen,
+        "no Stop hook fires on Esc"
+    );
+}
+
+#[test]
+fn idle_prompt_while_background_tasks_run_changes_nothing() {
+    let env = env_with_fakes();
+    env.ok(&["new", "b", "--agent", "claude", "--prompt", "@bg"]);
+    wait_for("the turn to end with a background task", WAIT, || {
+        let s = state_of(&env, "b");
+        (s.state.kind == StateKind::Idle
+            && s.state
+                .detail
+                .as_deref()
+                .unwrap_or("")
+                .contains("background"))
+        .then_some(())
+    });
+    let seq = seq_now(&env);
+    wait_for("the idle_prompt notification", WAIT, || {
+        env.ok(&["explain", "b"])
+            .contains("idle reminder")
+            .then_some(())
+    });
+    assert_eq!(
+        history(&env, "b", seq),
+        Vec::<String>::new(),
+        "no new state after idle_prompt"
+    );
+}
+
+#[test]
+fn codex_notify_for_the_title_thread_is_ignored() {
+    let env = env_with_fakes();
+    env.ok(&["new", "c", "--agent", "codex", "--prompt", "hello"]);
+    wait_for("both notifies", WAIT, || {
+        env.ok(&["explain", "c"])
+            .contains("turn of another thread")
+            .then_some(())
+    });
+    assert_eq!(state_of(&env, "c").state.kind, StateKind::Idle);
+}
+
+#[test]
+fn a_dialog_answered_in_the_terminal_is_not_answered_again() {
+    let env = env_with_fakes();
+    env.ok(&[
+        "new",
+        "t",
+        "--agent",
+        "claude",
+        "--prompt",
+        "@ask:Bash:rm-y @sleep:3000",
+    ]);
+    wait_state(&env, "t", StateKind::WaitingPermission);
+    wait_for("the dialog on screen", WAIT, || {
+        env.ok(&["explain", "t"])
+            .contains("permission dialog on screen")
+            .then_some(())
+    });
+    // The user answers in the terminal.
+    env.ok(&["send", "t", "1"]);
+    wait_for("the answer to take effect", WAIT, || {
+        (state_of(&env, "t").state.kind != StateKind::WaitingPermission).then_some(())
+    });
+    let err = env.fails(&["approve", "t"]);
+    assert!(err.contains("not waiting for permission"), "{err}");
+}
+
+#[test]
+fn prose_that_says_proceed_is_not_a_dialog() {
+    let env = env_with_fakes();
+    let seq = seq_now(&env);
+    env.ok(&["new", "p", "--agent", "claude", "--prompt", "@proceed"]);
+    wait_state(&env, "p", StateKind::Idle);
+    std::thread::sleep(Duration::from_millis(2000));
+    let kinds = history(&env, "p", seq);
+    assert!(
+        !kinds.iter().any(|k| k.starts_with("waiting_permission")),
+        "{kinds:?}"
+    );
+    let err = env.fails(&["approve", "p"]);
+    assert!(err.contains("not waiting for permission"), "{err}");
+}
+
+#[test]
+fn an_agent_that_crashes_at_start_is_exited_with_its_code() {
+    let env = env_with_fakes();
+    env.ok(&["new", "x", "--agent", "claude", "--prompt", "@crash"]);
+    let s = wait_state(&env, "x", StateKind::Exited);
+    assert_eq!(s.exit_code, Some(1));
+    assert_eq!(s.state.source, StateSource::Process);
+    let explain = env.ok(&["explain", "x"]);
+    assert!(explain.contains("process exit"), "{explain}");
+}
+
+#[test]
+fn a_missing_agent_binary_is_a_one_line_error_with_an_install_hint() {
+    let env = TestEnv::new();
+    let err = env.fails(&["new", "m", "--agent", "claude"]);
+    assert!(
+        err.starts_with("error: agent command \"claude\" not found\n"),
+        "{err}"
+    );
+    assert!(err.contains("hint: install Claude Code"), "{err}");
+    assert!(env.sessions().is_empty());
+    assert!(!env.worktree("m").exists());
+}
+
+#[test]
+fn no_hooks_within_the_grace_period_is_degraded_health() {
+    let mut env = TestEnv::new();
+    let stubs = env.stub_agents(&["claude"], "echo mute agent; exec sleep 1000");
+    env.prepend_path(&stubs);
+    env.write_config("[sessions]\nhook_grace_secs = 0.5\n");
+    env.ok(&["new", "d", "--agent", "claude"]);
+    let s = wait_for("health to degrade", WAIT, || {
+        let s = state_of(&env, "d");
+        (s.health == Health::Degraded).then_some(s)
+    });
+    assert!(s.is_running());
+    assert!(
+        env.ok(&["explain", "d"])
+            .contains("health: degraded — no hook arrived within")
+    );
+}
+
+#[test]
+fn hooks_for_unknown_sessions_are_refused_and_never_fail_the_agent() {
+    let env = TestEnv::new();
+    env.ok(&["status"]);
+    let out = env
+        .hook_command("nope", "claude")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("hook");
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+    // With no host at all it exits 0 at once, without starting one.
+    env.ok(&["host", "stop"]);
+    let start = std::time::Instant::now();
+    let out = env.hook_command("nope", "claude").output().expect("hook");
+    assert!(out.status.success());
+    assert!(start.elapsed() < Duration::from_secs(2));
+    assert!(!env.paths.socket.exists(), "a hook never starts a host");
+}
+
+#[test]
+fn resume_relaunches_the_same_conversation() {
+    let env = env_with_fakes();
+    env.ok(&["new", "r", "--agent", "claude", "--prompt", "@exit"]);
+    let before = wait_state(&env, "r", StateKind::Exited);
+    let id = before.agent_session_id.clone().expect("id");
+    let out = env.ok(&["resume", "r"]);
+    assert!(out.starts_with("r: resumed claude (pid "), "{out}");
+    let after = wait_state(&env, "r", StateKind::Idle);
+    assert_eq!(after.agent_session_id.as_deref(), Some(id.as_str()));
+    assert!(
+        after.command.iter().any(|a| a == "--resume"),
+        "{:?}",
+        after.command
+    );
+    assert_eq!(after.created_at, before.created_at);
+    let err = env.fails(&["resume", "r"]);
+    assert!(err.contains("is running"), "{err}");
+}
+
+#[test]
+fn hooks_are_injected_for_the_launch_only() {
+    let env = env_with_fakes();
+    env.ok(&["new", "h", "--agent", "gemini", "--prompt", "hello"]);
+    wait_state(&env, "h", StateKind::Idle);
+    // Nothing under HOME or in the repository was written to configure the agent
+    // (the fake writes only its own transcripts, as the real one does).
+    let home = env.dir.path().join("home");
+    for forbidden in [
+        ".claude/settings.json",
+        ".codex/config.toml",
+        ".gemini/settings.json",
+    ] {
+        assert!(!home.join(forbidden).exists(), "{forbidden} was written");
+    }
+    let settings: PathBuf = env
+        .dir
+        .path()
+        .join("state/canopy/sessions/h/gemini-settings.json");
+    let mode = std::fs::metadata(&settings)
+        .expect("settings")
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+    assert!(
+        env.git(&env.worktree("h"), &["status", "--porcelain"])
+            .is_empty()
+    );
+}
+
+/// OpenCode reports through its server's event stream, and `approve` answers over
+/// `POST /permission/{id}/reply`.
+#[test]
+fn opencode_scenario_through_its_event_stream() {
+    let env = env_with_fakes();
+    env.ok(&["new", "o", "--agent", "opencode"]);
+    wait_state(&env, "o", StateKind::Idle);
+    let seq0 = seq_now(&env);
+    env.ok(&["send", "o", "hello @tool:Bash:ls @ask:Bash:rm-x", "--enter"]);
+    let s = wait_state(&env, "o", StateKind::WaitingPermission);
+    assert_eq!(s.state.source, StateSource::Hook);
+    env.ok(&["approve", "o"]);
+    wait_state(&env, "o", StateKind::Idle);
+    assert!(
+        env.ok(&["explain", "o"])
+            .contains("answered over the agent's server")
+    );
+    env.ok(&["send", "o", "@error", "--enter"]);
+    let s = wait_state(&env, "o", StateKind::Error);
+    assert!(
+        s.state
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("mock bad request"),
+        "{:?}",
+        s.state
+    );
+    // The turn's closing idle does not erase the error.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(state_of(&env, "o").state.kind, StateKind::Error);
+    // The state at seq0 was idle; a later idle from another source is not a flip.
+    let mut got = history(&env, "o", seq0);
+    if got.first().map(String::as_str) == Some("idle") {
+        got.remove(0);
+    }
+    assert_eq!(
+        got,
+        [
+            "thinking",
+            "tool(bash)",
+            "thinking",
+            "tool(bash)",
+            "waiting_permission(bash)",
+            "thinking",
+            "idle",
+            "thinking",
+            "error"
+        ],
+    );
+}
+
+/// Events from before Canopy connected to OpenCode's stream are caught up from its
+/// server's current state.
+#[test]
+fn opencode_state_from_before_the_stream_connected_is_caught_up() {
+    let env = env_with_fakes();
+    env.ok(&[
+        "new",
+        "q",
+        "--agent",
+        "opencode",
+        "--prompt",
+        "@ask:Bash:rm-z",
+    ]);
+    wait_state(&env, "q", StateKind::WaitingPermission);
+    env.ok(&["deny", "q"]);
+    wait_for("the denial to take effect", WAIT, || {
+        (state_of(&env, "q").state.kind != StateKind::WaitingPermission).then_some(())
+    });
+}
