@@ -2,7 +2,8 @@
 //! `BENCHMARKS.md` and `benchmarks.json` at the workspace root.
 //!
 //! Run: `cargo run --release -p canopy-tests --bin canopy-bench` (it builds the release
-//! `canopy` first). `--quick` uses smaller sizes for a smoke run.
+//! `canopy` first). `--quick` uses smaller sizes for a smoke run; `--only GROUP` (`ls`,
+//! `idle`, `relay`, `hook`) measures one group and updates just its figures.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use canopy_tests::{RawTerm, TestEnv};
 use serde::Serialize;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 struct Figure {
     name: String,
     value: f64,
@@ -29,14 +30,45 @@ fn main() {
     // SAFETY: setting our own environment before any threads start.
     unsafe { std::env::set_var("CANOPY_BIN", root.join("target/release/canopy")) };
 
-    let mut figures = Vec::new();
-    figures.extend(ls_latency(if quick { 20 } else { 100 }));
-    figures.extend(idle_host(20, if quick { 3 } else { 10 }));
-    figures.extend(relay_throughput(if quick { 20 } else { 100 }));
-    figures.extend(hook_figures(
-        if quick { 10 } else { 50 },
-        if quick { 50 } else { 300 },
-    ));
+    let args: Vec<String> = std::env::args().collect();
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let run = |group: &str| only.as_deref().is_none_or(|o| o == group);
+    let mut measured = Vec::new();
+    if run("ls") {
+        measured.extend(ls_latency(if quick { 20 } else { 100 }));
+    }
+    if run("idle") {
+        measured.extend(idle_host(20, if quick { 3 } else { 10 }));
+    }
+    if run("relay") {
+        measured.extend(relay_throughput(if quick { 20 } else { 100 }));
+    }
+    if run("hook") {
+        measured.extend(hook_figures(
+            if quick { 10 } else { 50 },
+            if quick { 50 } else { 300 },
+        ));
+    }
+    // A partial run replaces its own figures and keeps the others.
+    let mut figures: Vec<Figure> = if only.is_some() {
+        std::fs::read_to_string(root.join("benchmarks.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| serde_json::from_value(v["figures"].clone()).ok())
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    for f in measured {
+        match figures.iter_mut().find(|old| old.name == f.name) {
+            Some(old) => *old = f,
+            None => figures.push(f),
+        }
+    }
 
     let machine = machine();
     let json = serde_json::json!({ "machine": machine, "figures": figures });
@@ -486,7 +518,8 @@ fn hook_figures(sessions: usize, samples: usize) -> Vec<Figure> {
         let mut hooks = env.client().await;
         let mut out = Vec::new();
         for i in 0..samples {
-            let event = if i % 2 == 0 {
+            // Each session alternates, so every hook changes its state.
+            let event = if (i / sessions) % 2 == 0 {
                 "UserPromptSubmit"
             } else {
                 "Stop"
