@@ -519,7 +519,7 @@ fn hook_figures(sessions: usize, samples: usize) -> Vec<Figure> {
         let mut out = Vec::new();
         for i in 0..samples {
             // Each session alternates, so every hook changes its state.
-            let event = if (i / sessions) % 2 == 0 {
+            let event = if (i / sessions).is_multiple_of(2) {
                 "UserPromptSubmit"
             } else {
                 "Stop"
