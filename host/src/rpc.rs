@@ -73,13 +73,9 @@ pub async fn handle(
         method::SEND => {
             let p: SendParams = parse(params)?;
             let handle = running(daemon, &p.name).await?;
-            let mut data = p.text.into_bytes();
-            if p.enter {
-                data.push(b'\r');
-            }
-            if !handle.send(Command::Input(data)).await {
-                return Err(exited(&p.name));
-            }
+            type_text(&handle, p.text, p.enter)
+                .await
+                .ok_or_else(|| exited(&p.name))?;
             Ok(Value::Nil)
         }
         method::STOP => {
@@ -427,11 +423,29 @@ async fn spawn(
     record.pid = Some(pid);
     record.state.detail = Some(format!("started pid {pid}"));
     if let Some(prompt) = launch.type_prompt {
-        let mut data = prompt.into_bytes();
-        data.push(b'\r');
-        handle.send(Command::Input(data)).await;
+        let typed = handle.clone();
+        tokio::spawn(async move { type_text(&typed, prompt, true).await });
     }
     Ok((record, handle))
+}
+
+/// How long Enter waits after typed text. Agents that detect pastes by timing (Codex's
+/// paste-burst, Gemini) take text and Enter arriving together as a pasted newline.
+const ENTER_AFTER: std::time::Duration = std::time::Duration::from_millis(150);
+
+/// Type `text` into a session, then (with `enter`) press Enter as a separate keystroke.
+/// `None` when the session has ended.
+async fn type_text(handle: &SessionHandle, text: String, enter: bool) -> Option<()> {
+    if !text.is_empty() && !handle.send(Command::Input(text.into_bytes())).await {
+        return None;
+    }
+    if enter {
+        tokio::time::sleep(ENTER_AFTER).await;
+        if !handle.send(Command::Input(b"\r".to_vec())).await {
+            return None;
+        }
+    }
+    Some(())
 }
 
 /// Remove a session's private directory (generated agent configuration).

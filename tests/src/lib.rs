@@ -321,3 +321,42 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+impl TestEnv {
+    /// The visible screen of session `name` as text, for diagnostics: a protocol client
+    /// attaches at rows×cols (which resizes the session to that size), reads the
+    /// repaint, and disconnects. Never panics: a failure is described in the text.
+    pub fn screen_text(&self, name: &str, rows: u16, cols: u16) -> String {
+        use canopy_protocol::method;
+        use canopy_protocol::params::{AttachParams, AttachResult};
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => return format!("(no screen: {e})"),
+        };
+        runtime.block_on(async {
+            let mut client = match Client::connect(&self.paths.socket).await {
+                Ok(c) => c,
+                Err(e) => return format!("(no screen: {e})"),
+            };
+            let params = AttachParams {
+                name: name.to_owned(),
+                rows,
+                cols,
+            };
+            match client
+                .call::<_, AttachResult>(method::ATTACH, &params)
+                .await
+            {
+                Ok(attached) => {
+                    let mut screen = canopy::session::screen::Screen::new(rows, cols, 0);
+                    screen.process(&attached.screen);
+                    screen.text()
+                }
+                Err(e) => format!("(no screen: {e})"),
+            }
+        })
+    }
+}

@@ -134,6 +134,10 @@ pub trait Adapter: Send + Sync + std::fmt::Debug {
     fn events_path(&self) -> Option<&str> {
         None
     }
+    /// A path on the agent's server that answers once it is ready for the event stream.
+    fn ready_path(&self) -> Option<&str> {
+        None
+    }
     /// Events describing the agent's current state, read over its server (`get` takes a
     /// path), for what happened before its event stream was connected.
     fn catch_up(&self, _get: &dyn Fn(&str) -> Option<serde_json::Value>) -> Vec<serde_json::Value> {

@@ -73,6 +73,10 @@ impl Adapter for OpenCode {
         Some("/event")
     }
 
+    fn ready_path(&self) -> Option<&str> {
+        Some("/global/health")
+    }
+
     fn catch_up(&self, get: &dyn Fn(&str) -> Option<Value>) -> Vec<Value> {
         let mut events = Vec::new();
         if let Some(Value::Object(sessions)) = get("/session/status") {

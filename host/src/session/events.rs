@@ -28,6 +28,7 @@ pub type CatchUp =
 pub fn follow(
     server: String,
     path: String,
+    ready_path: Option<String>,
     catch_up: CatchUp,
     events: mpsc::UnboundedSender<serde_json::Value>,
 ) {
@@ -39,7 +40,17 @@ pub fn follow(
             let mut backoff = Duration::from_millis(50);
             let mut failing_since = Instant::now();
             while !events.is_closed() {
-                match agent.get(&url).header("Accept", "text/event-stream").call() {
+                // A stream opened while the server still boots may never deliver:
+                // connect once the server says it is up.
+                let ready = ready_path
+                    .as_deref()
+                    .is_none_or(|p| agent.get(format!("{server}{p}")).call().is_ok());
+                let attempt = if ready {
+                    agent.get(&url).header("Accept", "text/event-stream").call()
+                } else {
+                    Err(ureq::Error::ConnectionFailed)
+                };
+                match attempt {
                     Ok(response) => {
                         backoff = Duration::from_millis(50);
                         let get = |p: &str| -> Option<serde_json::Value> {

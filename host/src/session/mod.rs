@@ -211,6 +211,7 @@ pub fn start(
         events::follow(
             server.clone(),
             path.to_owned(),
+            adapter.ready_path().map(str::to_owned),
             Box::new(move |get| for_catch_up.catch_up(get)),
             agent_events_tx,
         );
