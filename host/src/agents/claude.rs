@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{
     Adapter, AgentError, Cues, Effect, HookEvent, Launch, LaunchCtx, field, hook_command, new_uuid,
-    one_line, tool_detail,
+    tool_detail,
 };
 
 /// The hook events Canopy listens to.
@@ -129,15 +129,7 @@ impl Adapter for Claude {
                         .then(|| format!("{background} background task(s) still running")),
                 )
             }
-            "StopFailure" => {
-                let error = field(p, "error").unwrap_or("unknown");
-                let message = field(p, "last_assistant_message").unwrap_or("");
-                Effect::tool(
-                    StateKind::Error,
-                    None,
-                    Some(one_line(&format!("{error}: {message}"), 300)),
-                )
-            }
+            "StopFailure" => super::stop_failure(p),
             "Notification" => match field(p, "notification_type") {
                 Some("permission_prompt") => Effect::state(StateKind::WaitingPermission),
                 Some("elicitation_dialog") => Effect::state(StateKind::WaitingInput),
@@ -149,12 +141,7 @@ impl Adapter for Claude {
             "SessionEnd" => Effect::ignore("the agent is ending; its exit follows"),
             other => Effect::ignore(format!("{other} does not change the state")),
         };
-        HookEvent {
-            name,
-            agent_session_id: field(p, "session_id").map(str::to_owned),
-            request_id: None,
-            effect,
-        }
+        HookEvent::of_payload(p, name, effect)
     }
 
     fn cues(&self) -> &Cues {

@@ -7,9 +7,7 @@ use std::sync::LazyLock;
 use canopy_protocol::StateKind;
 use serde_json::Value;
 
-use super::{
-    Adapter, AgentError, Cues, Effect, HookEvent, Launch, LaunchCtx, field, one_line, tool_detail,
-};
+use super::{Adapter, AgentError, Cues, Effect, HookEvent, Launch, LaunchCtx, field, tool_detail};
 
 const EVENTS: &[&str] = &[
     "SessionStart",
@@ -123,25 +121,12 @@ impl Adapter for Codex {
                 tool_detail(p.get("tool_input")),
             ),
             "Stop" => Effect::state(StateKind::Idle),
-            "StopFailure" => {
-                let error = field(p, "error").unwrap_or("unknown");
-                let message = field(p, "last_assistant_message").unwrap_or("");
-                Effect::tool(
-                    StateKind::Error,
-                    None,
-                    Some(one_line(&format!("{error}: {message}"), 300)),
-                )
-            }
+            "StopFailure" => super::stop_failure(p),
             "PreCompact" => Effect::state(StateKind::Compacting),
             "SessionEnd" => Effect::ignore("the agent is ending; its exit follows"),
             other => Effect::ignore(format!("{other} does not change the state")),
         };
-        HookEvent {
-            name,
-            agent_session_id: field(p, "session_id").map(str::to_owned),
-            request_id: None,
-            effect,
-        }
+        HookEvent::of_payload(p, name, effect)
     }
 
     fn cues(&self) -> &Cues {

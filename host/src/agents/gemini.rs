@@ -128,12 +128,7 @@ impl Adapter for Gemini {
             "SessionEnd" => Effect::ignore("the agent is ending; its exit follows"),
             other => Effect::ignore(format!("{other} does not change the state")),
         };
-        HookEvent {
-            name,
-            agent_session_id: field(p, "session_id").map(str::to_owned),
-            request_id: None,
-            effect,
-        }
+        HookEvent::of_payload(p, name, effect)
     }
 
     fn cues(&self) -> &Cues {

@@ -80,6 +80,29 @@ pub struct HookEvent {
     pub effect: Effect,
 }
 
+impl HookEvent {
+    /// An event of a hook payload that names its conversation in `session_id`.
+    pub fn of_payload(payload: &serde_json::Value, name: String, effect: Effect) -> Self {
+        Self {
+            name,
+            agent_session_id: field(payload, "session_id").map(str::to_owned),
+            request_id: None,
+            effect,
+        }
+    }
+}
+
+/// `StopFailure` (Claude, Codex): the turn failed with an API error.
+pub(crate) fn stop_failure(payload: &serde_json::Value) -> Effect {
+    let error = field(payload, "error").unwrap_or("unknown");
+    let message = field(payload, "last_assistant_message").unwrap_or("");
+    Effect::tool(
+        StateKind::Error,
+        None,
+        Some(one_line(&format!("{error}: {message}"), 300)),
+    )
+}
+
 /// The state a hook event implies.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
