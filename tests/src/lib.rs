@@ -226,6 +226,42 @@ impl TestEnv {
         serde_json::from_str(&self.ok(&["ls", "--json"])).expect("ls --json parses")
     }
 
+    /// The seq of the host's last event (`canopy status --json`).
+    pub fn seq(&self) -> u64 {
+        let st: serde_json::Value =
+            serde_json::from_str(&self.ok(&["status", "--json"])).expect("json");
+        st["seq"].as_u64().expect("seq")
+    }
+
+    /// Every state session `name` went through after event `since`, from the event log
+    /// (`tool(NAME)` for tool states), consecutive repeats folded.
+    pub fn state_history(&self, name: &str, since: u64) -> Vec<String> {
+        let out = self.ok(&[
+            "watch",
+            "--json",
+            "--once",
+            "--since",
+            &since.to_string(),
+            "--timeout",
+            "0.5",
+        ]);
+        let mut kinds: Vec<String> = Vec::new();
+        for line in out.lines() {
+            let e: canopy_protocol::Event = serde_json::from_str(line).expect("event json");
+            let Some(s) = e.session.filter(|s| s.name == name) else {
+                continue;
+            };
+            let label = match &s.state.tool {
+                Some(t) => format!("{}({t})", s.state.kind),
+                None => s.state.kind.to_string(),
+            };
+            if kinds.last() != Some(&label) {
+                kinds.push(label);
+            }
+        }
+        kinds
+    }
+
     pub fn session(&self, name: &str) -> Session {
         self.sessions()
             .into_iter()

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use canopy_protocol::{Event, Health, Session, StateKind, StateSource};
+use canopy_protocol::{Health, Session, StateKind, StateSource};
 use canopy_tests::{TestEnv, wait_for};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -41,46 +41,12 @@ fn wait_state(env: &TestEnv, name: &str, kind: StateKind) -> Session {
     })
 }
 
-/// Every state kind the session went through, from the event log, consecutive repeats
-/// folded.
-fn history(env: &TestEnv, name: &str, since: u64) -> Vec<String> {
-    let out = env.ok(&[
-        "watch",
-        "--json",
-        "--once",
-        "--since",
-        &since.to_string(),
-        "--timeout",
-        "0.5",
-    ]);
-    let mut kinds: Vec<String> = Vec::new();
-    for line in out.lines() {
-        let e: Event = serde_json::from_str(line).expect("event json");
-        let Some(s) = e.session.filter(|s| s.name == name) else {
-            continue;
-        };
-        let label = match &s.state.tool {
-            Some(t) => format!("{}({t})", s.state.kind),
-            None => s.state.kind.to_string(),
-        };
-        if kinds.last() != Some(&label) {
-            kinds.push(label);
-        }
-    }
-    kinds
-}
-
-fn seq_now(env: &TestEnv) -> u64 {
-    let st: serde_json::Value = serde_json::from_str(&env.ok(&["status", "--json"])).expect("json");
-    st["seq"].as_u64().expect("seq")
-}
-
 /// The scenario for one agent: prompt → thinking → tool → waiting_permission →
 /// approve from Canopy → tool done → idle; then an API error; then exit — exactly that
 /// sequence, no spurious flips.
 fn scenario(agent: &str, tool: &str) {
     let env = env_with_fakes();
-    let seq0 = seq_now(&env);
+    let seq0 = env.seq();
     env.ok(&[
         "new",
         "a",
@@ -113,7 +79,7 @@ fn scenario(agent: &str, tool: &str) {
         "{agent}: the conversation id is recorded"
     );
 
-    let got = history(&env, "a", seq0);
+    let got = env.state_history("a", seq0);
     let expected = [
         "starting".to_owned(),
         "idle".to_owned(),
@@ -175,14 +141,14 @@ fn idle_prompt_while_background_tasks_run_changes_nothing() {
                 .contains("background"))
         .then_some(())
     });
-    let seq = seq_now(&env);
+    let seq = env.seq();
     wait_for("the idle_prompt notification", WAIT, || {
         env.ok(&["explain", "b"])
             .contains("idle reminder")
             .then_some(())
     });
     assert_eq!(
-        history(&env, "b", seq),
+        env.state_history("b", seq),
         Vec::<String>::new(),
         "no new state after idle_prompt"
     );
@@ -229,11 +195,11 @@ fn a_dialog_answered_in_the_terminal_is_not_answered_again() {
 #[test]
 fn prose_that_says_proceed_is_not_a_dialog() {
     let env = env_with_fakes();
-    let seq = seq_now(&env);
+    let seq = env.seq();
     env.ok(&["new", "p", "--agent", "claude", "--prompt", "@proceed"]);
     wait_state(&env, "p", StateKind::Idle);
     std::thread::sleep(Duration::from_millis(2000));
-    let kinds = history(&env, "p", seq);
+    let kinds = env.state_history("p", seq);
     assert!(
         !kinds.iter().any(|k| k.starts_with("waiting_permission")),
         "{kinds:?}"
@@ -363,7 +329,7 @@ fn opencode_scenario_through_its_event_stream() {
     let env = env_with_fakes();
     env.ok(&["new", "o", "--agent", "opencode"]);
     wait_state(&env, "o", StateKind::Idle);
-    let seq0 = seq_now(&env);
+    let seq0 = env.seq();
     env.ok(&["send", "o", "hello @tool:Bash:ls @ask:Bash:rm-x", "--enter"]);
     let s = wait_state(&env, "o", StateKind::WaitingPermission);
     assert_eq!(s.state.source, StateSource::Hook);
@@ -388,7 +354,7 @@ fn opencode_scenario_through_its_event_stream() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(state_of(&env, "o").state.kind, StateKind::Error);
     // The state at seq0 was idle; a later idle from another source is not a flip.
-    let mut got = history(&env, "o", seq0);
+    let mut got = env.state_history("o", seq0);
     if got.first().map(String::as_str) == Some("idle") {
         got.remove(0);
     }
