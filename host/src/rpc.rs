@@ -42,7 +42,14 @@ pub const CAPABILITIES: &[&str] = &[
 pub fn is_slow(method: &str) -> bool {
     matches!(
         method,
-        method::NEW | method::STOP | method::RM | method::SEND | method::SHUTDOWN | method::RESUME
+        method::NEW
+            | method::STOP
+            | method::RM
+            | method::SEND
+            | method::SHUTDOWN
+            | method::RESUME
+            // A permission hook may be held until the request is answered.
+            | method::HOOK
     )
 }
 
@@ -106,11 +113,11 @@ pub async fn handle(
                 ));
             }
             let handle = running(daemon, &p.session).await?;
-            handle
+            let stdout = handle
                 .ask(|reply| Command::Hook { payload, reply })
                 .await
                 .ok_or_else(|| exited(&p.session))?;
-            encode(&HookResult::default())
+            encode(&HookResult { stdout })
         }
         method::EXPLAIN => {
             let p: NameParams = parse(params)?;
@@ -429,23 +436,17 @@ async fn spawn(
     Ok((record, handle))
 }
 
-/// How long Enter waits after typed text. Agents that detect pastes by timing (Codex's
-/// paste-burst, Gemini) take text and Enter arriving together as a pasted newline.
-const ENTER_AFTER: std::time::Duration = std::time::Duration::from_millis(150);
-
-/// Type `text` into a session, then (with `enter`) press Enter as a separate keystroke.
+/// Type `text` into a session, then (with `enter`) press Enter as a keystroke of its own.
 /// `None` when the session has ended.
 async fn type_text(handle: &SessionHandle, text: String, enter: bool) -> Option<()> {
-    if !text.is_empty() && !handle.send(Command::Input(text.into_bytes())).await {
-        return None;
-    }
+    let text = text.into_bytes();
     if enter {
-        tokio::time::sleep(ENTER_AFTER).await;
-        if !handle.send(Command::Input(b"\r".to_vec())).await {
-            return None;
-        }
+        handle.ask(|reply| Command::Submit { text, reply }).await
+    } else if text.is_empty() || handle.send(Command::Input(text)).await {
+        Some(())
+    } else {
+        None
     }
-    Some(())
 }
 
 /// Remove a session's private directory (generated agent configuration).
@@ -559,6 +560,7 @@ async fn explain(daemon: &Daemon, name: &str) -> Result<Explanation, RpcError> {
             state: e.state,
             health: e.health,
             health_detail: e.health_detail,
+            screen: e.screen.map(|c| c.as_str().to_owned()),
             signals: e.signals,
         });
     }
@@ -567,6 +569,7 @@ async fn explain(daemon: &Daemon, name: &str) -> Result<Explanation, RpcError> {
         state: record.state,
         health: record.health,
         health_detail: "the agent is not running".into(),
+        screen: None,
         signals: daemon.registry.signals(name).await?,
     })
 }

@@ -60,7 +60,8 @@ fn scenario(agent: &str, tool: &str) {
     // The dialog must be drawn before Canopy answers it.
     wait_for("the dialog on screen", WAIT, || {
         let e = env.ok(&["explain", "a"]);
-        e.contains("permission dialog on screen").then_some(())
+        e.contains("screen: permission dialog on screen")
+            .then_some(())
     });
     env.ok(&["approve", "a"]);
     wait_state(&env, "a", StateKind::Idle);
@@ -180,7 +181,7 @@ fn a_dialog_answered_in_the_terminal_is_not_answered_again() {
     wait_state(&env, "t", StateKind::WaitingPermission);
     wait_for("the dialog on screen", WAIT, || {
         env.ok(&["explain", "t"])
-            .contains("permission dialog on screen")
+            .contains("screen: permission dialog on screen")
             .then_some(())
     });
     // The user answers in the terminal.
@@ -190,6 +191,68 @@ fn a_dialog_answered_in_the_terminal_is_not_answered_again() {
     });
     let err = env.fails(&["approve", "t"]);
     assert!(err.contains("not waiting for permission"), "{err}");
+}
+
+/// Claude runs its PermissionRequest hook beside the dialog: Canopy's answer goes back
+/// through that hook, and no key is typed.
+#[test]
+fn claude_approval_goes_through_its_permission_hook() {
+    let env = env_with_fakes();
+    env.ok(&[
+        "new",
+        "h",
+        "--agent",
+        "claude",
+        "--prompt",
+        "@ask:Bash:touch-x",
+    ]);
+    wait_state(&env, "h", StateKind::WaitingPermission);
+    env.ok(&["approve", "h"]);
+    let s = wait_state(&env, "h", StateKind::Idle);
+    assert_eq!(
+        s.state.source,
+        StateSource::Hook,
+        "the turn ended with Stop"
+    );
+    let explained = env.ok(&["explain", "h"]);
+    assert!(
+        explained.contains("answered through the agent's PermissionRequest hook"),
+        "{explained}"
+    );
+    assert!(
+        explained.contains("PostToolUse"),
+        "the tool ran: {explained}"
+    );
+    let screen = env.screen_text("h", 40, 120);
+    assert!(screen.contains("fake output of touch-x"), "{screen}");
+    assert!(!screen.contains("> 1"), "no key was typed: {screen}");
+    let err = env.fails(&["approve", "h"]);
+    assert!(err.contains("not waiting for permission"), "{err}");
+}
+
+/// A deny's reason reaches the model through the hook, and the turn goes on.
+#[test]
+fn claude_deny_reason_reaches_the_model_through_its_hook() {
+    let env = env_with_fakes();
+    env.ok(&[
+        "new",
+        "d",
+        "--agent",
+        "claude",
+        "--prompt",
+        "@ask:Bash:rm-rf-build",
+    ]);
+    wait_state(&env, "d", StateKind::WaitingPermission);
+    env.ok(&["deny", "d", "use cargo clean instead"]);
+    let s = wait_state(&env, "d", StateKind::Idle);
+    assert_eq!(
+        s.state.source,
+        StateSource::Hook,
+        "the turn ended with Stop"
+    );
+    let screen = env.screen_text("d", 40, 120);
+    assert!(screen.contains("use cargo clean instead"), "{screen}");
+    assert!(!screen.contains("fake output of rm-rf-build"), "{screen}");
 }
 
 #[test]

@@ -191,6 +191,10 @@ pub struct Explanation {
     pub health: crate::Health,
     /// Why the health is what it is.
     pub health_detail: String,
+    /// What the agent's screen shows now (`permission dialog on screen`, …), when it
+    /// is running and its screen has been read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screen: Option<String>,
     /// The most recent signals, oldest first.
     pub signals: Vec<Signal>,
 }

@@ -12,12 +12,20 @@ use super::{
     tool_detail,
 };
 
+/// Runs beside the permission dialog; Canopy holds it open to answer the request.
+const PERMISSION_REQUEST: &str = "PermissionRequest";
+
+/// How long Claude lets a hook run, in seconds. The permission hook waits for an answer
+/// from Canopy, so it may wait as long as the dialog stays open.
+const HOOK_TIMEOUT_SECS: u64 = 10;
+const PERMISSION_HOOK_TIMEOUT_SECS: u64 = 24 * 3600;
+
 /// The hook events Canopy listens to.
 const EVENTS: &[&str] = &[
     "SessionStart",
     "UserPromptSubmit",
     "PreToolUse",
-    "PermissionRequest",
+    PERMISSION_REQUEST,
     "PermissionDenied",
     "PostToolUse",
     "PostToolUseFailure",
@@ -54,9 +62,14 @@ impl Claude {
         let hooks: serde_json::Map<String, Value> = EVENTS
             .iter()
             .map(|e| {
+                let timeout = if *e == PERMISSION_REQUEST {
+                    PERMISSION_HOOK_TIMEOUT_SECS
+                } else {
+                    HOOK_TIMEOUT_SECS
+                };
                 (
                     (*e).to_owned(),
-                    json!([{"matcher": "", "hooks": [{"type": "command", "command": canopy_hook, "timeout": 10}]}]),
+                    json!([{"matcher": "", "hooks": [{"type": "command", "command": canopy_hook, "timeout": timeout}]}]),
                 )
             })
             .collect();
@@ -108,7 +121,7 @@ impl Adapter for Claude {
             "SessionStart" => Effect::state(StateKind::Idle),
             "UserPromptSubmit" => Effect::state(StateKind::Thinking),
             "PreToolUse" => Effect::tool(StateKind::Tool, tool, tool_detail(p.get("tool_input"))),
-            "PermissionRequest" => Effect::tool(
+            PERMISSION_REQUEST => Effect::tool(
                 StateKind::WaitingPermission,
                 tool,
                 tool_detail(p.get("tool_input")),
@@ -154,6 +167,21 @@ impl Adapter for Claude {
         } else {
             b"\x1b".to_vec()
         }
+    }
+
+    fn hook_decision(&self, event: &str, approve: bool, reason: Option<&str>) -> Option<String> {
+        if event != PERMISSION_REQUEST {
+            return None;
+        }
+        let decision = if approve {
+            json!({"behavior": "allow"})
+        } else {
+            json!({"behavior": "deny", "message": reason.unwrap_or("denied from canopy")})
+        };
+        Some(
+            json!({"hookSpecificOutput": {"hookEventName": PERMISSION_REQUEST, "decision": decision}})
+                .to_string(),
+        )
     }
 
     fn install_hint(&self) -> String {

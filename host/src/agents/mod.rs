@@ -171,6 +171,13 @@ pub trait Adapter: Send + Sync + std::fmt::Debug {
     fn answer_request(&self, _id: &str, _approve: bool) -> Option<(String, serde_json::Value)> {
         None
     }
+    /// For agents that run hook `event` beside their permission dialog and take the
+    /// first answer (terminal or hook): what the hook prints to approve or deny. Canopy
+    /// then holds that hook open until it is answered. `None`: the hook is answered at
+    /// once, and approvals go through the dialog or the agent's server.
+    fn hook_decision(&self, _event: &str, _approve: bool, _reason: Option<&str>) -> Option<String> {
+        None
+    }
 }
 
 /// The adapter for `--agent NAME`: a built-in agent, a custom one from the config, or

@@ -1,5 +1,5 @@
 //! OpenCode: started with its embedded server on a free loopback port; its event stream
-//! (`GET /event`) is the authority, and permission requests are answered with
+//! (`GET /global/event`) is the authority, and permission requests are answered with
 //! `POST /permission/{id}/reply`. Its user config is left alone.
 
 use std::sync::LazyLock;
@@ -69,8 +69,11 @@ impl Adapter for OpenCode {
         true
     }
 
+    /// The global stream: `/event` follows one instance (directory) of the server and
+    /// ends when that instance is disposed, and a stream opened while the TUI's instance
+    /// boots can stay silent; the global one carries every instance's events.
     fn events_path(&self) -> Option<&str> {
-        Some("/event")
+        Some("/global/event")
     }
 
     fn ready_path(&self) -> Option<&str> {
@@ -99,8 +102,10 @@ impl Adapter for OpenCode {
         Some((format!("/permission/{id}/reply"), json!({ "reply": reply })))
     }
 
-    /// Events of the stream, `{type, properties}`.
+    /// Events of the stream, `{directory, payload: {type, properties}}`, or the bare
+    /// `{type, properties}` of the catch-up.
     fn hook(&self, p: &Value, _known_session: Option<&str>) -> HookEvent {
+        let p = p.get("payload").unwrap_or(p);
         let name = field(p, "type").unwrap_or("?").to_owned();
         let props = p.get("properties").cloned().unwrap_or(Value::Null);
         let mut request_id = None;

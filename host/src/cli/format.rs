@@ -127,6 +127,9 @@ pub fn explanation(e: &Explanation, now_ms: u64) -> String {
         health(e.health),
         e.health_detail
     ));
+    if let Some(screen) = &e.screen {
+        out.push_str(&format!("screen: {screen}\n"));
+    }
     if e.signals.is_empty() {
         out.push_str("no signals recorded\n");
         return out;

@@ -7,11 +7,25 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// How long the agent's server may take to come up before Canopy stops trying.
-const STARTUP: Duration = Duration::from_secs(30);
+const STARTUP: Duration = Duration::from_secs(120);
 
-fn agent() -> ureq::Agent {
+/// How long a request may wait for the response head. A server that accepted the
+/// connection while still booting may never answer it; Canopy asks again instead.
+const ANSWER: Duration = Duration::from_secs(3);
+
+/// For the event stream: its body never ends, so only the head is timed.
+fn stream_agent() -> ureq::Agent {
     ureq::Agent::config_builder()
-        .timeout_connect(Some(Duration::from_secs(2)))
+        .timeout_connect(Some(ANSWER))
+        .timeout_recv_response(Some(ANSWER))
+        .build()
+        .into()
+}
+
+/// For one-shot requests (readiness, catch-up).
+fn request_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(ANSWER))
         .build()
         .into()
 }
@@ -36,7 +50,7 @@ pub fn follow(
     let spawned = std::thread::Builder::new()
         .name("canopy-events".into())
         .spawn(move || {
-            let agent = agent();
+            let (agent, requests) = (stream_agent(), request_agent());
             let mut backoff = Duration::from_millis(50);
             let mut failing_since = Instant::now();
             while !events.is_closed() {
@@ -44,7 +58,7 @@ pub fn follow(
                 // connect once the server says it is up.
                 let ready = ready_path
                     .as_deref()
-                    .is_none_or(|p| agent.get(format!("{server}{p}")).call().is_ok());
+                    .is_none_or(|p| requests.get(format!("{server}{p}")).call().is_ok());
                 let attempt = if ready {
                     agent.get(&url).header("Accept", "text/event-stream").call()
                 } else {
@@ -54,7 +68,7 @@ pub fn follow(
                     Ok(response) => {
                         backoff = Duration::from_millis(50);
                         let get = |p: &str| -> Option<serde_json::Value> {
-                            let mut r = agent.get(format!("{server}{p}")).call().ok()?;
+                            let mut r = requests.get(format!("{server}{p}")).call().ok()?;
                             serde_json::from_reader(r.body_mut().as_reader()).ok()
                         };
                         for event in catch_up(&get) {
@@ -95,11 +109,7 @@ pub fn follow(
 
 /// POST a JSON body to the agent's server.
 pub fn post_json(url: &str, body: &serde_json::Value) -> Result<(), String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(5)))
-        .build()
-        .into();
-    agent
+    request_agent()
         .post(url)
         .content_type("application/json")
         .send(body.to_string())

@@ -66,9 +66,18 @@ pub enum Command {
         force: bool,
         reply: oneshot::Sender<()>,
     },
-    /// One of the agent's hooks fired.
+    /// One of the agent's hooks fired. The reply is what the hook prints; a permission
+    /// hook the agent runs beside its dialog is held until the request is answered.
     Hook {
         payload: serde_json::Value,
+        reply: oneshot::Sender<Option<String>>,
+    },
+    /// Type `text`, then press Enter as a keystroke of its own. Agents that detect
+    /// pastes by timing (Codex's paste burst, Gemini) take text and Enter read together
+    /// as a pasted newline, so Enter waits until the text is written and the agent has
+    /// answered it on screen (or [`ENTER_WAIT`] at most). Replies once Enter is queued.
+    Submit {
+        text: Vec<u8>,
         reply: oneshot::Sender<()>,
     },
     /// The state and the evidence for it.
@@ -89,6 +98,7 @@ pub struct Explained {
     pub state: State,
     pub health: Health,
     pub health_detail: String,
+    pub screen: Option<Cue>,
     pub signals: Vec<Signal>,
 }
 
@@ -234,11 +244,26 @@ pub fn start(
         after_dialog: None,
         server,
         pending_request: None,
+        held_hook: None,
+        submit: None,
+        submit_timer: None,
         stopping: None,
         stop_waiters: Vec::new(),
     };
     tokio::spawn(actor.run(rx, from_screen, agent_events, exit));
     Ok((SessionHandle { tx }, pid))
+}
+
+/// Enter's pause after the agent answered the submitted text on screen.
+const ENTER_AFTER_ECHO: Duration = Duration::from_millis(150);
+/// The longest Enter waits for the agent to answer the text.
+const ENTER_WAIT: Duration = Duration::from_secs(2);
+
+/// A line typed by `send --enter`, waiting for its Enter.
+struct Submit {
+    /// The agent printed something after the text was written.
+    echoed: bool,
+    reply: oneshot::Sender<()>,
 }
 
 struct Actor {
@@ -271,6 +296,11 @@ struct Actor {
     server: Option<String>,
     /// The open permission request, for agents answered over their server.
     pending_request: Option<String>,
+    /// A permission hook held open to carry Canopy's answer: its event name and reply.
+    held_hook: Option<(String, oneshot::Sender<Option<String>>)>,
+    /// A submitted line waiting for its Enter, and when Enter is typed.
+    submit: Option<Submit>,
+    submit_timer: Option<Pin<Box<Sleep>>>,
     /// When a stop's grace period ends and SIGKILL follows.
     stopping: Option<Pin<Box<Sleep>>>,
     stop_waiters: Vec<oneshot::Sender<()>>,
@@ -322,7 +352,7 @@ impl Actor {
                     Some(cmd) => self.on_command(cmd).await,
                     None => commands_open = false,
                 },
-                Some(event) = events.recv() => self.on_hook(&event),
+                Some(event) = events.recv() => { self.on_hook(&event); }
                 Some(msg) = from_screen.recv() => match msg {
                     FromScreen::Cue(cue, line) => self.on_cue(cue, line),
                     // Only while no real terminal is attached to answer instead.
@@ -336,6 +366,7 @@ impl Actor {
                     let changed = self.engine.tick(now, now_ms());
                     self.publish(changed);
                 },
+                () = sleep_until(&mut self.submit_timer) => self.press_enter(),
                 () = sleep_until(&mut self.stopping) => {
                     self.stopping = None;
                     self.pty.signal_group(libc::SIGKILL);
@@ -372,6 +403,14 @@ impl Actor {
     }
 
     async fn on_output(&mut self, data: &[u8]) {
+        // Output after a submitted text is written: the agent has read it.
+        if let Some(submit) = &mut self.submit
+            && !submit.echoed
+            && self.pending_input.is_empty()
+        {
+            submit.echoed = true;
+            self.submit_timer = Some(Box::pin(tokio::time::sleep(ENTER_AFTER_ECHO)));
+        }
         let chunk = Bytes::copy_from_slice(data);
         let _ = self.output.send(chunk.clone());
         let _ = self.screen.send(ToScreen::Output(chunk)).await;
@@ -389,7 +428,8 @@ impl Actor {
         self.publish(changed);
     }
 
-    fn on_hook(&mut self, payload: &serde_json::Value) {
+    /// Apply a hook event; returns its name.
+    fn on_hook(&mut self, payload: &serde_json::Value) -> String {
         let event = self.adapter.hook(payload, self.agent_session_id.as_deref());
         match (&event.request_id, &event.effect) {
             (Some(id), _) => self.pending_request = Some(id.clone()),
@@ -428,6 +468,37 @@ impl Actor {
             });
         }
         self.publish(changed);
+        event.name
+    }
+
+    /// Hold a permission hook open to answer it later, when the agent runs it beside its
+    /// dialog; reply to any other hook at once.
+    fn reply_to_hook(&mut self, event: String, reply: oneshot::Sender<Option<String>>) {
+        let holds = self.adapter.hook_decision(&event, true, None).is_some()
+            && self.engine.state().kind == StateKind::WaitingPermission;
+        if holds {
+            // An older request's hook has nothing more to wait for.
+            self.release_held_hook();
+            self.held_hook = Some((event, reply));
+        } else {
+            let _ = reply.send(None);
+        }
+    }
+
+    /// Type the Enter of the submitted line, if one waits.
+    fn press_enter(&mut self) {
+        self.submit_timer = None;
+        if let Some(submit) = self.submit.take() {
+            self.pending_input.push_back(b'\r');
+            let _ = submit.reply.send(());
+        }
+    }
+
+    /// Let a held hook return without a decision (the request was answered elsewhere).
+    fn release_held_hook(&mut self) {
+        if let Some((_, reply)) = self.held_hook.take() {
+            let _ = reply.send(None);
+        }
     }
 
     /// Answer the pending permission request once: over the agent's server when it
@@ -443,6 +514,22 @@ impl Actor {
             let _ = reply.send(Err(format!(
                 "it is not waiting for permission (it is {kind})"
             )));
+            return;
+        }
+        if let Some((event, held)) = self.held_hook.take()
+            && let Some(decision) = self
+                .adapter
+                .hook_decision(&event, approve, reason.as_deref())
+        {
+            // The agent closes its dialog itself; typing into it now would answer twice.
+            self.dialog_answered = true;
+            self.record_answer(
+                approve,
+                &format!("answered through the agent's {event} hook"),
+            );
+            let _ = reply.send(held.send(Some(decision)).map_err(|_| {
+                "its permission hook had already ended; answer in its terminal".to_owned()
+            }));
             return;
         }
         if let (Some(server), Some(id)) = (&self.server, self.pending_request.clone())
@@ -495,6 +582,9 @@ impl Actor {
 
     /// Tell the registry about a state or health change and re-arm the engine's timer.
     fn publish(&mut self, changed: Option<State>) {
+        if self.engine.state().kind != StateKind::WaitingPermission {
+            self.release_held_hook();
+        }
         let (health, _) = self.engine.health(Instant::now().into_std());
         let health_changed = (health != self.health).then_some(health);
         self.health = health;
@@ -524,8 +614,23 @@ impl Actor {
             }
             Command::Reattach { reply } => self.attachment(reply).await,
             Command::Hook { payload, reply } => {
-                self.on_hook(&payload);
-                let _ = reply.send(());
+                let event = self.on_hook(&payload);
+                self.reply_to_hook(event, reply);
+            }
+            Command::Submit { text, reply } => {
+                // One line at a time: an earlier one gets its Enter now.
+                self.press_enter();
+                if text.is_empty() {
+                    self.pending_input.push_back(b'\r');
+                    let _ = reply.send(());
+                    return;
+                }
+                self.pending_input.extend(text);
+                self.submit = Some(Submit {
+                    echoed: false,
+                    reply,
+                });
+                self.submit_timer = Some(Box::pin(tokio::time::sleep(ENTER_WAIT)));
             }
             Command::Explain { reply } => {
                 let (health, health_detail) = self.engine.health(Instant::now().into_std());
@@ -533,6 +638,7 @@ impl Actor {
                     state: self.engine.state().clone(),
                     health,
                     health_detail,
+                    screen: self.engine.screen(),
                     signals: self.engine.signals(),
                 });
             }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::hooks::{self, Outcome, TimeoutUnit};
-use crate::term::Key;
+use crate::term::{Input, Key};
 use crate::util::{self, iso_now, rand_alnum, uuid_v4};
 use crate::{API_ERROR, Answer, Args, Cx, Flavour, Pre, ToolCall, View};
 
@@ -522,12 +522,15 @@ impl Flavour for Claude {
         cx.history.push(format!("  ⎿  Blocked by hook: {reason}"));
     }
 
+    /// The hook runs beside the dialog; whichever answers first wins.
     fn permission_asked(&mut self, cx: &mut Cx, t: &mut ToolCall) -> Option<Answer> {
+        if !cx.hooks.has("PermissionRequest") {
+            return None;
+        }
         let first = t.arg.split_whitespace().next().unwrap_or(&t.arg).to_owned();
-        let out = self.fire(
+        let payload = self.payload(
             cx,
             "PermissionRequest",
-            Some(&t.name),
             json!({
                 "tool_name": t.name,
                 "tool_input": tool_input(t),
@@ -539,14 +542,30 @@ impl Flavour for Claude {
                 }],
             }),
         );
-        if hooks::blocked(&out, false).is_some() {
-            return Some(Answer::Reject);
-        }
-        match hooks::specific(&out, &["decision", "behavior"]).and_then(Value::as_str) {
-            Some("allow") => Some(Answer::Once),
-            Some("deny") => Some(Answer::Reject),
-            _ => None,
-        }
+        let (hooks, inputs, tool, tool_id) = (
+            cx.hooks.clone(),
+            cx.inputs.clone(),
+            t.name.clone(),
+            t.id.clone(),
+        );
+        std::thread::spawn(move || {
+            let out = hooks.run("PermissionRequest", Some(&tool), &payload);
+            let decision = hooks::specific(&out, &["decision", "behavior"]).and_then(Value::as_str);
+            let message = || {
+                hooks::specific(&out, &["decision", "message"])
+                    .and_then(Value::as_str)
+                    .unwrap_or("denied by PermissionRequest hook")
+                    .to_owned()
+            };
+            let deny = match (hooks::blocked(&out, false), decision) {
+                (Some(reason), _) => Some(reason),
+                (None, Some("deny")) => Some(message()),
+                (None, Some("allow")) => None,
+                _ => return,
+            };
+            let _ = inputs.send(Input::HookDecision { tool_id, deny });
+        });
+        None
     }
 
     fn permission_waiting(&mut self, cx: &mut Cx, _t: &ToolCall) {
@@ -583,18 +602,8 @@ impl Flavour for Claude {
         );
     }
 
+    /// The user's "No" fires no hook.
     fn denied(&mut self, cx: &mut Cx, t: &ToolCall) {
-        self.fire(
-            cx,
-            "PermissionDenied",
-            Some(&t.name),
-            json!({
-                "tool_name": t.name,
-                "tool_input": tool_input(t),
-                "tool_use_id": t.id,
-                "reason": "The user rejected the tool use",
-            }),
-        );
         self.tool_result(
             cx,
             t,

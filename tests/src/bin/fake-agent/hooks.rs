@@ -47,7 +47,7 @@ pub struct Outcome {
 }
 
 /// The hooks of one session.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Hooks {
     events: BTreeMap<String, Vec<Group>>,
     pub env: Vec<(String, String)>,

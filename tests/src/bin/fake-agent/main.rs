@@ -62,13 +62,15 @@
 //! yes, `p` always, `n`/Esc no; gemini `1`/Enter yes, `2` always, `3`/Esc no; opencode
 //! Enter/`a` once, `r`/Esc reject (or the HTTP reply). Arrows move the selection.
 //! Answering "no" ends the turn without a Stop hook, as an interrupt does (claude fires
-//! PermissionDenied and shows `Interrupted · What should Claude do instead?`; codex shows
+//! no hook at all and shows `Interrupted · What should Claude do instead?`; codex shows
 //! `Conversation interrupted`; gemini `Request cancelled.`; opencode goes idle).
 //! `@error`: claude StopFailure; codex StopFailure (no notify) and `■ unexpected status
 //! 400 …`; gemini AfterAgent with an empty `prompt_response` and `✕ [API Error: …]`;
 //! opencode `session.error` (`APIError`) then idle. A PermissionRequest hook answering
 //! `{"hookSpecificOutput":{"decision":{"behavior":"allow|deny"}}}`, a PreToolUse
-//! `permissionDecision`, and exit code 2 (gemini ≥ 2) are honoured.
+//! `permissionDecision`, and exit code 2 (gemini ≥ 2) are honoured. Claude runs its
+//! PermissionRequest hook beside the open dialog and takes the first answer; a hook's
+//! deny sends the model its message and the turn goes on (no PermissionDenied).
 //!
 //! Claude fires Notification `permission_prompt` after `FAKE_PERMISSION_NOTIFY_MS`
 //! (6000) with a dialog open, and `idle_prompt` after `FAKE_IDLE_NOTIFY_MS` (60000)
@@ -123,6 +125,8 @@ pub struct Cx {
     pub turn: Turn,
     /// Completed turns so far.
     pub turns_done: u32,
+    /// Where hooks that run beside the UI (claude's PermissionRequest) send their answer.
+    pub inputs: std::sync::mpsc::Sender<Input>,
 }
 
 #[derive(Debug, Clone)]
@@ -241,6 +245,8 @@ struct Agent {
     perm_notify: Duration,
     last_ctrl_c: Option<Instant>,
     idle_deadline: Option<Instant>,
+    /// A permission hook's deny reason, for the answer it ended the dialog with.
+    hook_denied: Option<String>,
 }
 
 enum Directive<'a> {
@@ -347,7 +353,7 @@ impl Agent {
                 }
                 Ok(Input::Key(k)) => self.type_ahead(k),
                 Ok(Input::Prompt(p)) => self.queue.push_back(p),
-                Ok(Input::PermissionReply(..)) => {}
+                Ok(Input::PermissionReply(..) | Input::HookDecision { .. }) => {}
                 Ok(Input::Eof) | Err(RecvTimeoutError::Disconnected) => return Err(Stop::Exit(0)),
                 Err(RecvTimeoutError::Timeout) => self.render(),
             }
@@ -396,6 +402,17 @@ impl Agent {
                         });
                     }
                 }
+                Ok(Input::HookDecision { tool_id, deny }) => {
+                    if tool_id == t.id {
+                        let answer = if deny.is_some() {
+                            Answer::Reject
+                        } else {
+                            Answer::Once
+                        };
+                        self.hook_denied = deny;
+                        return Ok(answer);
+                    }
+                }
                 Ok(Input::Abort) => return Err(Stop::Interrupt(Some(t.clone()))),
                 Ok(Input::Prompt(p)) => self.queue.push_back(p),
                 Ok(Input::Eof) | Err(RecvTimeoutError::Disconnected) => return Err(Stop::Exit(0)),
@@ -441,6 +458,13 @@ impl Agent {
             t.asked = true;
             self.fl.permission_answered(&mut self.cx, &t, answer);
             match answer {
+                // A hook's deny: the model is told why, and the turn goes on.
+                Answer::Reject if let Some(reason) = self.hook_denied.take() => {
+                    self.fl.tool_blocked(&mut self.cx, &t, &reason);
+                    self.mode = Mode::Busy(Instant::now());
+                    self.render();
+                    return Ok(());
+                }
                 Answer::Reject => {
                     self.fl.denied(&mut self.cx, &t);
                     return Err(Stop::Denied);
@@ -581,7 +605,7 @@ impl Agent {
                     }
                 }
                 Ok(Input::Prompt(p)) => self.queue.push_back(p),
-                Ok(Input::Abort | Input::PermissionReply(..)) => {}
+                Ok(Input::Abort | Input::PermissionReply(..) | Input::HookDecision { .. }) => {}
                 Ok(Input::Eof) | Err(RecvTimeoutError::Disconnected) => {
                     term::leave_raw();
                     return 0;
@@ -704,6 +728,7 @@ fn main() {
             started: Instant::now(),
         },
         turns_done: 0,
+        inputs: tx.clone(),
     };
     let (fl, initial): (Box<dyn Flavour>, Option<String>) = match name.as_str() {
         "claude" => claude::Claude::start(&args, &mut cx),
@@ -739,6 +764,7 @@ fn main() {
         perm_notify: Duration::from_millis(util::env_ms("FAKE_PERMISSION_NOTIFY_MS", 6000)),
         last_ctrl_c: None,
         idle_deadline: None,
+        hook_denied: None,
     };
     agent.render();
     agent.fl.session_start(&mut agent.cx);

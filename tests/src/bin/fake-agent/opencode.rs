@@ -86,10 +86,12 @@ fn handle(req: Request, mut stream: TcpStream, state: &State, tx: &Sender<Input>
             200,
             &json!({"healthy": true, "version": VERSION}).to_string(),
         ),
-        ("GET", ["event"] | ["global", "event"]) => {
+        ("GET", path @ (["event"] | ["global", "event"])) => {
             if !http::start_sse(&mut stream) {
                 return;
             }
+            // The global stream wraps each instance's events with their directory.
+            let directory = (path.len() == 2).then(|| lock(state).directory.clone());
             let (stx, srx) = channel();
             let _ = stx.send(frame("server.connected", json!({})));
             lock(state).subscribers.push(stx);
@@ -98,6 +100,13 @@ fn handle(req: Request, mut stream: TcpStream, state: &State, tx: &Sender<Input>
                     Ok(line) => line,
                     Err(RecvTimeoutError::Timeout) => frame("server.heartbeat", json!({})),
                     Err(RecvTimeoutError::Disconnected) => return,
+                };
+                let line = match &directory {
+                    Some(dir) => {
+                        let payload: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+                        json!({"directory": dir, "payload": payload}).to_string()
+                    }
+                    None => line,
                 };
                 let ok = stream
                     .write_all(format!("data: {line}\n\n").as_bytes())

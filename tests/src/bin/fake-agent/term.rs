@@ -15,6 +15,12 @@ pub enum Input {
     PermissionReply(String, String),
     /// An HTTP abort (OpenCode `POST /session/{id}/abort`).
     Abort,
+    /// A permission hook that ran beside the dialog decided (claude): allow, or deny
+    /// with a reason.
+    HookDecision {
+        tool_id: String,
+        deny: Option<String>,
+    },
     /// The terminal went away.
     Eof,
 }
