@@ -30,6 +30,11 @@ pub struct Config {
     pub sessions: SessionsConfig,
     /// Custom agents: `[agents.NAME]`.
     pub agents: std::collections::BTreeMap<String, crate::agents::custom::CustomAgent>,
+    /// Prices to add or replace, `[prices."MODEL"]`, in dollars per million tokens.
+    pub prices: std::collections::BTreeMap<String, crate::usage::Price>,
+    /// Issue trackers for `canopy new --issue`: `[trackers.github]`, `[trackers.jira]`,
+    /// `[trackers.youtrack]`.
+    pub trackers: crate::tracker::TrackersConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

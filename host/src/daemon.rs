@@ -55,6 +55,8 @@ pub struct Daemon {
     pub reports: tokio::sync::mpsc::UnboundedSender<Report>,
     pub paths: Paths,
     pub config: Config,
+    /// The built-in price table with the user's `[prices]` entries.
+    pub prices: Arc<crate::usage::Prices>,
     pub info: HostInfo,
     /// Set to true to begin a graceful shutdown.
     pub shutdown: watch::Sender<bool>,
@@ -169,11 +171,13 @@ pub fn start(paths: Paths, config: Config) -> Result<Arc<Daemon>, StartError> {
         status,
         shutdown.subscribe(),
     ));
+    let prices = Arc::new(crate::usage::Prices::builtin().with(config.prices.clone()));
     Ok(Arc::new(Daemon {
         registry,
         reports,
         paths,
         config,
+        prices,
         info,
         shutdown,
         snapshot_writer: std::sync::Mutex::new(Some(writer)),

@@ -373,6 +373,25 @@ fn is_worktree_of(path: &Path, repo: &Repository) -> bool {
     wt.is_worktree() && same(wt.commondir(), repo.path())
 }
 
+/// Lines added and removed in a worktree against the commit it started from: commits
+/// since, staged and unstaged edits, and untracked files (not ignored ones).
+pub fn lines_changed(worktree: &Path, base_commit: &str) -> Result<(u64, u64), GitError> {
+    let repo = Repository::open(worktree).map_err(git("opening the worktree"))?;
+    let base = git2::Oid::from_str(base_commit)
+        .and_then(|oid| repo.find_commit(oid))
+        .and_then(|c| c.tree())
+        .map_err(git(format!("reading base commit {base_commit}")))?;
+    let mut opts = git2::DiffOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .show_untracked_content(true);
+    let diff = repo
+        .diff_tree_to_workdir_with_index(Some(&base), Some(&mut opts))
+        .map_err(git("diffing the worktree against its base"))?;
+    let stats = diff.stats().map_err(git("counting changed lines"))?;
+    Ok((stats.insertions() as u64, stats.deletions() as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,6 +452,30 @@ mod tests {
         assert_eq!(wt.branch, "canopy/demo");
         assert!(wt.path.join("README").exists());
         assert!(unsaved_work(&recorded(&wt)).expect("check").is_empty());
+    }
+
+    #[test]
+    fn lines_changed_count_commits_edits_and_untracked_files() {
+        let f = fixture();
+        let wt = create_worktree(&f.repo, "lines", None, None).expect("create");
+        assert_eq!(
+            lines_changed(&wt.path, &wt.base_commit).expect("lines"),
+            (0, 0)
+        );
+        // A commit on the branch: README rewritten (1 removed, 2 added).
+        fs::write(wt.path.join("README"), "hi\nthere\n").expect("write");
+        let repo = Repository::open(&wt.path).expect("open");
+        commit_all(&repo, "edit");
+        // An unstaged edit, an untracked file in a new directory, an ignored file.
+        fs::write(wt.path.join("README"), "hi\nthere\nagain\n").expect("write");
+        fs::create_dir(wt.path.join("src")).expect("mkdir");
+        fs::write(wt.path.join("src/new.rs"), "a\nb\nc\n").expect("write");
+        fs::write(wt.path.join(".gitignore"), "*.log\n").expect("write");
+        fs::write(wt.path.join("build.log"), "x\ny\n").expect("write");
+        assert_eq!(
+            lines_changed(&wt.path, &wt.base_commit).expect("lines"),
+            (3 + 3 + 1, 1)
+        );
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! - [`session`]: per agent, an actor (PTY, commands, exit) and a screen task.
 //! - [`agents`]: one adapter per agent CLI: launch with hooks, read hooks and screens.
 //! - [`state`]: the state engine: hooks and screen cues in, state and evidence out.
+//! - [`usage`]: tokens, cost, context and tool calls from each agent's transcript.
+//! - [`tracker`]: issue context from GitHub, Jira and YouTrack for `new --issue`.
 //! - [`git`]: worktrees with git2: create, check for unsaved work, remove.
 //! - [`snapshot`]: the atomically written `status.json` for front ends without a socket.
 //! - [`config`], [`paths`], [`clock`]: settings, file locations, time.
@@ -34,3 +36,5 @@ pub mod session;
 pub mod snapshot;
 pub mod state;
 pub mod store;
+pub mod tracker;
+pub mod usage;

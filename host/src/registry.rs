@@ -476,7 +476,9 @@ impl Actor {
 
     fn on_report(&mut self, report: Report) {
         let name = match &report {
-            Report::Update { name, .. } | Report::Exited { name, .. } => name.clone(),
+            Report::Update { name, .. }
+            | Report::Exited { name, .. }
+            | Report::Usage { name, .. } => name.clone(),
         };
         let Some(entry) = self.sessions.get_mut(&name) else {
             if let Some(r) = self.reserved.get_mut(&name) {
@@ -515,6 +517,13 @@ impl Actor {
                 entry.record.pid = None;
                 entry.handle = None;
                 entry.signals = signals;
+            }
+            // Also after the exit: the last transcript lines are read then.
+            Report::Usage { usage, .. } => {
+                if entry.record.usage == usage {
+                    return;
+                }
+                entry.record.usage = usage;
             }
         }
         let record = entry.record.clone();

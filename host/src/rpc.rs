@@ -267,6 +267,20 @@ async fn new_session(daemon: &Arc<Daemon>, p: NewParams) -> Result<Session, RpcE
         }
     };
 
+    if let Some(text) = &p.task_context
+        && let Err(e) = write_task_file(&wt.path, text).await
+    {
+        // The worktree is brand new: removing it loses nothing.
+        let fresh = Owned::of_worktree(&p.name, &wt);
+        let _ = blocking(move || git::remove_worktree(&fresh.recorded())).await;
+        forget_session_dir(daemon, &p.name);
+        daemon.registry.release(&p.name).await;
+        return Err(RpcError::new(
+            ErrorCode::Internal,
+            format!("cannot write .canopy/task.md: {e}"),
+        ));
+    }
+
     let now = now_ms();
     let (rows, cols) = (p.rows.unwrap_or(24).max(1), p.cols.unwrap_or(80).max(1));
     let record = Session {
@@ -285,7 +299,7 @@ async fn new_session(daemon: &Arc<Daemon>, p: NewParams) -> Result<Session, RpcE
         agent_session_id: prepared.launch.agent_session_id.clone(),
         exit_code: None,
         usage: Default::default(),
-        task: None,
+        task: p.task.clone(),
     };
     match spawn(daemon, prepared, record, &wt.path, rows, cols).await {
         Ok((record, handle)) => daemon.registry.insert(record, handle).await,
@@ -298,6 +312,15 @@ async fn new_session(daemon: &Arc<Daemon>, p: NewParams) -> Result<Session, RpcE
             Err(e)
         }
     }
+}
+
+/// The issue context in `<worktree>/.canopy/task.md`, with a `.gitignore` of `*` beside
+/// it so the directory stays out of git without touching the user's ignore files.
+async fn write_task_file(worktree: &Path, text: &str) -> std::io::Result<()> {
+    let dir = worktree.join(".canopy");
+    tokio::fs::create_dir_all(&dir).await?;
+    tokio::fs::write(dir.join(".gitignore"), "*\n").await?;
+    tokio::fs::write(dir.join("task.md"), text).await
 }
 
 /// What to launch, before anything is spawned.
@@ -417,6 +440,15 @@ async fn spawn(
             state: record.state.clone(),
             settings: daemon.session_settings(),
             server: launch.server.clone(),
+            usage: session::usage::UsageStart {
+                agent: record.agent.clone(),
+                worktree: worktree.to_owned(),
+                base_commit: record.base_commit.clone(),
+                created_at: record.created_at,
+                prices: daemon.prices.clone(),
+                earlier: record.usage.clone(),
+            },
+            active_ms: record.usage.active_ms,
         },
         daemon.reports.clone(),
     )

@@ -71,6 +71,9 @@ pub struct TestEnv {
     pub repo: PathBuf,
     pub paths: Paths,
     vars: Vec<(String, OsString)>,
+    /// When each [`TestEnv::seq`] was read (Unix ms), so a history can leave out the
+    /// state a session was already in then.
+    seq_times: std::cell::RefCell<std::collections::HashMap<u64, u64>>,
 }
 
 impl Default for TestEnv {
@@ -124,6 +127,7 @@ impl TestEnv {
             repo,
             paths,
             vars,
+            seq_times: Default::default(),
         }
     }
 
@@ -228,13 +232,18 @@ impl TestEnv {
 
     /// The seq of the host's last event (`canopy status --json`).
     pub fn seq(&self) -> u64 {
+        let at = canopy::clock::now_ms();
         let st: serde_json::Value =
             serde_json::from_str(&self.ok(&["status", "--json"])).expect("json");
-        st["seq"].as_u64().expect("seq")
+        let seq = st["seq"].as_u64().expect("seq");
+        self.seq_times.borrow_mut().entry(seq).or_insert(at);
+        seq
     }
 
-    /// Every state session `name` went through after event `since`, from the event log
-    /// (`tool(NAME)` for tool states), consecutive repeats folded.
+    /// Every state session `name` entered after event `since`, from the event log
+    /// (`tool(NAME)` for tool states). Events that change something else (usage) repeat
+    /// the state: only a new `state.since` counts, and, when `since` came from
+    /// [`TestEnv::seq`], only states entered after it was read.
     pub fn state_history(&self, name: &str, since: u64) -> Vec<String> {
         let out = self.ok(&[
             "watch",
@@ -245,7 +254,9 @@ impl TestEnv {
             "--timeout",
             "0.5",
         ]);
+        let after = self.seq_times.borrow().get(&since).copied().unwrap_or(0);
         let mut kinds: Vec<String> = Vec::new();
+        let mut last: Option<(u64, String)> = None;
         for line in out.lines() {
             let e: canopy_protocol::Event = serde_json::from_str(line).expect("event json");
             let Some(s) = e.session.filter(|s| s.name == name) else {
@@ -255,9 +266,14 @@ impl TestEnv {
                 Some(t) => format!("{}({t})", s.state.kind),
                 None => s.state.kind.to_string(),
             };
+            let this = (s.state.since, label.clone());
+            if s.state.since < after || last.as_ref() == Some(&this) {
+                continue;
+            }
             if kinds.last() != Some(&label) {
                 kinds.push(label);
             }
+            last = Some(this);
         }
         kinds
     }

@@ -36,8 +36,12 @@ pub struct NewParams {
     pub base: Option<String>,
     /// The first prompt for the agent.
     pub prompt: Option<String>,
-    /// The tracker issue to start from.
-    pub issue: Option<String>,
+    /// The tracker issue the session works on, kept in its record. Clients fetch the
+    /// issue themselves (they hold the user's tokens) and put it in `prompt`.
+    pub task: Option<crate::session::Task>,
+    /// The issue context to write to `.canopy/task.md` in the worktree (kept out of git
+    /// by `.canopy/.gitignore`).
+    pub task_context: Option<String>,
     /// Environment for the agent, normally the calling shell's. Empty: the host's own.
     pub env: BTreeMap<String, String>,
     /// Terminal size to start with; default 24×80.

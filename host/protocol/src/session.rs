@@ -180,7 +180,13 @@ pub struct Usage {
     pub model: Option<String>,
     /// Cost in US dollars; `None` when the price of a model used is unknown.
     pub cost_usd: Option<f64>,
+    /// Models used whose price is unknown (why `cost_usd` is `None`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unpriced_models: Vec<String>,
     pub tokens: Tokens,
+    /// Tokens and cost per model.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_model: BTreeMap<String, ModelUsage>,
     pub context: Context,
     pub tool_calls: ToolCalls,
     /// Time since the session started.
@@ -191,8 +197,10 @@ pub struct Usage {
     pub lines_removed: u64,
 }
 
-/// Tokens by kind.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Tokens by kind, the same for every agent: `input` excludes cache reads and writes
+/// (Codex and Gemini count cached tokens inside input; Canopy takes them out), and
+/// `output` includes `reasoning`, which is shown apart for information.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Tokens {
     pub input: u64,
@@ -203,7 +211,50 @@ pub struct Tokens {
     pub reasoning: u64,
 }
 
-/// How full the context window is.
+/// One model's share of a session's usage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelUsage {
+    pub tokens: Tokens,
+    /// `None` when the model's price is unknown.
+    pub cost_usd: Option<f64>,
+    /// API responses counted.
+    pub responses: u64,
+}
+
+impl Tokens {
+    /// Every kind added up (reasoning is part of output).
+    pub fn total(&self) -> u64 {
+        self.input + self.output + self.cache_write_5m + self.cache_write_1h + self.cache_read
+    }
+
+    /// The prompt's size: input with the cache reads and writes.
+    pub fn prompt(&self) -> u64 {
+        self.input + self.cache_write_5m + self.cache_write_1h + self.cache_read
+    }
+
+    pub fn add(&mut self, other: &Tokens) {
+        self.input += other.input;
+        self.output += other.output;
+        self.cache_write_5m += other.cache_write_5m;
+        self.cache_write_1h += other.cache_write_1h;
+        self.cache_read += other.cache_read;
+        self.reasoning += other.reasoning;
+    }
+
+    /// Take `other` away again (a record that was replaced), never below zero.
+    pub fn sub(&mut self, other: &Tokens) {
+        self.input = self.input.saturating_sub(other.input);
+        self.output = self.output.saturating_sub(other.output);
+        self.cache_write_5m = self.cache_write_5m.saturating_sub(other.cache_write_5m);
+        self.cache_write_1h = self.cache_write_1h.saturating_sub(other.cache_write_1h);
+        self.cache_read = self.cache_read.saturating_sub(other.cache_read);
+        self.reasoning = self.reasoning.saturating_sub(other.reasoning);
+    }
+}
+
+/// How full the context window is: the prompt of the latest response against the
+/// model's window (0 when unknown).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Context {

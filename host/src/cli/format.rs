@@ -8,8 +8,10 @@ pub fn session_table(sessions: &[Session], now_ms: u64) -> String {
     if sessions.is_empty() {
         return "no sessions; start one with `canopy new NAME`\n".to_owned();
     }
-    let header = ["NAME", "STATE", "AGENT", "BRANCH", "COST", "CTX", "AGE"];
-    let rows: Vec<[String; 7]> = sessions
+    let header = [
+        "NAME", "STATE", "AGENT", "BRANCH", "COST", "CTX", "AGE", "ISSUE",
+    ];
+    let rows: Vec<[String; 8]> = sessions
         .iter()
         .map(|s| {
             [
@@ -20,6 +22,7 @@ pub fn session_table(sessions: &[Session], now_ms: u64) -> String {
                 cost(s.usage.cost_usd),
                 context(s),
                 age(now_ms.saturating_sub(s.created_at)),
+                s.task.as_ref().map_or_else(String::new, |t| t.id.clone()),
             ]
         })
         .collect();
@@ -32,13 +35,16 @@ pub fn session_table(sessions: &[Session], now_ms: u64) -> String {
     let mut out = String::new();
     let mut line = |cells: &[String]| {
         let last = cells.len() - 1;
+        let mut text = String::new();
         for (i, cell) in cells.iter().enumerate() {
             if i == last {
-                out.push_str(cell);
+                text.push_str(cell);
             } else {
-                out.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+                text.push_str(&format!("{cell:<w$}  ", w = widths[i]));
             }
         }
+        // The issue column is empty for sessions not started from one.
+        out.push_str(text.trim_end());
         out.push('\n');
     };
     line(&header.map(str::to_owned));

@@ -6,6 +6,8 @@ mod error;
 mod format;
 mod hook;
 mod host;
+mod issue;
+mod usage;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -26,6 +28,7 @@ use crate::client::{Client, ClientError};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::paths::Paths;
+use crate::tracker::context;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,7 +48,9 @@ enum Cmd {
     /// Create a worktree on branch canopy/NAME and start an agent in it
     New {
         /// Session name: also the branch (canopy/NAME) and the worktree's directory
-        name: String,
+        /// (default with --issue: KEY-12-short-title)
+        #[arg(required_unless_present = "issue")]
+        name: Option<String>,
         /// The agent command to run (default: $SHELL)
         #[arg(long, short)]
         agent: Option<String>,
@@ -58,9 +63,21 @@ enum Cmd {
         /// Text typed into the agent once it starts
         #[arg(long, short)]
         prompt: Option<String>,
+        /// Start from a tracker issue (URL, owner/repo#N, #N or KEY-12): its context
+        /// opens the first prompt and is saved in .canopy/task.md
+        #[arg(long, value_name = "REF")]
+        issue: Option<String>,
+        /// If the issue cannot be fetched, start without its context instead of failing
+        #[arg(long, requires = "issue")]
+        issue_optional: bool,
         /// Arguments for the agent command
         #[arg(last = true)]
         args: Vec<String>,
+    },
+    /// Tracker issues as agents get them
+    Issue {
+        #[command(subcommand)]
+        action: IssueAction,
     },
     /// List sessions
     Ls {
@@ -120,6 +137,25 @@ enum Cmd {
         #[arg(long, hide = true)]
         daemon: bool,
     },
+    /// A session's usage: model, cost, tokens, context, tools, time, lines changed
+    Inspect {
+        name: String,
+        /// The session record (with its usage) as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Usage and cost over all sessions, finished ones included
+    Report {
+        /// Only sessions started on or after this day (YYYY-MM-DD, UTC)
+        #[arg(long)]
+        since: Option<String>,
+        /// How to group the sessions
+        #[arg(long, value_enum, default_value = "day")]
+        by: usage::By,
+        /// The rows as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Why a session is in its state, and the signals that led there
     Explain {
         name: String,
@@ -149,6 +185,18 @@ enum Cmd {
 }
 
 #[derive(Debug, Subcommand)]
+enum IssueAction {
+    /// Fetch an issue and print its context exactly as `new --issue` gives it to the agent
+    Show {
+        /// URL, owner/repo#N, #N or KEY-12
+        reference: String,
+        /// A path inside the repository (for #N and .canopy.toml; default: here)
+        #[arg(long, short)]
+        repo: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum HostAction {
     /// Stop the host gracefully (agents are stopped, records kept)
     Stop,
@@ -158,7 +206,7 @@ enum HostAction {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let paths = Paths::from_env();
-    // These two run before (or without) the CLI's runtime.
+    // These run before (or without) the CLI's runtime.
     let command = match cli.command {
         Some(Cmd::Host {
             action: None,
@@ -209,11 +257,45 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
             base,
             repo,
             prompt,
+            issue,
+            issue_optional,
             args,
         } => {
             let repo = match repo {
                 Some(r) => std::path::absolute(r)?,
                 None => std::env::current_dir()?,
+            };
+            // Fetched before anything is created, so a failure leaves nothing behind.
+            let (mut prompt, mut task, mut task_context, mut default_name) =
+                (prompt, None, None, None);
+            if let Some(reference) = issue {
+                match issue::fetch(&paths, &reference, &repo).await {
+                    Ok(fetched) => {
+                        prompt = Some(context::prompt(&fetched.context, prompt.as_deref()));
+                        default_name = Some(fetched.name);
+                        task = Some(fetched.task);
+                        task_context = Some(fetched.context);
+                    }
+                    Err(failed) => match failed.fallback_name {
+                        Some(fallback) if issue_optional => {
+                            eprintln!(
+                                "warning: {}; starting without the issue's context (--issue-optional)",
+                                failed.error.message
+                            );
+                            default_name = Some(fallback);
+                        }
+                        Some(_) => {
+                            let hint = failed.error.hint.clone().unwrap_or_default();
+                            return Err(failed.error.with_hint(format!(
+                                "{hint}; or pass --issue-optional to start without it"
+                            )));
+                        }
+                        None => return Err(failed.error),
+                    },
+                }
+            }
+            let Some(name) = name.or(default_name) else {
+                return Err(CliError::new("a session name is needed"));
             };
             let agent = agent
                 .or_else(|| std::env::var("SHELL").ok().filter(|s| !s.is_empty()))
@@ -233,7 +315,8 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
                 args: words,
                 base,
                 prompt,
-                issue: None,
+                task,
+                task_context,
                 env: std::env::vars().collect::<BTreeMap<_, _>>(),
                 rows: Some(rows),
                 cols: Some(cols),
@@ -248,10 +331,19 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
                 s.branch,
                 s.pid.map_or_else(|| "-".into(), |p| p.to_string())
             );
+            if let Some(task) = &s.task {
+                println!(
+                    "task: {} {} — {} ({})",
+                    task.tracker, task.id, task.title, task.url
+                );
+            }
             if std::io::stdout().is_terminal() {
                 println!("attach with `canopy attach {}`", s.name);
             }
         }
+        Cmd::Issue {
+            action: IssueAction::Show { reference, repo },
+        } => issue::show(&paths, &reference, repo).await?,
         Cmd::Ls { json } => {
             let sessions: Vec<Session> = connect(&paths)
                 .await?
@@ -261,6 +353,30 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
                 print_json(&sessions)?;
             } else {
                 print!("{}", format::session_table(&sessions, now_ms()));
+            }
+        }
+        Cmd::Inspect { name, json } => {
+            let session: Session = connect(&paths)
+                .await?
+                .call(method::GET, &NameParams { name })
+                .await?;
+            if json {
+                print_json(&session)?;
+            } else {
+                print!("{}", usage::inspect(&session, now_ms()));
+            }
+        }
+        Cmd::Report { since, by, json } => {
+            let since = since.as_deref().map(usage::parse_since).transpose()?;
+            let sessions: Vec<Session> = connect(&paths)
+                .await?
+                .call(method::LIST, &NameParams::default())
+                .await?;
+            let rows = usage::report(&sessions, since.unwrap_or(0), by);
+            if json {
+                print_json(&rows)?;
+            } else {
+                print!("{}", usage::report_table(&rows, by));
             }
         }
         Cmd::Attach { name } => {

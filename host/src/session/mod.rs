@@ -5,13 +5,17 @@
 //! - The screen task owns the terminal model and parses the same output behind it, so
 //!   parsing never stalls the agent's output (a PTY buffers only a few KB).
 //!
-//! Both wake only on output, input, commands, the exit, or a stop's grace period. The
+//! - The usage task ([`usage`]) meters the agent's transcripts and the worktree's
+//!   changed lines, fed hook events by the actor.
+//!
+//! They wake only on output, input, commands, the exit, or a stop's grace period. The
 //! actor reports what happened to the registry through [`Report`]s; the registry owns
 //! the record.
 
 pub mod events;
 pub mod pty;
 pub mod screen;
+pub mod usage;
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -74,8 +78,8 @@ pub enum Command {
     },
     /// Type `text`, then press Enter as a keystroke of its own. Agents that detect
     /// pastes by timing (Codex's paste burst, Gemini) take text and Enter read together
-    /// as a pasted newline, so Enter waits until the text is written and the agent has
-    /// answered it on screen (or [`ENTER_WAIT`] at most). Replies once Enter is queued.
+    /// as a pasted newline, so Enter waits until the agent has echoed the text (or
+    /// [`ENTER_WAIT`] at most). Replies once Enter is queued.
     Submit {
         text: Vec<u8>,
         reply: oneshot::Sender<()>,
@@ -128,6 +132,11 @@ pub enum Report {
         /// The last signals, for `explain` after the fact.
         signals: Vec<Signal>,
     },
+    /// The session's usage so far (also sent once more after the agent exits).
+    Usage {
+        name: String,
+        usage: canopy_protocol::session::Usage,
+    },
 }
 
 /// The sending side of a session actor. Cheap to clone.
@@ -179,6 +188,9 @@ pub struct Start {
     pub settings: Settings,
     /// The agent's own loopback server, when it has one.
     pub server: Option<String>,
+    pub usage: usage::UsageStart,
+    /// Time already spent thinking or in tools (a resumed session's earlier runs).
+    pub active_ms: u64,
 }
 
 /// Start the agent and its actor. Returns the handle and the agent's pid.
@@ -194,6 +206,8 @@ pub fn start(
         state,
         settings,
         server,
+        usage: usage_start,
+        active_ms,
     } = start;
     let (pty, exit) = pty::spawn(&spec)?;
     let pid = pty.pid;
@@ -226,7 +240,11 @@ pub fn start(
             agent_events_tx,
         );
     }
+    let usage = usage::spawn(name.clone(), usage_start, reports.clone());
     let actor = Actor {
+        usage,
+        active_ms,
+        active_since: None,
         name,
         pty,
         screen: screen_tx,
@@ -254,19 +272,53 @@ pub fn start(
     Ok((SessionHandle { tx }, pid))
 }
 
-/// Enter's pause after the agent answered the submitted text on screen.
+/// Enter's pause after the agent echoed the submitted text.
 const ENTER_AFTER_ECHO: Duration = Duration::from_millis(150);
-/// The longest Enter waits for the agent to answer the text.
-const ENTER_WAIT: Duration = Duration::from_secs(2);
+/// The longest Enter waits for the echo (an agent that draws its input differently).
+const ENTER_WAIT: Duration = Duration::from_secs(5);
+/// How much of the text's end is looked for in the agent's output.
+const ECHO_TAIL: usize = 12;
 
 /// A line typed by `send --enter`, waiting for its Enter.
 struct Submit {
-    /// The agent printed something after the text was written.
+    /// The end of the text, as the agent will echo it; found in its output means the
+    /// agent has read the text, so Enter arrives as a read of its own.
+    tail: Vec<u8>,
     echoed: bool,
     reply: oneshot::Sender<()>,
 }
 
+impl Submit {
+    fn new(text: &[u8], reply: oneshot::Sender<()>) -> Self {
+        let line = text
+            .rsplit(|b| *b == b'\n')
+            .next()
+            .unwrap_or(text)
+            .trim_ascii();
+        let start = line.len().saturating_sub(ECHO_TAIL);
+        // Start on a character boundary, so a multi-byte character is looked for whole.
+        let start = (start..line.len())
+            .find(|&i| line[i] & 0xC0 != 0x80)
+            .unwrap_or(line.len());
+        Self {
+            tail: line[start..].to_vec(),
+            echoed: false,
+            reply,
+        }
+    }
+
+    /// Whether `output` shows the text echoed.
+    fn echoed_in(&self, output: &[u8]) -> bool {
+        self.tail.is_empty() || memchr::memmem::find(output, &self.tail).is_some()
+    }
+}
+
 struct Actor {
+    /// The usage task (its channel closing ends it).
+    usage: mpsc::UnboundedSender<usage::ToUsage>,
+    /// Time spent thinking or in tools, and since when the current such state runs.
+    active_ms: u64,
+    active_since: Option<Instant>,
     name: String,
     pty: pty::Pty,
     /// The screen task, fed the same output in the same order.
@@ -390,6 +442,7 @@ impl Actor {
         let state =
             State::new(StateKind::Exited, StateSource::Process, now_ms()).with_detail(detail);
         self.engine.set(state.clone(), "process exit");
+        self.track_active(StateKind::Exited);
         let _ = self.reports.send(Report::Exited {
             name: self.name.clone(),
             status,
@@ -403,10 +456,11 @@ impl Actor {
     }
 
     async fn on_output(&mut self, data: &[u8]) {
-        // Output after a submitted text is written: the agent has read it.
+        // The agent echoed the submitted text: it has read it.
         if let Some(submit) = &mut self.submit
             && !submit.echoed
             && self.pending_input.is_empty()
+            && submit.echoed_in(data)
         {
             submit.echoed = true;
             self.submit_timer = Some(Box::pin(tokio::time::sleep(ENTER_AFTER_ECHO)));
@@ -430,6 +484,7 @@ impl Actor {
 
     /// Apply a hook event; returns its name.
     fn on_hook(&mut self, payload: &serde_json::Value) -> String {
+        let _ = self.usage.send(usage::ToUsage::Hook(payload.clone()));
         let event = self.adapter.hook(payload, self.agent_session_id.as_deref());
         match (&event.request_id, &event.effect) {
             (Some(id), _) => self.pending_request = Some(id.clone()),
@@ -482,6 +537,21 @@ impl Actor {
             self.held_hook = Some((event, reply));
         } else {
             let _ = reply.send(None);
+        }
+    }
+
+    /// Add up the time spent thinking, in tools or compacting, and tell the usage task.
+    fn track_active(&mut self, kind: StateKind) {
+        let now = Instant::now();
+        if let Some(since) = self.active_since.take() {
+            self.active_ms += now.duration_since(since).as_millis() as u64;
+            let _ = self.usage.send(usage::ToUsage::Active(self.active_ms));
+        }
+        if matches!(
+            kind,
+            StateKind::Thinking | StateKind::Tool | StateKind::Compacting
+        ) {
+            self.active_since = Some(now);
         }
     }
 
@@ -585,6 +655,9 @@ impl Actor {
         if self.engine.state().kind != StateKind::WaitingPermission {
             self.release_held_hook();
         }
+        if let Some(state) = &changed {
+            self.track_active(state.kind);
+        }
         let (health, _) = self.engine.health(Instant::now().into_std());
         let health_changed = (health != self.health).then_some(health);
         self.health = health;
@@ -625,11 +698,8 @@ impl Actor {
                     let _ = reply.send(());
                     return;
                 }
+                self.submit = Some(Submit::new(&text, reply));
                 self.pending_input.extend(text);
-                self.submit = Some(Submit {
-                    echoed: false,
-                    reply,
-                });
                 self.submit_timer = Some(Box::pin(tokio::time::sleep(ENTER_WAIT)));
             }
             Command::Explain { reply } => {

@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo run --release -p canopy-tests --bin canopy-bench` (it builds the release
 //! `canopy` first). `--quick` uses smaller sizes for a smoke run; `--only GROUP` (`ls`,
-//! `idle`, `relay`, `hook`) measures one group and updates just its figures.
+//! `idle`, `relay`, `hook`, `ingest`) measures one group and updates just its figures.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use canopy_tests::{RawTerm, TestEnv};
 use serde::Serialize;
+
+#[path = "canopy-bench/ingest.rs"]
+mod ingest;
 
 #[derive(Debug, Serialize, serde::Deserialize)]
 struct Figure {
@@ -52,6 +55,9 @@ fn main() {
             if quick { 10 } else { 50 },
             if quick { 50 } else { 300 },
         ));
+    }
+    if run("ingest") {
+        measured.extend(ingest::figures(if quick { 30 } else { 300 }));
     }
     // A partial run replaces its own figures and keeps the others.
     let mut figures: Vec<Figure> = if only.is_some() {

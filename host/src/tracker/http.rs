@@ -1,0 +1,325 @@
+//! GET with a timeout, bounded retries on rate limits, and one [`TrackerError`] per
+//! failure. Blocking (ureq): a few calls at session start need no runtime.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::auth::Auth;
+use super::settings::Target;
+use super::{Label, TrackerError};
+
+/// Retries after a rate-limit answer before giving up.
+pub const MAX_RETRIES: u32 = 3;
+/// The longest wait a rate limit may ask for and still be waited out; a longer one
+/// fails at once, saying how long.
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+/// First wait after a 429 that names none; doubles each retry.
+pub const BACKOFF: Duration = Duration::from_secs(1);
+/// GitHub's advice for a secondary rate limit that names no wait.
+pub const SECONDARY_LIMIT_WAIT: Duration = Duration::from_secs(60);
+/// The largest response body read; issues are far smaller.
+pub const MAX_BODY_BYTES: u64 = 8 << 20;
+
+/// An HTTP client bound to one target's credentials and label.
+pub struct Client {
+    agent: ureq::Agent,
+    auth: Option<Auth>,
+    pub label: Label,
+    /// For messages: the host part of the target's base.
+    pub host: String,
+    timeout: Duration,
+}
+
+/// A decoded answer and the next page, when the `Link` header names one.
+#[derive(Debug)]
+pub struct Page {
+    pub json: serde_json::Value,
+    pub next: Option<String>,
+}
+
+impl Client {
+    pub fn new(target: &Target, timeout: Duration) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            // The error bodies and rate-limit headers are needed.
+            .http_status_as_error(false)
+            // A transferred GitHub issue answers 301; keep credentials on that host only.
+            .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
+            .user_agent(concat!("canopy/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Client {
+            agent,
+            auth: target.auth.clone(),
+            label: target.label.clone(),
+            host: host_of(&target.base).to_owned(),
+            timeout,
+        }
+    }
+
+    /// GET `url` as JSON, waiting out short rate limits up to [`MAX_RETRIES`] times.
+    pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Page, TrackerError> {
+        let mut attempt = 0;
+        loop {
+            let mut request = self.agent.get(url).header("Accept", "application/json");
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            if let Some(auth) = &self.auth {
+                request = request.header("Authorization", auth.header().expose());
+            }
+            let mut response = request.call().map_err(|e| self.transport(e))?;
+            let status = response.status().as_u16();
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let limits = Limits {
+                retry_after: header("retry-after"),
+                remaining: header("x-ratelimit-remaining"),
+                reset: header("x-ratelimit-reset"),
+            };
+            let next = header("link").as_deref().and_then(next_link);
+            let body = response
+                .body_mut()
+                .with_config()
+                .limit(MAX_BODY_BYTES)
+                .read_to_string()
+                .map_err(|e| self.transport(e))?;
+            if (200..300).contains(&status) {
+                let json = serde_json::from_str(&body).map_err(|e| TrackerError::Malformed {
+                    label: self.label.clone(),
+                    host: self.host.clone(),
+                    why: format!("not JSON ({e})"),
+                })?;
+                return Ok(Page { json, next });
+            }
+            let Some(wait) = limits.wait(status, &body, attempt, unix_now()) else {
+                return Err(self.status_error(status));
+            };
+            if attempt >= MAX_RETRIES || wait > MAX_RETRY_WAIT {
+                return Err(TrackerError::RateLimited {
+                    label: self.label.clone(),
+                    host: self.host.clone(),
+                    status,
+                    wait: limits.asked(unix_now()),
+                });
+            }
+            tracing::debug!(status, ?wait, attempt, "rate limited; waiting");
+            std::thread::sleep(wait);
+            attempt += 1;
+        }
+    }
+
+    /// `json` as the API's documented shape.
+    pub fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        json: serde_json::Value,
+    ) -> Result<T, TrackerError> {
+        serde_json::from_value(json).map_err(|e| self.malformed(e.to_string()))
+    }
+
+    pub fn malformed(&self, why: String) -> TrackerError {
+        TrackerError::Malformed {
+            label: self.label.clone(),
+            host: self.host.clone(),
+            why,
+        }
+    }
+
+    fn status_error(&self, status: u16) -> TrackerError {
+        let (label, host) = (self.label.clone(), self.host.clone());
+        match status {
+            401 => TrackerError::Unauthorized { label, host },
+            403 => TrackerError::Forbidden { label, host },
+            404 => TrackerError::NotFound { label, host },
+            410 => TrackerError::Gone { label, host },
+            _ => TrackerError::Status {
+                label,
+                host,
+                status,
+            },
+        }
+    }
+
+    fn transport(&self, e: ureq::Error) -> TrackerError {
+        let (label, host) = (self.label.clone(), self.host.clone());
+        match e {
+            ureq::Error::Timeout(_) => TrackerError::Timeout {
+                label,
+                host,
+                timeout: self.timeout,
+            },
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                TrackerError::Timeout {
+                    label,
+                    host,
+                    timeout: self.timeout,
+                }
+            }
+            ureq::Error::BodyExceedsLimit(limit) => TrackerError::Malformed {
+                label,
+                host,
+                why: format!("the answer is larger than {limit} bytes"),
+            },
+            ureq::Error::Protocol(e) => TrackerError::Malformed {
+                label,
+                host,
+                why: format!("not HTTP ({e})"),
+            },
+            ureq::Error::HostNotFound => TrackerError::Unreachable {
+                label,
+                host,
+                why: "host not found".into(),
+            },
+            ureq::Error::Io(io) => TrackerError::Unreachable {
+                label,
+                host,
+                why: io.to_string(),
+            },
+            other => TrackerError::Unreachable {
+                label,
+                host,
+                why: other.to_string(),
+            },
+        }
+    }
+}
+
+/// The rate-limit headers of one answer.
+#[derive(Debug, Default)]
+struct Limits {
+    /// `Retry-After`, seconds.
+    retry_after: Option<String>,
+    /// GitHub's `x-ratelimit-remaining`.
+    remaining: Option<String>,
+    /// `x-ratelimit-reset`: epoch seconds (GitHub) or ISO 8601 (Jira).
+    reset: Option<String>,
+}
+
+impl Limits {
+    /// How long the server asks to wait, if it says.
+    fn asked(&self, now: u64) -> Option<Duration> {
+        if let Some(secs) = self
+            .retry_after
+            .as_deref()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return Some(Duration::from_secs(secs));
+        }
+        let reset = self.reset.as_deref()?.trim();
+        let at = reset.parse::<u64>().ok().or_else(|| {
+            time::OffsetDateTime::parse(reset, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .and_then(|t| u64::try_from(t.unix_timestamp()).ok())
+        })?;
+        Some(Duration::from_secs(at.saturating_sub(now)))
+    }
+
+    /// The wait before retrying, or `None` when the status is no rate limit.
+    fn wait(&self, status: u16, body: &str, attempt: u32, now: u64) -> Option<Duration> {
+        let limited = match status {
+            429 => true,
+            // GitHub: a 403 is a rate limit when it says so; otherwise a refusal.
+            403 => {
+                self.remaining.as_deref() == Some("0")
+                    || self.retry_after.is_some()
+                    || body.to_ascii_lowercase().contains("rate limit")
+            }
+            503 => self.retry_after.is_some(),
+            _ => false,
+        };
+        if !limited {
+            return None;
+        }
+        if let Some(asked) = self.asked(now) {
+            return Some(asked);
+        }
+        Some(if status == 403 {
+            SECONDARY_LIMIT_WAIT
+        } else {
+            BACKOFF.saturating_mul(1 << attempt.min(8))
+        })
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The `rel="next"` URL of a `Link` header, exactly as given.
+fn next_link(link: &str) -> Option<String> {
+    link.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        params
+            .split(';')
+            .any(|p| p.trim().replace(' ', "") == "rel=\"next\"")
+            .then(|| {
+                url.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_owned()
+            })
+    })
+}
+
+/// The host (and port) of a URL.
+pub fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?', '#']).next().unwrap_or(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_header() {
+        let link = "<https://api.github.com/repositories/1/issues/2/comments?page=2>; rel=\"next\", <https://api.github.com/repositories/1/issues/2/comments?page=5>; rel=\"last\"";
+        assert_eq!(
+            next_link(link).as_deref(),
+            Some("https://api.github.com/repositories/1/issues/2/comments?page=2")
+        );
+        assert_eq!(next_link("<http://x/?page=1>; rel=\"prev\""), None);
+    }
+
+    #[test]
+    fn rate_limit_waits() {
+        let now = 1_700_000_000;
+        let none = Limits::default();
+        // Plain refusals are not rate limits.
+        assert_eq!(none.wait(403, "{\"message\":\"Forbidden\"}", 0, now), None);
+        assert_eq!(none.wait(404, "", 0, now), None);
+        assert_eq!(none.wait(503, "", 0, now), None);
+        // 429 without a wait backs off exponentially.
+        assert_eq!(none.wait(429, "", 0, now), Some(BACKOFF));
+        assert_eq!(none.wait(429, "", 2, now), Some(BACKOFF * 4));
+        // GitHub's primary limit: until the reset.
+        let primary = Limits {
+            remaining: Some("0".into()),
+            reset: Some((now + 7).to_string()),
+            ..Limits::default()
+        };
+        assert_eq!(primary.wait(403, "", 0, now), Some(Duration::from_secs(7)));
+        // Secondary limit without Retry-After: a minute, which is over the cap.
+        let secondary = none.wait(403, "You have exceeded a secondary rate limit", 0, now);
+        assert_eq!(secondary, Some(SECONDARY_LIMIT_WAIT));
+        assert!(SECONDARY_LIMIT_WAIT > MAX_RETRY_WAIT);
+        // Retry-After wins; Jira's ISO reset is understood too.
+        let after = Limits {
+            retry_after: Some("2".into()),
+            reset: Some((now + 100).to_string()),
+            ..Limits::default()
+        };
+        assert_eq!(after.wait(429, "", 0, now), Some(Duration::from_secs(2)));
+        let jira = Limits {
+            reset: Some("2023-11-14T22:13:30Z".into()),
+            ..Limits::default()
+        };
+        assert_eq!(jira.asked(now), Some(Duration::from_secs(10)));
+    }
+}

@@ -1,0 +1,708 @@
+//! Tracker settings and where a token may go.
+//!
+//! The user's `config.toml` (`[trackers.*]`) is trusted. A repository's `.canopy.toml`
+//! is not: it may name Jira and YouTrack base URLs and project keys, and nothing else.
+//! A token is only ever sent to the base URL the user configured for it (GitHub: to
+//! github.com's API or the user's configured one, and to a GitHub Enterprise host through
+//! the token `gh` keeps for that host); any other base URL gets an anonymous request.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::auth::{self, Auth};
+use super::http::host_of;
+use super::refs::{self, IssueRef};
+use super::{Kind, Label, TrackerError};
+
+/// Timeout of each request (connect, send, answer) unless `[trackers] timeout_secs`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// `[trackers]` in `config.toml`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackersConfig {
+    /// Seconds each request may take, for slow self-hosted trackers.
+    pub timeout_secs: f64,
+    pub github: GitHubConfig,
+    pub jira: Option<JiraConfig>,
+    pub youtrack: Option<YouTrackConfig>,
+}
+
+impl Default for TrackersConfig {
+    fn default() -> Self {
+        Self {
+            timeout_secs: DEFAULT_TIMEOUT.as_secs_f64(),
+            github: GitHubConfig::default(),
+            jira: None,
+            youtrack: None,
+        }
+    }
+}
+
+impl TrackersConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::try_from_secs_f64(self.timeout_secs)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .unwrap_or(DEFAULT_TIMEOUT)
+    }
+}
+
+/// `[trackers.github]`. Tokens come from the environment or `gh`, never from a file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GitHubConfig {
+    /// The API for github.com issues; default `https://api.github.com`.
+    pub base_url: Option<String>,
+    /// GitHub Enterprise Server: web host → API base (default `https://HOST/api/v3`).
+    /// Hosts listed here also receive `GH_ENTERPRISE_TOKEN`.
+    pub hosts: BTreeMap<String, String>,
+}
+
+/// Which Jira API: Cloud (REST v3, ADF, email + API token) or Data Center (REST v2,
+/// wiki text, personal access token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JiraApi {
+    Cloud,
+    DataCenter,
+}
+
+/// `[trackers.jira]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JiraConfig {
+    /// The site, e.g. `https://acme.atlassian.net` or `https://jira.corp/ctx`.
+    pub base_url: String,
+    /// Default: `cloud` for `*.atlassian.net`, else `datacenter`.
+    #[serde(default)]
+    pub api: Option<JiraApi>,
+    /// Cloud: the account's email, sent with the API token (Basic).
+    #[serde(default)]
+    pub email: Option<String>,
+    /// The environment variable holding the token.
+    #[serde(default = "jira_token_env")]
+    pub token_env: String,
+    /// Project keys that bare `KEY-12` references resolve to this tracker.
+    #[serde(default)]
+    pub projects: Vec<String>,
+}
+
+fn jira_token_env() -> String {
+    "JIRA_API_TOKEN".into()
+}
+
+/// `[trackers.youtrack]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct YouTrackConfig {
+    /// e.g. `https://acme.youtrack.cloud` or `https://host/youtrack`.
+    pub base_url: String,
+    /// The environment variable holding the permanent token.
+    #[serde(default = "youtrack_token_env")]
+    pub token_env: String,
+    #[serde(default)]
+    pub projects: Vec<String>,
+}
+
+fn youtrack_token_env() -> String {
+    "YOUTRACK_TOKEN".into()
+}
+
+/// A repository's `.canopy.toml`: untrusted, so only what cannot leak a token.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RepoFile {
+    pub trackers: RepoTrackers,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RepoTrackers {
+    pub jira: Option<RepoJira>,
+    pub youtrack: Option<RepoYouTrack>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RepoJira {
+    pub base_url: Option<String>,
+    pub api: Option<JiraApi>,
+    pub projects: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RepoYouTrack {
+    pub base_url: Option<String>,
+    pub projects: Vec<String>,
+}
+
+impl RepoFile {
+    /// `.canopy.toml` at the top of the working tree around `dir`; none gives defaults.
+    pub fn load(dir: &Path) -> Result<RepoFile, TrackerError> {
+        let Some(top) = git2::Repository::discover(dir)
+            .ok()
+            .and_then(|r| r.workdir().map(Path::to_owned))
+        else {
+            return Ok(RepoFile::default());
+        };
+        let path = top.join(".canopy.toml");
+        let bad = |message: String| TrackerError::RepoConfig {
+            path: path.display().to_string(),
+            message,
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| {
+                bad(match e.span() {
+                    Some(span) => format!("{} (at byte {})", e.message().trim(), span.start),
+                    None => e.message().trim().to_owned(),
+                })
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RepoFile::default()),
+            Err(e) => Err(bad(e.to_string())),
+        }
+    }
+}
+
+/// What a reference resolved to: where to ask, with which credentials.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub label: Label,
+    /// The API base (GitHub) or site (Jira, YouTrack), without a trailing `/`.
+    pub base: String,
+    pub locator: Locator,
+    /// Jira only: which API.
+    pub jira_api: JiraApi,
+    pub auth: Option<Auth>,
+    /// Why no credentials are sent, when none are; for hints.
+    pub anonymous_because: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Locator {
+    GitHub {
+        owner: String,
+        repo: String,
+        number: u64,
+    },
+    Key(String),
+}
+
+impl Target {
+    pub fn tracker(&self) -> Kind {
+        self.label.tracker
+    }
+}
+
+/// Where the process gets environment variables and `gh`: the real ones, or a test's.
+pub trait Env {
+    fn var(&self, key: &str) -> Option<String>;
+    /// `gh auth token --hostname HOST`, when `gh` exists and has one.
+    fn gh_token(&self, host: &str) -> Option<String>;
+}
+
+/// The calling process's environment.
+#[derive(Debug)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok().filter(|v| !v.trim().is_empty())
+    }
+
+    fn gh_token(&self, host: &str) -> Option<String> {
+        auth::gh_token(host)
+    }
+}
+
+fn trim_base(url: &str) -> String {
+    url.trim().trim_end_matches('/').to_owned()
+}
+
+fn jira_api_for(base: &str) -> JiraApi {
+    let host = host_of(base).to_ascii_lowercase();
+    if host.ends_with(".atlassian.net") {
+        JiraApi::Cloud
+    } else {
+        JiraApi::DataCenter
+    }
+}
+
+/// Resolve `reference` to a target. `repo_dir` is where `#N` finds its `origin`.
+pub fn resolve(
+    reference: &IssueRef,
+    user: &TrackersConfig,
+    repo: &RepoFile,
+    repo_dir: &Path,
+    env: &dyn Env,
+) -> Result<Target, TrackerError> {
+    match reference {
+        IssueRef::GitHub {
+            host,
+            owner,
+            repo,
+            number,
+        } => Ok(github_target(user, env, host, owner, repo, *number)),
+        IssueRef::GitHubHere { number } => {
+            let (host, owner, name) =
+                origin_repo(repo_dir).map_err(|why| TrackerError::NoRepo {
+                    reference: format!("#{number}"),
+                    why,
+                })?;
+            Ok(github_target(user, env, &host, &owner, &name, *number))
+        }
+        IssueRef::Jira { base, key } => jira_target(user, repo, env, &trim_base(base), key),
+        IssueRef::YouTrack { base, key } => youtrack_target(user, env, &trim_base(base), key),
+        IssueRef::Key(key) => {
+            let project = refs::project(key);
+            let jira_base = repo
+                .trackers
+                .jira
+                .as_ref()
+                .and_then(|r| r.base_url.clone())
+                .or_else(|| user.jira.as_ref().map(|u| u.base_url.clone()));
+            let yt_base = repo
+                .trackers
+                .youtrack
+                .as_ref()
+                .and_then(|r| r.base_url.clone())
+                .or_else(|| user.youtrack.as_ref().map(|u| u.base_url.clone()));
+            let jira_projects: Vec<&String> = user
+                .jira
+                .iter()
+                .flat_map(|u| &u.projects)
+                .chain(repo.trackers.jira.iter().flat_map(|r| &r.projects))
+                .collect();
+            let yt_projects: Vec<&String> = user
+                .youtrack
+                .iter()
+                .flat_map(|u| &u.projects)
+                .chain(repo.trackers.youtrack.iter().flat_map(|r| &r.projects))
+                .collect();
+            let claims = |projects: &[&String]| projects.iter().any(|p| p.as_str() == project);
+            let jira = jira_base.filter(|_| claims(&jira_projects) || jira_projects.is_empty());
+            let yt = yt_base.filter(|_| claims(&yt_projects) || yt_projects.is_empty());
+            // A tracker that names the project wins over one that names no projects.
+            let (jira, yt) = match (&jira, &yt) {
+                (Some(_), Some(_)) if claims(&jira_projects) && !claims(&yt_projects) => {
+                    (jira, None)
+                }
+                (Some(_), Some(_)) if claims(&yt_projects) && !claims(&jira_projects) => (None, yt),
+                _ => (jira, yt),
+            };
+            let no_tracker = |why: String| TrackerError::NoTracker {
+                key: key.clone(),
+                why,
+            };
+            match (jira, yt) {
+                (Some(base), None) => jira_target(user, repo, env, &trim_base(&base), key),
+                (None, Some(base)) => youtrack_target(user, env, &trim_base(&base), key),
+                (Some(_), Some(_)) => Err(no_tracker(format!(
+                    "both Jira and YouTrack could hold project {project}"
+                ))),
+                (None, None)
+                    if user.jira.is_none()
+                        && user.youtrack.is_none()
+                        && repo.trackers.jira.is_none()
+                        && repo.trackers.youtrack.is_none() =>
+                {
+                    Err(no_tracker(
+                        "no [trackers.jira] or [trackers.youtrack] is configured".into(),
+                    ))
+                }
+                (None, None) => Err(no_tracker(format!(
+                    "no configured tracker lists project {project}"
+                ))),
+            }
+        }
+    }
+}
+
+fn github_target(
+    user: &TrackersConfig,
+    env: &dyn Env,
+    host: &str,
+    owner: &str,
+    repo: &str,
+    number: u64,
+) -> Target {
+    let dotcom = host == "github.com" || host.ends_with(".ghe.com");
+    let base = if host == "github.com" {
+        user.github
+            .base_url
+            .as_deref()
+            .map_or_else(|| "https://api.github.com".to_owned(), trim_base)
+    } else if host.ends_with(".ghe.com") {
+        format!("https://api.{host}")
+    } else {
+        user.github
+            .hosts
+            .get(host)
+            .map_or_else(|| format!("https://{host}/api/v3"), |b| trim_base(b))
+    };
+    let configured_ghes = user.github.hosts.contains_key(host);
+    let from_env = if dotcom {
+        env.var("GH_TOKEN").or_else(|| env.var("GITHUB_TOKEN"))
+    } else if configured_ghes {
+        env.var("GH_ENTERPRISE_TOKEN")
+            .or_else(|| env.var("GITHUB_ENTERPRISE_TOKEN"))
+    } else {
+        None
+    };
+    let token = from_env.or_else(|| env.gh_token(host));
+    let anonymous_because = token
+        .is_none()
+        .then(|| format!("no GitHub token was found for {host}"));
+    Target {
+        label: Label {
+            tracker: Kind::GitHub,
+            id: format!("{owner}/{repo}#{number}"),
+        },
+        base,
+        locator: Locator::GitHub {
+            owner: owner.to_owned(),
+            repo: repo.to_owned(),
+            number,
+        },
+        jira_api: JiraApi::Cloud,
+        auth: token.map(|t| Auth::Bearer(auth::Secret::new(t))),
+        anonymous_because,
+    }
+}
+
+fn jira_target(
+    user: &TrackersConfig,
+    repo: &RepoFile,
+    env: &dyn Env,
+    base: &str,
+    key: &str,
+) -> Result<Target, TrackerError> {
+    let label = Label {
+        tracker: Kind::Jira,
+        id: key.to_owned(),
+    };
+    let trusted = user
+        .jira
+        .as_ref()
+        .filter(|u| trim_base(&u.base_url) == base);
+    let repo_api = repo
+        .trackers
+        .jira
+        .as_ref()
+        .filter(|r| r.base_url.as_deref().map(trim_base).as_deref() == Some(base))
+        .and_then(|r| r.api);
+    let api = trusted
+        .and_then(|u| u.api)
+        .or(repo_api)
+        .unwrap_or_else(|| jira_api_for(base));
+    let (auth, anonymous_because) = match trusted {
+        None => (
+            None,
+            Some(format!(
+                "{base} is not the base_url of [trackers.jira] in your config.toml, so no token is sent to it"
+            )),
+        ),
+        Some(u) => match (env.var(&u.token_env), api, &u.email) {
+            (None, _, _) => (None, Some(format!("${} is not set", u.token_env))),
+            (Some(token), JiraApi::Cloud, Some(email)) => (
+                Some(Auth::Basic {
+                    user: email.clone(),
+                    token: auth::Secret::new(token),
+                }),
+                None,
+            ),
+            (Some(_), JiraApi::Cloud, None) => {
+                return Err(TrackerError::Config {
+                    label,
+                    why: "Jira Cloud needs `email` in [trackers.jira] to go with the API token"
+                        .into(),
+                });
+            }
+            (Some(token), JiraApi::DataCenter, _) => {
+                (Some(Auth::Bearer(auth::Secret::new(token))), None)
+            }
+        },
+    };
+    Ok(Target {
+        label,
+        base: base.to_owned(),
+        locator: Locator::Key(key.to_owned()),
+        jira_api: api,
+        auth,
+        anonymous_because,
+    })
+}
+
+fn youtrack_target(
+    user: &TrackersConfig,
+    env: &dyn Env,
+    base: &str,
+    key: &str,
+) -> Result<Target, TrackerError> {
+    let trusted = user
+        .youtrack
+        .as_ref()
+        .filter(|u| trim_base(&u.base_url) == base);
+    let (auth, anonymous_because) = match trusted {
+        None => (
+            None,
+            Some(format!(
+                "{base} is not the base_url of [trackers.youtrack] in your config.toml, so no token is sent to it"
+            )),
+        ),
+        Some(u) => match env.var(&u.token_env) {
+            Some(token) => (Some(Auth::Bearer(auth::Secret::new(token))), None),
+            None => (None, Some(format!("${} is not set", u.token_env))),
+        },
+    };
+    Ok(Target {
+        label: Label {
+            tracker: Kind::YouTrack,
+            id: key.to_owned(),
+        },
+        base: base.to_owned(),
+        locator: Locator::Key(key.to_owned()),
+        jira_api: JiraApi::Cloud,
+        auth,
+        anonymous_because,
+    })
+}
+
+/// `(host, owner, repo)` of the `origin` remote of the repository around `dir`.
+fn origin_repo(dir: &Path) -> Result<(String, String, String), String> {
+    let repo = git2::Repository::discover(dir).map_err(|_| "not in a git repository".to_owned())?;
+    let remote = repo
+        .find_remote("origin")
+        .map_err(|_| "the repository has no `origin` remote".to_owned())?;
+    let url = remote.url().unwrap_or_default();
+    parse_remote(url).ok_or_else(|| format!("`origin` ({url}) is not a GitHub repository URL"))
+}
+
+/// `git@host:o/r.git`, `ssh://git@host[:port]/o/r.git`, `https://host/o/r[.git]`.
+fn parse_remote(url: &str) -> Option<(String, String, String)> {
+    let (host, path) = if let Some((_, rest)) = url.split_once("://") {
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+        let (host, path) = rest.split_once('/')?;
+        (host.split(':').next().unwrap_or(host), path)
+    } else {
+        let rest = url.rsplit_once('@').map_or(url, |(_, r)| r);
+        rest.split_once(':')?
+    };
+    let path = path.trim_end_matches('/');
+    let path = path.strip_suffix(".git").unwrap_or(path);
+    let (owner, repo) = path.split_once('/')?;
+    (refs::is_gh_name(owner) && refs::is_gh_name(repo) && !host.is_empty()).then(|| {
+        let host = host.to_ascii_lowercase();
+        let host = host.strip_prefix("www.").unwrap_or(&host).to_owned();
+        (host, owner.to_owned(), repo.to_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct FakeEnv(Vec<(&'static str, &'static str)>);
+
+    impl Env for FakeEnv {
+        fn var(&self, key: &str) -> Option<String> {
+            self.0
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| (*v).to_owned())
+        }
+        fn gh_token(&self, host: &str) -> Option<String> {
+            self.var(&format!("gh:{host}"))
+        }
+    }
+
+    fn user(toml: &str) -> TrackersConfig {
+        toml::from_str(toml).expect("config")
+    }
+
+    fn resolve_str(text: &str, user: &TrackersConfig, repo: &RepoFile, env: &FakeEnv) -> Target {
+        resolve(
+            &IssueRef::parse(text).expect("ref"),
+            user,
+            repo,
+            Path::new("/nonexistent"),
+            env,
+        )
+        .expect("resolves")
+    }
+
+    #[test]
+    fn remotes() {
+        for url in [
+            "git@github.com:o/r.git",
+            "https://github.com/o/r",
+            "https://x-token@github.com/o/r.git",
+            "ssh://git@github.com:22/o/r.git",
+        ] {
+            assert_eq!(
+                parse_remote(url),
+                Some(("github.com".into(), "o".into(), "r".into())),
+                "{url}"
+            );
+        }
+        assert_eq!(parse_remote("/srv/git/r"), None);
+    }
+
+    #[test]
+    fn github_tokens_go_only_where_they_belong() {
+        let env = FakeEnv(vec![
+            ("GH_TOKEN", "t-dotcom"),
+            ("GH_ENTERPRISE_TOKEN", "t-ghes"),
+            ("gh:ghe.other", "t-gh-other"),
+        ]);
+        let cfg = user("[github.hosts]\n\"ghe.corp\" = \"https://ghe.corp/api/v3/\"\n");
+        let dotcom = resolve_str("o/r#1", &cfg, &RepoFile::default(), &env);
+        assert_eq!(dotcom.base, "https://api.github.com");
+        assert!(matches!(&dotcom.auth, Some(Auth::Bearer(s)) if s.expose() == "t-dotcom"));
+        let ghes = resolve_str(
+            "https://ghe.corp/o/r/issues/2",
+            &cfg,
+            &RepoFile::default(),
+            &env,
+        );
+        assert_eq!(ghes.base, "https://ghe.corp/api/v3");
+        assert!(matches!(&ghes.auth, Some(Auth::Bearer(s)) if s.expose() == "t-ghes"));
+        // An enterprise host the user did not list gets only what `gh` keeps for it.
+        let other = resolve_str(
+            "https://ghe.other/o/r/pull/3",
+            &cfg,
+            &RepoFile::default(),
+            &env,
+        );
+        assert!(matches!(&other.auth, Some(Auth::Bearer(s)) if s.expose() == "t-gh-other"));
+        let unknown = resolve_str(
+            "https://evil.example/o/r/issues/3",
+            &cfg,
+            &RepoFile::default(),
+            &env,
+        );
+        assert!(unknown.auth.is_none());
+        let cloud = resolve_str(
+            "https://acme.ghe.com/o/r/issues/3",
+            &cfg,
+            &RepoFile::default(),
+            &env,
+        );
+        assert_eq!(cloud.base, "https://api.acme.ghe.com");
+    }
+
+    #[test]
+    fn a_repository_cannot_redirect_the_users_jira_token() {
+        let env = FakeEnv(vec![("JIRA_API_TOKEN", "t-jira")]);
+        let cfg = user(
+            "[jira]\nbase_url = \"https://acme.atlassian.net/\"\nemail = \"me@acme.test\"\nprojects = [\"PROJ\"]\n",
+        );
+        let none = RepoFile::default();
+        let own = resolve_str("PROJ-1", &cfg, &none, &env);
+        assert_eq!(own.base, "https://acme.atlassian.net");
+        assert_eq!(own.jira_api, JiraApi::Cloud);
+        assert!(matches!(&own.auth, Some(Auth::Basic { user, .. }) if user == "me@acme.test"));
+
+        let hostile: RepoFile = toml::from_str(
+            "[trackers.jira]\nbase_url = \"https://evil.example\"\nprojects = [\"PROJ\"]\n",
+        )
+        .expect("repo file");
+        let moved = resolve_str("PROJ-1", &cfg, &hostile, &env);
+        assert_eq!(moved.base, "https://evil.example");
+        assert!(moved.auth.is_none());
+        assert!(
+            moved
+                .anonymous_because
+                .as_deref()
+                .is_some_and(|w| w.contains("not the base_url"))
+        );
+        let url = resolve_str("https://evil.example/browse/PROJ-1", &cfg, &none, &env);
+        assert!(url.auth.is_none());
+        let same = resolve_str(
+            "https://acme.atlassian.net/browse/PROJ-1",
+            &cfg,
+            &none,
+            &env,
+        );
+        assert!(same.auth.is_some());
+    }
+
+    #[test]
+    fn repository_files_may_not_set_tokens_or_github() {
+        for bad in [
+            "[trackers.jira]\ntoken_env = \"AWS_SECRET\"\n",
+            "[trackers.jira]\nemail = \"x@y\"\n",
+            "[trackers.github]\nbase_url = \"https://evil\"\n",
+            "[trackers.youtrack]\ntoken_env = \"X\"\n",
+        ] {
+            assert!(toml::from_str::<RepoFile>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bare_keys_go_to_the_tracker_that_lists_their_project() {
+        let env = FakeEnv(vec![]);
+        let both = user(
+            "[jira]\nbase_url = \"https://j.test\"\nprojects = [\"PROJ\"]\n[youtrack]\nbase_url = \"https://y.test\"\nprojects = [\"PRJ\"]\n",
+        );
+        let none = RepoFile::default();
+        assert_eq!(
+            resolve_str("PROJ-2", &both, &none, &env).tracker(),
+            Kind::Jira
+        );
+        assert_eq!(
+            resolve_str("PRJ-2", &both, &none, &env).tracker(),
+            Kind::YouTrack
+        );
+        let err = resolve(
+            &IssueRef::Key("ZZ-1".into()),
+            &both,
+            &none,
+            Path::new("/"),
+            &env,
+        )
+        .expect_err("unclaimed");
+        assert!(
+            err.to_string()
+                .contains("no configured tracker lists project ZZ"),
+            "{err}"
+        );
+        let only_yt = user("[youtrack]\nbase_url = \"https://y.test\"\n");
+        assert_eq!(
+            resolve_str("ANY-2", &only_yt, &none, &env).tracker(),
+            Kind::YouTrack
+        );
+        let err = resolve(
+            &IssueRef::Key("ZZ-1".into()),
+            &TrackersConfig::default(),
+            &none,
+            Path::new("/"),
+            &env,
+        )
+        .expect_err("nothing configured");
+        assert!(err.to_string().contains("no [trackers.jira]"), "{err}");
+    }
+
+    #[test]
+    fn jira_cloud_token_needs_an_email() {
+        let env = FakeEnv(vec![("JIRA_API_TOKEN", "t")]);
+        let cfg = user("[jira]\nbase_url = \"https://acme.atlassian.net\"\n");
+        let err = resolve(
+            &IssueRef::Key("KK-1".into()),
+            &cfg,
+            &RepoFile::default(),
+            Path::new("/"),
+            &env,
+        )
+        .expect_err("no email");
+        assert!(err.to_string().contains("email"), "{err}");
+        let dc = user("[jira]\nbase_url = \"https://jira.corp\"\n");
+        let t = resolve_str("KK-1", &dc, &RepoFile::default(), &env);
+        assert_eq!(t.jira_api, JiraApi::DataCenter);
+        assert!(matches!(t.auth, Some(Auth::Bearer(_))));
+    }
+}
