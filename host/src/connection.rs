@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use canopy_protocol::params::{
     AttachParams, AttachResult, DetachedParams, InputParams, NameParams, ResizeParams,
-    SubscribeParams, SubscribeResult,
+    SubscribeDelivery, SubscribeParams, SubscribeResult,
 };
 use canopy_protocol::{ErrorCode, Event, EventKind, Message, RpcError, method};
 use rmpv::Value;
@@ -172,17 +172,22 @@ impl Conn {
         if let Some(task) = self.subscription.take() {
             task.abort();
         }
-        let sub = match rpc::parse::<SubscribeParams>(params) {
-            Ok(p) => self.daemon.registry.subscribe(p.since).await,
-            Err(e) => Err(e),
-        };
-        let sub = match sub {
-            Ok(sub) => sub,
+        let parsed = rpc::parse::<SubscribeParams>(params)
+            .and_then(|p| Ok((p, rpc::parse::<SubscribeDelivery>(params)?)));
+        let (sub, delivery) = match parsed {
+            Ok((p, d)) => match self.daemon.registry.subscribe(p.since).await {
+                Ok(sub) => (sub, Delivery::from(d)),
+                Err(e) => return self.reply(id, Err(e)).await,
+            },
             Err(e) => return self.reply(id, Err(e)).await,
         };
         self.reply(id, rpc::encode(&SubscribeResult { seq: sub.seq }))
             .await;
-        self.subscription = Some(tokio::spawn(forward_events(sub, self.out.clone())));
+        self.subscription = Some(tokio::spawn(forward_events(
+            sub,
+            delivery,
+            self.out.clone(),
+        )));
     }
 
     async fn attach(&mut self, id: u32, params: &[Value]) {
@@ -238,28 +243,46 @@ impl Conn {
     }
 }
 
+/// How a subscription frames its events.
+enum Delivery {
+    /// `[2, "event", [event]]`.
+    Event,
+    /// `[2, "nvim_exec_lua", [code, [event]]]`, for Neovim, which runs notifications as
+    /// calls to its own API (`SubscribeDelivery::nvim_exec_lua`).
+    NvimExecLua(Value),
+}
+
+impl From<SubscribeDelivery> for Delivery {
+    fn from(d: SubscribeDelivery) -> Self {
+        match d.nvim_exec_lua {
+            Some(code) => Delivery::NvimExecLua(Value::from(code)),
+            None => Delivery::Event,
+        }
+    }
+}
+
 /// Send replayed, then live, events to one subscriber; a lagging subscriber gets a
 /// `resync` in place of what it missed.
-async fn forward_events(sub: Subscription, out: mpsc::Sender<Vec<u8>>) {
+async fn forward_events(sub: Subscription, delivery: Delivery, out: mpsc::Sender<Vec<u8>>) {
     let mut last = sub.seq;
     if sub.resync {
-        send_event(&out, &resync(sub.seq)).await;
+        send_event(&out, &delivery, &resync(sub.seq)).await;
     }
     for event in sub.replay {
-        send_event(&out, &event).await;
+        send_event(&out, &delivery, &event).await;
     }
     let mut live = sub.live;
     loop {
         match live.recv().await {
             Ok(event) => {
                 last = event.seq;
-                if !send_event(&out, &event).await {
+                if !send_event(&out, &delivery, &event).await {
                     break;
                 }
             }
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::debug!(missed, "subscriber fell behind; resyncing it");
-                if !send_event(&out, &resync(last)).await {
+                if !send_event(&out, &delivery, &resync(last)).await {
                     break;
                 }
             }
@@ -321,9 +344,18 @@ fn resync(seq: u64) -> Event {
     }
 }
 
-/// Queue an `event` notification; false when the connection is gone.
-async fn send_event(out: &mpsc::Sender<Vec<u8>>, event: &Event) -> bool {
-    match Message::notification(method::EVENT, event) {
+/// Queue an event notification; false when the connection is gone.
+async fn send_event(out: &mpsc::Sender<Vec<u8>>, delivery: &Delivery, event: &Event) -> bool {
+    let msg = match delivery {
+        Delivery::Event => Message::notification(method::EVENT, event),
+        Delivery::NvimExecLua(code) => {
+            canopy_protocol::frame::to_value(event).map(|event| Message::Notification {
+                method: "nvim_exec_lua".to_owned(),
+                params: vec![code.clone(), Value::Array(vec![event])],
+            })
+        }
+    };
+    match msg {
         Ok(msg) => out.send(msg.encode()).await.is_ok(),
         Err(e) => {
             tracing::error!(error = %e, "cannot encode event");

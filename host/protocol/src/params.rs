@@ -82,6 +82,20 @@ pub struct SubscribeParams {
     pub since: Option<u64>,
 }
 
+/// How `subscribe` delivers events, read from the same params map as
+/// [`SubscribeParams`]. A struct of its own so that `SubscribeParams { since }` literals
+/// keep compiling.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SubscribeDelivery {
+    /// Deliver each event as `[2, "nvim_exec_lua", [code, [event]]]` instead of
+    /// `[2, "event", [event]]`: Neovim runs incoming notifications as calls to its own
+    /// API and rejects any other method name, so this is how a plugin that opened the
+    /// socket with `sockconnect` gets pushes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nvim_exec_lua: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SubscribeResult {
     /// The seq of the last event that happened before the subscription.

@@ -35,6 +35,44 @@ impl Drop for RawTerminal {
     }
 }
 
+/// Tells WezTerm (through its `canopy_session` user variable, OSC 1337 SetUserVar) that
+/// this pane shows session `name`, so the Canopy WezTerm plugin can badge the tab and
+/// find it again; clears the variable when dropped. Nothing is written elsewhere: other
+/// terminals would print or mangle the sequence.
+struct WezTermSession(bool);
+
+impl WezTermSession {
+    fn set(name: &str) -> Self {
+        let inside = std::env::var_os("TERM_PROGRAM").is_some_and(|p| p == "WezTerm");
+        if inside {
+            write_user_var(name);
+        }
+        WezTermSession(inside)
+    }
+}
+
+impl Drop for WezTermSession {
+    fn drop(&mut self) {
+        if self.0 {
+            write_user_var("");
+        }
+    }
+}
+
+/// The OSC 1337 sequence setting WezTerm's `canopy_session` user variable to `value`.
+pub fn user_var_sequence(value: &str) -> String {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+    format!("\x1b]1337;SetUserVar=canopy_session={encoded}\x07")
+}
+
+fn write_user_var(value: &str) {
+    let mut out = std::io::stdout();
+    // Best effort: the badge is a nicety, never a reason to fail an attach.
+    let _ = out.write_all(user_var_sequence(value).as_bytes());
+    let _ = out.flush();
+}
+
 /// Attach until detached or the session ends; returns the line to print afterwards.
 pub async fn run(mut client: Client, name: &str, detach_key: u8) -> Result<String, CliError> {
     // Say "no such session" or "not running" before complaining about the terminal.
@@ -70,6 +108,8 @@ pub async fn run(mut client: Client, name: &str, detach_key: u8) -> Result<Strin
         )
         .await?;
 
+    // Dropped after `guard`, so the variable is cleared on every way out, too.
+    let _user_var = WezTermSession::set(name);
     let guard = RawTerminal::enter()?;
     let mut out = std::io::stdout();
     out.write_all(&attached.screen)?;

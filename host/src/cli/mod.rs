@@ -7,6 +7,7 @@ mod format;
 mod hook;
 mod host;
 mod issue;
+mod setup;
 mod usage;
 
 use std::collections::BTreeMap;
@@ -182,6 +183,17 @@ enum Cmd {
     },
     /// Print a shell completion script
     Completions { shell: clap_complete::Shell },
+    /// Print the snippet that sets up Canopy in another tool (e.g. wezterm.lua)
+    Setup {
+        #[arg(value_enum)]
+        target: setup::Target,
+        /// Install the plugin first (into --dir)
+        #[arg(long)]
+        write: bool,
+        /// Where the plugin lives (default: ~/.config/wezterm/canopy; for zellij ~/.config/zellij)
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -213,6 +225,12 @@ pub fn main() -> ExitCode {
             daemon,
         }) => return host::run(paths, daemon),
         Some(Cmd::Hook { agent, payload }) => return hook::run(&paths, agent, payload),
+        Some(Cmd::Setup { target, write, dir }) => {
+            return match setup::run(&paths, target, write, dir) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => e.report(),
+            };
+        }
         other => other,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -489,7 +507,7 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
                 s.pid.map_or_else(|| "-".into(), |p| p.to_string())
             );
         }
-        Cmd::Host { action: None, .. } | Cmd::Hook { .. } => {
+        Cmd::Host { action: None, .. } | Cmd::Hook { .. } | Cmd::Setup { .. } => {
             unreachable!("handled before the runtime starts")
         }
         Cmd::Completions { shell } => {

@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo run --release -p canopy-tests --bin canopy-bench` (it builds the release
 //! `canopy` first). `--quick` uses smaller sizes for a smoke run; `--only GROUP` (`ls`,
-//! `idle`, `relay`, `hook`, `ingest`) measures one group and updates just its figures.
+//! `idle`, `relay`, `hook`, `ingest`, `nvim`) measures one group and updates just its figures.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -15,6 +15,10 @@ use serde::Serialize;
 
 #[path = "canopy-bench/ingest.rs"]
 mod ingest;
+#[path = "canopy-bench/nvim.rs"]
+mod nvim;
+#[path = "canopy-bench/zellij.rs"]
+mod zellij;
 
 #[derive(Debug, Serialize, serde::Deserialize)]
 struct Figure {
@@ -31,7 +35,9 @@ fn main() {
     let root = workspace_root();
     build_release_canopy(&root);
     // SAFETY: setting our own environment before any threads start.
-    unsafe { std::env::set_var("CANOPY_BIN", root.join("target/release/canopy")) };
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    unsafe { std::env::set_var("CANOPY_BIN", target.join("release/canopy")) };
 
     let args: Vec<String> = std::env::args().collect();
     let only = args
@@ -58,6 +64,12 @@ fn main() {
     }
     if run("ingest") {
         measured.extend(ingest::figures(if quick { 30 } else { 300 }));
+    }
+    if run("nvim") {
+        measured.extend(nvim::figures(5, if quick { 20 } else { 200 }));
+    }
+    if run("zellij") {
+        measured.extend(zellij::figures(if quick { 10 } else { 100 }));
     }
     // A partial run replaces its own figures and keeps the others.
     let mut figures: Vec<Figure> = if only.is_some() {

@@ -1,0 +1,240 @@
+--- What the commands and sidebar keys do. Quick requests (approve, deny, send, explain)
+--- go over the RPC channel; those that can take seconds (new, stop, rm) run the CLI as a
+--- job so the editor never blocks, and `new` gets the CLI's `--issue` handling.
+local config = require('canopy.config')
+local format = require('canopy.format')
+local rpc = require('canopy.rpc')
+local state = require('canopy.state')
+
+local M = {}
+local H = {}
+
+--- Terminal buffers of `canopy attach`, by session name, reused while their job runs.
+---@type table<string, { buf: integer, job: integer }>
+H.attached = {}
+
+---@param msg string
+---@param level integer|nil
+function H.say(msg, level) vim.notify('canopy: ' .. msg, level or vim.log.levels.INFO) end
+
+--- Run `canopy ARGS` as a job; `done(ok, output)` runs on the main loop when it ends.
+---@param args string[]
+---@param done fun(ok: boolean, output: string)|nil
+---@return integer job
+function M.cli(args, done)
+  local out = {}
+  local collect = function(_, data) vim.list_extend(out, data) end
+  local cmd = { config.options.cmd }
+  vim.list_extend(cmd, args)
+  local job = vim.fn.jobstart(cmd, {
+    cwd = vim.fn.getcwd(),
+    stdout_buffered = true,
+    stderr_buffered = true,
+    on_stdout = collect,
+    on_stderr = collect,
+    on_exit = function(_, code)
+      local text = vim.trim(table.concat(out, '\n'))
+      if done then
+        done(code == 0, text)
+      elseif code ~= 0 then
+        H.say(text ~= '' and text or ('`canopy %s` failed'):format(table.concat(args, ' ')), vim.log.levels.ERROR)
+      end
+    end,
+  })
+  if job <= 0 then H.say(('cannot run %s'):format(config.options.cmd), vim.log.levels.ERROR) end
+  return job
+end
+
+--- An RPC request whose failure is reported to the user.
+---@return boolean ok, any result
+function H.request(method, params, what)
+  local ok, res = rpc.request(method, params)
+  if not ok then
+    -- Neovim cannot read Canopy's error maps ("unknown error"): say what we know.
+    local s = state.sessions[params.name]
+    if tostring(res):find('unknown error', 1, true) then
+      if not s then
+        res = ('no session named %q'):format(params.name)
+      elseif s.state.kind == 'exited' then
+        res = params.name .. ' is not running'
+      else
+        res = ('the host refused; `canopy %s %s` says why'):format(method, params.name)
+      end
+    end
+    H.say(('%s failed: %s'):format(what, tostring(res)), vim.log.levels.ERROR)
+  end
+  return ok, res
+end
+
+---@param name string
+---@param agent string|nil
+---@param issue string|nil
+function M.new(name, agent, issue)
+  local args = { 'new', name }
+  agent = agent or config.options.default_agent
+  if agent then vim.list_extend(args, { '--agent', agent }) end
+  if issue then vim.list_extend(args, { '--issue', issue }) end
+  M.cli(args)
+end
+
+--- `n` in the sidebar: ask for a name and an agent.
+function M.new_interactive()
+  vim.ui.input({ prompt = 'New session name: ' }, function(name)
+    if not name or name == '' then return end
+    vim.ui.input({ prompt = 'Agent: ', default = config.options.default_agent or '' }, function(agent)
+      if agent == nil then return end
+      M.new(name, agent ~= '' and agent or nil)
+    end)
+  end)
+end
+
+---@param name string
+function M.approve(name)
+  if H.request('approve', { name = name }, 'approve ' .. name) then H.say('approved ' .. name) end
+end
+
+---@param name string
+---@param reason string|nil
+function M.deny(name, reason)
+  local params = { name = name }
+  if reason and reason ~= '' then params.reason = reason end
+  if H.request('deny', params, 'deny ' .. name) then H.say('denied ' .. name) end
+end
+
+---@param name string
+---@param text string
+function M.send(name, text)
+  H.request('send', { name = name, text = text, enter = true }, 'send to ' .. name)
+end
+
+---@param name string
+function M.stop(name)
+  M.cli({ 'stop', name })
+end
+
+---@param name string
+---@param opts { confirm: boolean|nil, force: boolean|nil }|nil
+function M.remove(name, opts)
+  opts = opts or {}
+  if opts.confirm and vim.fn.confirm(('Remove session %s (its worktree and branch)?'):format(name), '&Yes\n&No', 2) ~= 1 then
+    return
+  end
+  local args = { 'rm', name }
+  if opts.force then table.insert(args, '--force') end
+  M.cli(args, function(ok, out)
+    if ok then return H.say('removed ' .. name) end
+    H.say(out, vim.log.levels.ERROR)
+    -- Refused because work would be lost: the only way through is an explicit force.
+    if opts.confirm and not opts.force and out:find('--force', 1, true) then
+      if vim.fn.confirm(('Throw away the work in %s?'):format(name), '&Force remove\n&Cancel', 2) == 1 then
+        M.remove(name, { force = true })
+      end
+    end
+  end)
+end
+
+--- A terminal running `canopy attach NAME` in a split, reused while it runs.
+---@param name string
+function M.attach(name)
+  local a = H.attached[name]
+  if a and vim.api.nvim_buf_is_valid(a.buf) and vim.fn.jobwait({ a.job }, 0)[1] == -1 then
+    for _, w in ipairs(vim.api.nvim_tabpage_list_wins(0)) do
+      if vim.api.nvim_win_get_buf(w) == a.buf then
+        vim.api.nvim_set_current_win(w)
+        vim.cmd('startinsert')
+        return
+      end
+    end
+    vim.cmd(config.options.attach.split)
+    vim.api.nvim_win_set_buf(0, a.buf)
+    vim.cmd('startinsert')
+    return
+  end
+  vim.cmd(config.options.attach.split)
+  local buf = vim.api.nvim_create_buf(false, true)
+  vim.api.nvim_win_set_buf(0, buf)
+  local job = vim.fn.termopen({ config.options.cmd, 'attach', name })
+  pcall(vim.api.nvim_buf_set_name, buf, 'canopy://attach/' .. name)
+  H.attached[name] = { buf = buf, job = job }
+  vim.cmd('startinsert')
+end
+
+---@param name string
+---@return canopy.Session|nil
+function H.session(name)
+  rpc.ensure(true)
+  local s = state.sessions[name]
+  if not s then H.say(('no session named %q'):format(name), vim.log.levels.ERROR) end
+  return s
+end
+
+---@param s canopy.Session
+---@return string[]
+function M.inspect_lines(s)
+  local u = s.usage or {}
+  local t = state.present(u.tokens) and u.tokens or {}
+  local present = state.present
+  local lines = {
+    ('%s — %s%s'):format(s.name, s.agent, present(u.model) and (' (' .. u.model .. ')') or ''),
+    '',
+    ('state     %s'):format(format.state(s)),
+    ('cost      %s'):format(present(u.cost_usd) and ('$%.4f'):format(u.cost_usd) or 'unknown'),
+    ('tokens    in %s  out %s  cache write %s/%s  cache read %s  reasoning %s'):format(
+      format.tokens(t.input), format.tokens(t.output), format.tokens(t.cache_write_5m),
+      format.tokens(t.cache_write_1h), format.tokens(t.cache_read), format.tokens(t.reasoning)),
+  }
+  local c = present(u.context) and u.context or {}
+  if present(c.window) and c.window > 0 then
+    table.insert(lines, ('context   %s / %s (%s)'):format(format.tokens(c.used), format.tokens(c.window), format.context(s)))
+  else
+    table.insert(lines, ('context   %s (window unknown)'):format(format.tokens(c.used)))
+  end
+  local tc = present(u.tool_calls) and u.tool_calls or {}
+  local by = {}
+  for tool, n in pairs(present(tc.by_tool) and tc.by_tool or {}) do table.insert(by, ('%s %d'):format(tool, n)) end
+  table.sort(by)
+  table.insert(lines, ('tools     %d%s'):format(tc.total or 0, #by > 0 and ('  (' .. table.concat(by, ', ') .. ')') or ''))
+  table.insert(lines, ('time      wall %s  active %s'):format(format.duration(u.wall_ms), format.duration(u.active_ms)))
+  table.insert(lines, ('lines     +%d -%d'):format(u.lines_added or 0, u.lines_removed or 0))
+  table.insert(lines, ('branch    %s'):format(s.branch))
+  if present(s.task) then
+    table.insert(lines, ('issue     %s  %s'):format(s.task.id or '', s.task.title or ''))
+    if present(s.task.url) then table.insert(lines, ('          %s'):format(s.task.url)) end
+  end
+  return lines
+end
+
+--- A float with the session's usage.
+---@param name string
+function M.inspect(name)
+  local s = H.session(name)
+  if s then require('canopy.float').show(M.inspect_lines(s), 'canopy-inspect') end
+end
+
+--- A float with why the session is in its state.
+---@param name string
+function M.explain(name)
+  local ok, e = H.request('explain', { name = name }, 'explain ' .. name)
+  if not ok then return end
+  local present = state.present
+  local lines = {
+    ('%s: %s (from %s)'):format(e.name, e.state.kind, e.state.source),
+    ('health: %s — %s'):format(e.health, e.health_detail or ''),
+  }
+  if present(e.screen) then table.insert(lines, 'screen: ' .. e.screen) end
+  table.insert(lines, '')
+  table.insert(lines, 'signals (oldest first):')
+  for _, sig in ipairs(e.signals or {}) do
+    table.insert(lines, ('  %s %s%s %s'):format(sig.source, sig.event,
+      present(sig.detail) and (' ' .. sig.detail) or '', sig.outcome))
+  end
+  require('canopy.float').show(lines, 'canopy-explain')
+end
+
+---@param name string
+function M.diff(name)
+  local s = H.session(name)
+  if s then require('canopy.diff').quickfix(s) end
+end
+
+return M

@@ -1,0 +1,160 @@
+--- Options: annotated defaults, deep merge with the user's, validation with clear errors.
+local M = {}
+
+---@class canopy.Badge
+---@field icon string shown before the session name
+---@field hl string highlight group (defined with `default = true`, so yours wins)
+
+---@class canopy.SidebarKeys
+---@field attach string
+---@field approve string
+---@field deny string
+---@field stop string
+---@field inspect string
+---@field new string
+---@field remove string
+---@field diff string
+---@field help string
+---@field close string
+
+---@class canopy.Config
+---@field cmd string the `canopy` executable (a name on PATH or a path)
+---@field socket string|nil the host's socket; nil: $CANOPY_SOCKET, $XDG_RUNTIME_DIR/canopy/canopy.sock, /tmp/canopy-UID/canopy.sock
+---@field autostart boolean start a host (through `cmd`) when a command needs one and none runs
+---@field default_agent string|nil agent for `:Canopy new NAME` without one; nil: the CLI's default ($SHELL)
+---@field agents string[] agent names offered by completion
+---@field sidebar { position: "left"|"right", width: integer, keys: canopy.SidebarKeys }
+---@field attach { split: string } the Ex command that opens the attach window
+---@field badges table<string, canopy.Badge> per state kind, plus `unknown`
+---@field notify { permission: boolean, failed: boolean, finished: boolean }
+---@field statusline { icons: boolean }
+
+---@type canopy.Config
+M.defaults = {
+  cmd = 'canopy',
+  socket = nil,
+  autostart = true,
+  default_agent = nil,
+  agents = { 'claude', 'codex', 'gemini', 'opencode' },
+  sidebar = {
+    position = 'left',
+    width = 60,
+    keys = {
+      attach = '<CR>',
+      approve = 'a',
+      deny = 'd',
+      stop = 'x',
+      inspect = 'i',
+      new = 'n',
+      remove = 'r',
+      diff = 'D',
+      help = '?',
+      close = 'q',
+    },
+  },
+  attach = { split = 'botright split' },
+  badges = {
+    starting = { icon = '…', hl = 'CanopyStarting' },
+    idle = { icon = '○', hl = 'CanopyIdle' },
+    thinking = { icon = '◐', hl = 'CanopyThinking' },
+    tool = { icon = '⚙', hl = 'CanopyTool' },
+    waiting_permission = { icon = '?', hl = 'CanopyPermission' },
+    waiting_input = { icon = '✎', hl = 'CanopyInput' },
+    compacting = { icon = '◌', hl = 'CanopyCompacting' },
+    error = { icon = '✗', hl = 'CanopyError' },
+    exited = { icon = '■', hl = 'CanopyExited' },
+    unknown = { icon = '·', hl = 'CanopyUnknown' },
+  },
+  notify = { permission = true, failed = true, finished = true },
+  statusline = { icons = true },
+}
+
+--- Links for the highlight groups; `default` so a colorscheme or the user overrides them.
+M.highlights = {
+  CanopyStarting = 'Comment',
+  CanopyIdle = 'Comment',
+  CanopyThinking = 'DiagnosticInfo',
+  CanopyTool = 'DiagnosticHint',
+  CanopyPermission = 'DiagnosticWarn',
+  CanopyInput = 'DiagnosticWarn',
+  CanopyCompacting = 'DiagnosticInfo',
+  CanopyError = 'DiagnosticError',
+  CanopyExited = 'NonText',
+  CanopyUnknown = 'NonText',
+  CanopyName = 'Identifier',
+  CanopyDim = 'Comment',
+  CanopyCost = 'Number',
+  CanopyIssue = 'Special',
+  CanopyHeader = 'Title',
+}
+
+---@type canopy.Config
+M.options = vim.deepcopy(M.defaults)
+
+local H = {}
+
+---@param path string
+---@param value any
+---@param kind string
+---@param optional boolean|nil
+function H.check(path, value, kind, optional)
+  if value == nil and optional then return end
+  if type(value) ~= kind then
+    error(('canopy.setup: `%s` should be a %s, got %s'):format(path, kind, vim.inspect(value)), 0)
+  end
+end
+
+---@param c canopy.Config
+function H.validate(c)
+  H.check('cmd', c.cmd, 'string')
+  H.check('socket', c.socket, 'string', true)
+  H.check('autostart', c.autostart, 'boolean')
+  H.check('default_agent', c.default_agent, 'string', true)
+  H.check('agents', c.agents, 'table')
+  for i, a in ipairs(c.agents) do H.check(('agents[%d]'):format(i), a, 'string') end
+  H.check('sidebar', c.sidebar, 'table')
+  if c.sidebar.position ~= 'left' and c.sidebar.position ~= 'right' then
+    error(('canopy.setup: `sidebar.position` should be "left" or "right", got %s'):format(vim.inspect(c.sidebar.position)), 0)
+  end
+  H.check('sidebar.width', c.sidebar.width, 'number')
+  if c.sidebar.width < 10 then error('canopy.setup: `sidebar.width` should be at least 10', 0) end
+  H.check('sidebar.keys', c.sidebar.keys, 'table')
+  for k, v in pairs(c.sidebar.keys) do
+    if M.defaults.sidebar.keys[k] == nil then error(('canopy.setup: unknown key `sidebar.keys.%s`'):format(k), 0) end
+    -- false disables a mapping.
+    if v ~= false then H.check('sidebar.keys.' .. k, v, 'string') end
+  end
+  H.check('attach.split', c.attach and c.attach.split, 'string')
+  H.check('badges', c.badges, 'table')
+  for kind, b in pairs(c.badges) do
+    H.check('badges.' .. kind, b, 'table')
+    H.check('badges.' .. kind .. '.icon', b.icon, 'string')
+    H.check('badges.' .. kind .. '.hl', b.hl, 'string')
+  end
+  H.check('notify', c.notify, 'table')
+  for k, v in pairs(c.notify) do
+    if M.defaults.notify[k] == nil then error(('canopy.setup: unknown key `notify.%s`'):format(k), 0) end
+    H.check('notify.' .. k, v, 'boolean')
+  end
+  H.check('statusline.icons', c.statusline and c.statusline.icons, 'boolean')
+end
+
+--- Merge `opts` over the defaults, validate, and make the result current.
+---@param opts table|nil
+---@return canopy.Config
+function M.set(opts)
+  if opts ~= nil and type(opts) ~= 'table' then
+    error('canopy.setup: expected a table of options, got ' .. type(opts), 0)
+  end
+  local merged = vim.tbl_deep_extend('force', vim.deepcopy(M.defaults), opts or {})
+  -- A list replaces the default list; deep-extend would merge it index by index.
+  if opts and opts.agents then merged.agents = opts.agents end
+  H.validate(merged)
+  M.options = merged
+  for group, link in pairs(M.highlights) do
+    vim.api.nvim_set_hl(0, group, { link = link, default = true })
+  end
+  return merged
+end
+
+return M

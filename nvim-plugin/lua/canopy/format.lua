@@ -1,0 +1,59 @@
+--- Formatting of costs, tokens, durations and states, shared by the views.
+local present = require('canopy.state').present
+
+local M = {}
+
+--- `nil` cost means a price is unknown: never show it as $0.
+---@param usd number|nil
+---@return string
+function M.cost(usd)
+  if not present(usd) then return '$?' end
+  if usd < 10 then return ('$%.2f'):format(usd) end
+  return ('$%.0f'):format(usd)
+end
+
+---@param n number|nil
+---@return string
+function M.tokens(n)
+  if not present(n) then return '0' end
+  if n >= 1e6 then return ('%.1fM'):format(n / 1e6) end
+  if n >= 1e3 then return ('%.1fk'):format(n / 1e3) end
+  return tostring(math.floor(n))
+end
+
+---@param ms number|nil
+---@return string
+function M.duration(ms)
+  if not present(ms) then return '0s' end
+  local s = math.floor(ms / 1000)
+  if s < 60 then return s .. 's' end
+  if s < 3600 then return ('%dm%02ds'):format(s / 60, s % 60) end
+  return ('%dh%02dm'):format(s / 3600, (s % 3600) / 60)
+end
+
+---@param s canopy.Session
+---@return string
+function M.context(s)
+  local c = s.usage and s.usage.context
+  if not present(c) or not present(c.window) or c.window == 0 then return '-' end
+  return ('%d%%'):format(math.floor((c.percent or 0) + 0.5))
+end
+
+---@param s canopy.Session
+---@return string
+function M.state(s)
+  local st = s.state
+  if present(st.tool) and (st.kind == 'tool' or st.kind == 'waiting_permission') then
+    return ('%s(%s)'):format(st.kind, st.tool)
+  end
+  return st.kind
+end
+
+---@param s canopy.Session
+---@return string
+function M.issue(s)
+  if present(s.task) and present(s.task.id) then return s.task.id end
+  return ''
+end
+
+return M

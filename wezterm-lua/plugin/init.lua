@@ -1,0 +1,640 @@
+--- Canopy for WezTerm: a state badge on tabs attached to Canopy sessions, counts and cost
+--- in the right status, a toast when a session needs you, and a session picker.
+---
+--- Everything comes from the status snapshot (`status.json`) that the Canopy host keeps
+--- beside its socket and replaces atomically. WezTerm's Lua has no sockets, and
+--- `format-tab-title` runs synchronously on the GUI thread, so the file is read only in
+--- `update-status` (which WezTerm throttles to `status_update_interval`) and the result
+--- is cached here; `format-tab-title` reads nothing but that cache.
+---
+--- Which pane shows which session: `canopy attach` sets the `canopy_session` user var
+--- (OSC 1337 SetUserVar) when it runs inside WezTerm and clears it on the way out.
+---
+--- Load it with `wezterm.plugin.require(URL)` (when this directory is a git repository's
+--- root: WezTerm clones plugins), through `package.path` (`…/?/plugin/init.lua`),
+--- or `dofile` the file `canopy setup wezterm --write` installs, then
+--- `canopy.apply_to_config(config, opts)`.
+
+local wezterm = require('wezterm')
+
+local M = {}
+local H = {} -- private helpers and state
+
+-- Types ------------------------------------------------------------------------------
+
+---@alias canopy.StateKind
+---| 'starting' | 'idle' | 'thinking' | 'tool' | 'waiting_permission' | 'waiting_input'
+---| 'compacting' | 'error' | 'exited'
+
+---@class canopy.StateStyle
+---@field symbol string The badge text.
+---@field color string An ANSI colour name (`'Red'`, `'Grey'`, …) or `'#rrggbb'`.
+
+---@alias canopy.NotifyOn 'waiting_permission' | 'waiting_input' | 'error' | 'finished'
+
+---@class canopy.NotifyOptions
+---@field enabled? boolean Toast at all (default true).
+---@field on? canopy.NotifyOn[] Which transitions toast. `finished` is a turn ending (thinking, tool, compacting or waiting_permission → idle) or the agent exiting.
+---@field timeout_ms? integer How long a toast stays, where the platform honours it.
+
+---@class canopy.PickerOptions
+---@field key? string Bind the picker to this key (no binding unless set).
+---@field mods? string Modifiers for `key`, e.g. `'CTRL|SHIFT'` or `'LEADER'`.
+---@field title? string The selector's title.
+---@field new_session? boolean Offer an entry that starts a new session (default true).
+---@field agent? string The agent for new sessions (`canopy new --agent`); default Canopy's.
+
+---@class canopy.Options
+---@field status_file? string The snapshot to read; default beside Canopy's socket.
+---@field canopy? string The `canopy` program for spawned tabs (default `'canopy'` on PATH).
+---@field tab_title? boolean Register a `format-tab-title` handler (default true). Set false when another plugin owns tab titles, and call `badge(tab)` from it.
+---@field right_status? boolean Set the right status in `update-status` (default true).
+---@field show_cost? boolean Show the total cost in the right status (default true).
+---@field states? table<canopy.StateKind, canopy.StateStyle> Overrides per state, merged into the defaults.
+---@field notify? canopy.NotifyOptions
+---@field picker? canopy.PickerOptions
+
+-- Defaults ---------------------------------------------------------------------------
+
+---@type canopy.Options
+H.defaults = {
+  status_file = nil,
+  canopy = 'canopy',
+  tab_title = true,
+  right_status = true,
+  show_cost = true,
+  states = {
+    starting = { symbol = '◌', color = 'Grey' },
+    idle = { symbol = '●', color = 'Green' },
+    thinking = { symbol = '◐', color = 'Blue' },
+    tool = { symbol = '⚙', color = 'Teal' },
+    waiting_permission = { symbol = '!', color = 'Red' },
+    waiting_input = { symbol = '?', color = 'Yellow' },
+    compacting = { symbol = '◑', color = 'Purple' },
+    error = { symbol = '✗', color = 'Red' },
+    exited = { symbol = '■', color = 'Grey' },
+  },
+  notify = {
+    enabled = true,
+    on = { 'waiting_permission', 'error', 'finished' },
+    timeout_ms = 5000,
+  },
+  picker = {
+    key = nil,
+    mods = nil,
+    title = 'Canopy sessions',
+    new_session = true,
+    agent = nil,
+  },
+}
+
+--- States in the order that needs the user most first: the picker and the right status
+--- use it, so what wants attention is seen first.
+H.attention = {
+  'waiting_permission',
+  'error',
+  'waiting_input',
+  'idle',
+  'thinking',
+  'tool',
+  'compacting',
+  'starting',
+  'exited',
+}
+H.rank = {}
+for i, kind in ipairs(H.attention) do
+  H.rank[kind] = i
+end
+
+--- States inside a turn: leaving one for idle means the agent finished the turn.
+H.in_turn = { thinking = true, tool = true, compacting = true, waiting_permission = true }
+
+--- The picker's id for "start a new session"; session names cannot contain spaces.
+H.NEW_SESSION = ' new session '
+
+H.USER_VAR = 'canopy_session'
+
+-- State ------------------------------------------------------------------------------
+
+---@type canopy.Options
+H.opts = nil
+
+--- The last good snapshot. `text` is the file's raw content: an unchanged file is not
+--- parsed again (Lua cannot stat, and the file is small, so comparing text is the cheap
+--- way to see it is the same).
+H.cache = { text = nil, doc = nil, by_name = {} }
+
+--- The state of each session at the last parse, to toast on transitions only. nil until
+--- a first snapshot is seen: sessions found at startup are not news.
+---@type table<string, string>|nil
+H.last_kinds = nil
+
+--- Which event handlers are registered (apply_to_config may be called twice, and
+--- WezTerm keeps every handler registered for an event).
+H.registered = {}
+
+-- Options ----------------------------------------------------------------------------
+
+--- Deep copy of plain data.
+function H.copy(v)
+  if type(v) ~= 'table' then
+    return v
+  end
+  local t = {}
+  for k, x in pairs(v) do
+    t[k] = H.copy(x)
+  end
+  return t
+end
+
+function H.fail(path, msg)
+  error('canopy.wezterm: opts.' .. path .. ' ' .. msg, 0)
+end
+
+--- Check `value` against `default`'s shape: same types, no unknown keys (a typo should
+--- say so, not be ignored). A nil default accepts `kinds` (e.g. 'string').
+function H.check(path, value, default, kinds)
+  if value == nil then
+    return
+  end
+  if kinds then
+    if not kinds[type(value)] then
+      H.fail(path, 'must be a ' .. table.concat(H.keys(kinds), ' or ') .. ', not ' .. type(value))
+    end
+    return
+  end
+  if type(value) ~= type(default) then
+    H.fail(path, 'must be a ' .. type(default) .. ', not ' .. type(value))
+  end
+end
+
+function H.keys(t)
+  local ks = {}
+  for k in pairs(t) do
+    ks[#ks + 1] = k
+  end
+  table.sort(ks)
+  return ks
+end
+
+local STRING = { string = true }
+
+--- Validate `opts` and merge it over the defaults.
+---@param opts canopy.Options|nil
+---@return canopy.Options
+function H.resolve(opts)
+  if opts == nil then
+    opts = {}
+  end
+  if type(opts) ~= 'table' then
+    error('canopy.wezterm: opts must be a table, not ' .. type(opts), 0)
+  end
+  local d = H.defaults
+  local r = H.copy(d)
+  for k, v in pairs(opts) do
+    if k == 'status_file' or k == 'canopy' then
+      H.check(k, v, nil, STRING)
+      r[k] = v
+    elseif k == 'tab_title' or k == 'right_status' or k == 'show_cost' then
+      H.check(k, v, d[k])
+      r[k] = v
+    elseif k == 'states' then
+      H.check(k, v, d.states)
+      for kind, style in pairs(v) do
+        if not d.states[kind] then
+          H.fail('states', 'has an unknown state ' .. tostring(kind) .. ' (known: ' .. table.concat(H.keys(d.states), ', ') .. ')')
+        end
+        H.check('states.' .. kind, style, d.states[kind])
+        for field, x in pairs(style) do
+          if field ~= 'symbol' and field ~= 'color' then
+            H.fail('states.' .. kind, 'has an unknown field ' .. tostring(field) .. ' (known: color, symbol)')
+          end
+          H.check('states.' .. kind .. '.' .. field, x, nil, STRING)
+          r.states[kind][field] = x
+        end
+      end
+    elseif k == 'notify' or k == 'picker' then
+      H.check(k, v, d[k])
+      local kinds = {
+        notify = { enabled = 'boolean', on = 'table', timeout_ms = 'number' },
+        picker = { key = 'string', mods = 'string', title = 'string', new_session = 'boolean', agent = 'string' },
+      }
+      for field, x in pairs(v) do
+        local want = kinds[k][field]
+        if not want then
+          H.fail(k, 'has an unknown field ' .. tostring(field) .. ' (known: ' .. table.concat(H.keys(kinds[k]), ', ') .. ')')
+        end
+        H.check(k .. '.' .. field, x, nil, { [want] = true })
+        r[k][field] = H.copy(x)
+      end
+    else
+      H.fail(tostring(k), 'is not an option (known: ' .. table.concat(H.keys(d), ', ') .. ')')
+    end
+  end
+  local known = { waiting_permission = true, waiting_input = true, error = true, finished = true }
+  for i, on in ipairs(r.notify.on) do
+    if not known[on] then
+      H.fail('notify.on[' .. i .. ']', 'must be one of ' .. table.concat(H.keys(known), ', ') .. ', not ' .. tostring(on))
+    end
+  end
+  if r.picker.mods and not r.picker.key then
+    H.fail('picker.mods', 'needs picker.key')
+  end
+  return r
+end
+
+-- The snapshot -----------------------------------------------------------------------
+
+--- The uid, for the `/tmp/canopy-$UID` fallback. Lua cannot call getuid; Linux tells
+--- through /proc. Elsewhere set `status_file` (`canopy setup wezterm` prints it).
+function H.uid()
+  local uid = os.getenv('UID')
+  if uid and uid ~= '' then
+    return uid
+  end
+  local f = io.open('/proc/self/status', 'r')
+  if not f then
+    return nil
+  end
+  local text = f:read('a') or ''
+  f:close()
+  return text:match('\nUid:%s*(%d+)')
+end
+
+--- Where the host writes `status.json`: beside `$CANOPY_SOCKET`, else
+--- `$XDG_RUNTIME_DIR/canopy/`, else `/tmp/canopy-$UID/` (the host's own rule).
+---@return string|nil
+function H.default_status_file()
+  local socket = os.getenv('CANOPY_SOCKET')
+  if socket and socket ~= '' then
+    local dir = socket:match('^(.*)/[^/]*$')
+    return dir and (dir .. '/status.json') or 'status.json'
+  end
+  local runtime = os.getenv('XDG_RUNTIME_DIR')
+  if runtime and runtime ~= '' then
+    return runtime .. '/canopy/status.json'
+  end
+  local uid = H.uid()
+  return uid and ('/tmp/canopy-' .. uid .. '/status.json') or nil
+end
+
+function H.status_file()
+  if H.opts.status_file then
+    return H.opts.status_file
+  end
+  if H.resolved_file == nil then
+    H.resolved_file = H.default_status_file() or false
+  end
+  return H.resolved_file or nil
+end
+
+---@return string|nil
+function H.read(path)
+  local f = io.open(path, 'rb')
+  if not f then
+    return nil
+  end
+  local ok, text = pcall(f.read, f, 'a')
+  f:close()
+  return ok and text or nil
+end
+
+--- Read the snapshot into the cache. Returns the toasts due: one per session that moved
+--- into a state the user asked to hear about since the last read.
+---@return {name: string, kind: string, on: string, detail: string|nil}[]
+function H.refresh()
+  local path = H.status_file()
+  local text = path and H.read(path)
+  if not text then
+    -- No host (it removes the file when it stops): nothing to show. Forget the states
+    -- too, so the next host's sessions are a fresh start and not a burst of toasts.
+    H.cache = { text = nil, doc = nil, by_name = {} }
+    H.last_kinds = nil
+    return {}
+  end
+  if text == H.cache.text then
+    return {}
+  end
+  local ok, doc = pcall(wezterm.json_parse, text)
+  if not ok or type(doc) ~= 'table' or type(doc.sessions) ~= 'table' then
+    -- Not a whole snapshot (the host renames atomically, so only a foreign writer can
+    -- cause this): keep showing the last good one and try again next time.
+    wezterm.log_info('canopy: ignoring an unreadable ' .. path)
+    return {}
+  end
+  local by_name = {}
+  for _, s in ipairs(doc.sessions) do
+    if type(s) == 'table' and type(s.name) == 'string' and type(s.state) == 'table' then
+      by_name[s.name] = s
+    end
+  end
+  H.cache = { text = text, doc = doc, by_name = by_name }
+  return H.transitions(by_name)
+end
+
+function H.transitions(by_name)
+  local previous = H.last_kinds
+  local kinds = {}
+  for name, s in pairs(by_name) do
+    kinds[name] = s.state.kind
+  end
+  H.last_kinds = kinds
+  if previous == nil then
+    return {}
+  end
+  local wanted = {}
+  for _, on in ipairs(H.opts.notify.on) do
+    wanted[on] = true
+  end
+  local due = {}
+  for name, s in pairs(by_name) do
+    local before, now = previous[name], s.state.kind
+    if before ~= now then
+      local on = now
+      if now == 'exited' or (now == 'idle' and H.in_turn[before]) then
+        on = 'finished'
+      end
+      if wanted[on] then
+        due[#due + 1] = { name = name, kind = now, on = on, detail = s.state.detail or s.state.tool }
+      end
+    end
+  end
+  table.sort(due, function(a, b)
+    return a.name < b.name
+  end)
+  return due
+end
+
+-- Rendering --------------------------------------------------------------------------
+
+function H.color(color)
+  if color:sub(1, 1) == '#' then
+    return { Color = color }
+  end
+  return { AnsiColor = color }
+end
+
+function H.style(kind)
+  return H.opts.states[kind] or { symbol = '?', color = 'Grey' }
+end
+
+--- The session name in a pane's user vars, if Canopy set one.
+function H.pane_session(pane_info)
+  local vars = type(pane_info) == 'table' and pane_info.user_vars
+  local name = type(vars) == 'table' and vars[H.USER_VAR]
+  if type(name) == 'string' and name ~= '' then
+    return name
+  end
+  return nil
+end
+
+--- Cut `text` to `width` characters (by code point; good enough for session names).
+function H.truncate(text, width)
+  if width < 1 then
+    return ''
+  end
+  if (utf8.len(text) or #text) <= width then
+    return text
+  end
+  return text:sub(1, (utf8.offset(text, width + 1) or (width + 1)) - 1)
+end
+
+function H.session_line(s)
+  local style = H.style(s.state.kind)
+  local what = s.state.kind
+  local detail = s.state.tool or s.state.detail
+  if type(detail) == 'string' and detail ~= '' then
+    what = what .. ': ' .. detail
+  end
+  local line = style.symbol .. ' ' .. s.name .. '  ' .. what .. '  ' .. tostring(s.agent or '')
+  local cost = type(s.usage) == 'table' and s.usage.cost_usd
+  if type(cost) == 'number' then
+    line = line .. string.format('  $%.2f', cost)
+  end
+  return line
+end
+
+-- Public API -------------------------------------------------------------------------
+
+--- The FormatItems of the state badge for a tab whose active pane is attached to a
+--- Canopy session, or an empty list. Reads only the cache, so it is safe in
+--- `format-tab-title`; for tab-bar plugins that own the title.
+---@param tab_info table A TabInformation.
+---@return table[]
+function M.badge(tab_info)
+  local name = type(tab_info) == 'table' and H.pane_session(tab_info.active_pane)
+  local s = name and H.cache.by_name[name]
+  if not s then
+    return {}
+  end
+  local style = H.style(s.state.kind)
+  return {
+    { Foreground = H.color(style.color) },
+    { Text = style.symbol },
+    'ResetAttributes',
+  }
+end
+
+--- The session a tab's active pane is attached to, if the host knows it.
+---@param tab_info table A TabInformation.
+---@return table|nil session The Session record from the snapshot.
+function M.session(tab_info)
+  local name = type(tab_info) == 'table' and H.pane_session(tab_info.active_pane)
+  return name and H.cache.by_name[name] or nil
+end
+
+--- FormatItems for the right status: a badge and count per state with sessions, most
+--- urgent first, then the total cost. Empty without a host.
+---@return table[]
+function M.status_items()
+  local doc = H.cache.doc
+  if not doc or next(H.cache.by_name) == nil then
+    return {}
+  end
+  local counts = type(doc.counts) == 'table' and doc.counts or {}
+  local items = {}
+  for _, kind in ipairs(H.attention) do
+    local n = counts[kind]
+    if type(n) == 'number' and n > 0 then
+      local style = H.style(kind)
+      items[#items + 1] = { Foreground = H.color(style.color) }
+      items[#items + 1] = { Text = style.symbol .. ' ' .. string.format('%d', n) }
+      items[#items + 1] = 'ResetAttributes'
+      items[#items + 1] = { Text = '  ' }
+    end
+  end
+  if H.opts.show_cost and type(doc.total_cost_usd) == 'number' then
+    items[#items + 1] = { Text = string.format('$%.2f  ', doc.total_cost_usd) }
+  end
+  return items
+end
+
+--- The picker's choices, sessions needing attention first, then by name.
+---@return {id: string, label: string}[]
+function M.choices()
+  local sessions = {}
+  for _, s in pairs(H.cache.by_name) do
+    sessions[#sessions + 1] = s
+  end
+  table.sort(sessions, function(a, b)
+    local ra, rb = H.rank[a.state.kind] or 99, H.rank[b.state.kind] or 99
+    if ra ~= rb then
+      return ra < rb
+    end
+    return a.name < b.name
+  end)
+  local choices = {}
+  for _, s in ipairs(sessions) do
+    choices[#choices + 1] = { id = s.name, label = H.session_line(s) }
+  end
+  if H.opts.picker.new_session then
+    choices[#choices + 1] = { id = H.NEW_SESSION, label = '+ new session…' }
+  end
+  return choices
+end
+
+--- Read the snapshot and toast about transitions. `update-status` calls this; call it
+--- yourself from your own `update-status` handler when `right_status` is off.
+---@param window table|nil A Window, for toasts and the right status.
+function M.update(window)
+  local due = H.refresh()
+  if window and H.opts.notify.enabled then
+    for _, t in ipairs(due) do
+      local msg = (t.kind == 'idle' and 'finished' or t.kind:gsub('_', ' '))
+      if t.detail then
+        msg = msg .. ': ' .. tostring(t.detail)
+      end
+      window:toast_notification('Canopy: ' .. t.name, msg, nil, H.opts.notify.timeout_ms)
+    end
+  end
+  if window and H.opts.right_status then
+    window:set_right_status(wezterm.format(M.status_items()))
+  end
+end
+
+--- Focus the tab attached to session `name`, or spawn one running `canopy attach NAME`.
+function H.attach(window, pane, name)
+  local mux_window = window:mux_window()
+  for _, info in ipairs(mux_window:tabs_with_info()) do
+    for _, p in ipairs(info.tab:panes()) do
+      if p:get_user_vars()[H.USER_VAR] == name then
+        window:perform_action(wezterm.action.ActivateTab(info.index), pane)
+        return
+      end
+    end
+  end
+  local spawn = { args = { H.opts.canopy, 'attach', name } }
+  local s = H.cache.by_name[name]
+  if s and type(s.worktree) == 'string' then
+    spawn.cwd = s.worktree
+  end
+  window:perform_action(wezterm.action.SpawnCommandInNewTab(spawn), pane)
+end
+
+--- The directory of `pane`, where a new session's repository is looked for.
+function H.pane_dir(pane)
+  local ok, cwd = pcall(function()
+    return pane:get_current_working_dir()
+  end)
+  if not ok or cwd == nil then
+    return nil
+  end
+  if type(cwd) == 'string' then -- before 20240127: a file:// URL string
+    return (cwd:gsub('^file://[^/]*', ''))
+  end
+  return cwd.file_path
+end
+
+--- Ask for a name, then spawn a tab that creates the session and attaches to it.
+function H.new_session(window, pane)
+  local prompt = wezterm.action.PromptInputLine({
+    description = 'New Canopy session name',
+    action = wezterm.action_callback(function(win, p, line)
+      if not line or line == '' then
+        return
+      end
+      -- One tab does both so the user sees `canopy new`'s error if it fails.
+      local script = '"$0" new "$1"'
+      local args = { 'sh', '-c', nil, H.opts.canopy, line }
+      if H.opts.picker.agent then
+        script = script .. ' --agent "$2"'
+        args[6] = H.opts.picker.agent
+      end
+      args[3] = script .. ' && exec "$0" attach "$1" || { echo "[press Enter]"; read -r _; }'
+      win:perform_action(wezterm.action.SpawnCommandInNewTab({ args = args, cwd = H.pane_dir(p) }), p)
+    end),
+  })
+  window:perform_action(prompt, pane)
+end
+
+--- The picker as an action: bind it yourself, or set `picker.key`.
+---@return table action A KeyAssignment.
+function M.picker()
+  return wezterm.action_callback(function(window, pane)
+    M.update(window)
+    window:perform_action(
+      wezterm.action.InputSelector({
+        title = H.opts.picker.title,
+        choices = M.choices(),
+        fuzzy = true,
+        action = wezterm.action_callback(function(win, p, id)
+          if id == nil then -- cancelled
+            return
+          elseif id == H.NEW_SESSION then
+            H.new_session(win, p)
+          else
+            H.attach(win, p, id)
+          end
+        end),
+      }),
+      pane
+    )
+  end)
+end
+
+--- Register the event handlers with `opts` (validated; errors name the bad option).
+---@param opts canopy.Options|nil
+function M.setup(opts)
+  H.opts = H.resolve(opts)
+  H.resolved_file = nil
+  if not H.registered['update-status'] then
+    H.registered['update-status'] = true
+    wezterm.on('update-status', function(window)
+      M.update(window)
+    end)
+  end
+  -- Only when asked: another plugin may own tab titles and call `badge` itself.
+  if H.opts.tab_title and not H.registered['format-tab-title'] then
+    H.registered['format-tab-title'] = true
+    wezterm.on('format-tab-title', H.format_tab_title)
+  end
+end
+
+--- The `format-tab-title` handler: badge and session name for attached tabs, nil (WezTerm's
+--- own title) for the rest. Cache only: this runs on the GUI thread for every tab.
+function H.format_tab_title(tab, _tabs, _panes, _config, _hover, max_width)
+  local s = H.opts.tab_title and M.session(tab)
+  if not s then
+    return nil
+  end
+  local items = { { Text = ' ' } }
+  for _, item in ipairs(M.badge(tab)) do
+    items[#items + 1] = item
+  end
+  local room = (tonumber(max_width) or 32) - 3 - (utf8.len(H.style(s.state.kind).symbol) or 1)
+  items[#items + 1] = { Text = ' ' .. H.truncate(s.name, room) .. ' ' }
+  return items
+end
+
+--- Set up Canopy and add its key binding (when `opts.picker.key` is set) to `config`.
+---@param config table The config builder from `wezterm.config_builder()`.
+---@param opts canopy.Options|nil
+function M.apply_to_config(config, opts)
+  M.setup(opts)
+  if H.opts.picker.key then
+    config.keys = config.keys or {}
+    table.insert(config.keys, { key = H.opts.picker.key, mods = H.opts.picker.mods, action = M.picker() })
+  end
+end
+
+return M

@@ -1,0 +1,303 @@
+//! Rendering: the state as exactly `rows` lines of at most `cols` cells each. Every
+//! visible string goes through [`crate::text`], and colours are added after the width
+//! is fixed, so nothing ever wraps.
+
+use crate::app::{App, Mode, NEW_FIELDS, Permission};
+use crate::model::Session;
+use crate::text::{clean, fit, fit_right, truncate};
+
+const RESET: &str = "\x1b[0m";
+const REVERSE: &str = "\x1b[7m";
+const DIM: &str = "\x1b[2m";
+const BOLD: &str = "\x1b[1m";
+
+/// A state's badge: symbol and ANSI colour. Attention states are bold and warm.
+pub fn badge(kind: &str) -> (char, &'static str) {
+    match kind {
+        "starting" => ('◌', "\x1b[34m"),
+        "idle" => ('○', "\x1b[37m"),
+        "thinking" => ('●', "\x1b[36m"),
+        "tool" => ('◆', "\x1b[36m"),
+        "waiting_permission" => ('!', "\x1b[1;33m"),
+        "waiting_input" => ('?', "\x1b[1;33m"),
+        "compacting" => ('◍', "\x1b[35m"),
+        "error" => ('✗', "\x1b[1;31m"),
+        "exited" => ('■', "\x1b[90m"),
+        _ => ('·', ""),
+    }
+}
+
+/// Order of the states in the header's counts: what needs the user first.
+const ORDER: [&str; 9] = [
+    "waiting_permission",
+    "waiting_input",
+    "error",
+    "thinking",
+    "tool",
+    "compacting",
+    "starting",
+    "idle",
+    "exited",
+];
+
+/// The frame: `rows` lines joined by `\n`, each at most `cols` cells.
+pub fn render(app: &App, rows: usize, cols: usize) -> String {
+    let lines = frame_lines(app, rows, cols);
+    lines.join("\n")
+}
+
+/// One styled line: the text is cut to `cols` first, then wrapped in `style`.
+fn styled(style: &str, text: &str, cols: usize) -> String {
+    if style.is_empty() {
+        truncate(text, cols)
+    } else {
+        format!("{style}{}{RESET}", truncate(text, cols))
+    }
+}
+
+fn frame_lines(app: &App, rows: usize, cols: usize) -> Vec<String> {
+    if rows == 0 || cols == 0 {
+        return vec![];
+    }
+    let mut body: Vec<String> = match app.permission {
+        None | Some(Permission::Pending) => vec![
+            styled(BOLD, "canopy", cols),
+            truncate(
+                "Waiting for permission: allow this plugin to run commands",
+                cols,
+            ),
+        ],
+        Some(Permission::Denied) => vec![
+            styled("\x1b[1;31m", "canopy: permission denied", cols),
+            truncate(
+                "The sidebar needs to run `canopy` commands and open panes.",
+                cols,
+            ),
+            truncate("Reload the plugin (or its layout) to be asked again.", cols),
+        ],
+        Some(Permission::Granted) => match app.mode() {
+            Mode::List => list(app, rows, cols),
+            Mode::Details { name, explain } => details(app, name, explain.as_deref(), cols),
+            Mode::New(form) => {
+                let mut l = vec![styled(BOLD, "New session", cols)];
+                for (i, label) in NEW_FIELDS.iter().enumerate() {
+                    let cursor = if i == form.at { "▏" } else { "" };
+                    let text = format!("{label:>5}: {}{cursor}", form.fields[i]);
+                    let style = if i == form.at { REVERSE } else { "" };
+                    l.push(styled(style, &text, cols));
+                }
+                l.push(truncate(
+                    "Tab/Enter next field, Enter on issue starts",
+                    cols,
+                ));
+                l.push(truncate("Esc cancels; issue is optional", cols));
+                l
+            }
+        },
+    };
+    // Flash and footer stay at the bottom; the body gives way when rows are few.
+    let mut bottom = vec![];
+    if let Some(f) = &app.flash {
+        bottom.push(styled(DIM, &clean(f), cols));
+    }
+    if app.permission == Some(Permission::Granted) {
+        bottom.push(styled(DIM, footer(app, cols), cols));
+    }
+    bottom.truncate(rows);
+    body.truncate(rows - bottom.len());
+    body.resize(rows - bottom.len(), String::new());
+    body.extend(bottom);
+    body
+}
+
+fn footer(app: &App, cols: usize) -> &'static str {
+    const LONG: &str = "j/k ⏎ attach n new a approve d deny x stop i info";
+    match (app.mode(), LONG.chars().count() <= cols) {
+        (Mode::List, true) => LONG,
+        (Mode::List, false) => "jk ⏎ n a d x i",
+        (Mode::Details { .. }, _) => "i/Esc back",
+        (Mode::New(_), _) => "Esc cancel",
+    }
+}
+
+/// The header: total and a count per state, most urgent first.
+fn header(app: &App, cols: usize) -> String {
+    let mut plain = format!("canopy {}", app.sessions.len());
+    let mut out = format!("{BOLD}canopy{RESET} {}", app.sessions.len());
+    for kind in ORDER {
+        let n = app.sessions.iter().filter(|s| s.state.kind == kind).count();
+        if n == 0 {
+            continue;
+        }
+        let (sym, colour) = badge(kind);
+        let piece = format!(" {sym}{n}");
+        if plain.chars().count() + piece.chars().count() > cols {
+            break;
+        }
+        plain.push_str(&piece);
+        out.push_str(&format!(" {colour}{sym}{n}{RESET}"));
+    }
+    if plain.chars().count() > cols {
+        return truncate(&plain, cols);
+    }
+    out
+}
+
+fn list(app: &App, rows: usize, cols: usize) -> Vec<String> {
+    let mut l = vec![header(app, cols)];
+    if app.seq.is_none() && app.flash.is_none() {
+        l.push(truncate("connecting to canopy…", cols));
+        return l;
+    }
+    if app.sessions.is_empty() {
+        l.push(truncate("no sessions; n starts one", cols));
+        return l;
+    }
+    // Keep the selection visible: scroll so it is on screen (header, flash, footer
+    // take up to 3 rows).
+    let room = rows.saturating_sub(3).max(1);
+    let first = app.selected.saturating_sub(room - 1);
+    for (i, s) in app.sessions.iter().enumerate().skip(first).take(room) {
+        l.push(row(s, i == app.selected, cols));
+    }
+    l
+}
+
+/// Cost as shown in a row: `?` when a price is unknown (never `$0`).
+pub fn cost(s: &Session) -> String {
+    match s.usage.cost_usd {
+        None => "?".into(),
+        Some(c) if c < 10.0 => format!("${c:.2}"),
+        Some(c) if c < 1000.0 => format!("${c:.0}"),
+        Some(c) => format!("${:.0}k", c / 1000.0),
+    }
+}
+
+/// Context use: `–` when the window is unknown.
+pub fn context(s: &Session) -> String {
+    if s.usage.context.window == 0 {
+        "–".into()
+    } else {
+        format!("{:.0}%", s.usage.context.percent)
+    }
+}
+
+/// One session row. Columns drop off right to left as the pane narrows: issue, then
+/// context, cost and agent; the badge and the name always stay.
+pub fn row(s: &Session, selected: bool, cols: usize) -> String {
+    let (sym, colour) = badge(&s.state.kind);
+    let issue = s.task.as_ref().map(|t| t.id.as_str()).unwrap_or("");
+    // (width, text, right-aligned) of the optional columns, in the order they drop.
+    let optional = [
+        (8, s.agent.clone(), false),
+        (6, cost(s), true),
+        (4, context(s), true),
+        (10, issue.to_string(), false),
+    ];
+    let mut name_width = cols.saturating_sub(2);
+    let mut shown = 0;
+    for (w, _, _) in &optional {
+        // Keep at least 10 cells for the name before adding a column.
+        if name_width >= w + 1 + 10 {
+            name_width -= w + 1;
+            shown += 1;
+        } else {
+            break;
+        }
+    }
+    let mut text = fit(&s.name, name_width);
+    for (w, t, right) in optional.iter().take(shown) {
+        text.push(' ');
+        text.push_str(&if *right { fit_right(t, *w) } else { fit(t, *w) });
+    }
+    let text = truncate(&text, cols.saturating_sub(2));
+    if cols < 2 {
+        return truncate(&sym.to_string(), cols);
+    }
+    let on = if selected { REVERSE } else { "" };
+    format!("{colour}{sym}{RESET}{on} {text}{RESET}")
+}
+
+fn details(app: &App, name: &str, explain: Option<&str>, cols: usize) -> Vec<String> {
+    let Some(s) = app.sessions.iter().find(|s| s.name == name) else {
+        return vec![truncate(&format!("{name}: gone"), cols)];
+    };
+    let u = &s.usage;
+    let t = &u.tokens;
+    let (sym, _) = badge(&s.state.kind);
+    let mut state = s.state.kind.clone();
+    if let Some(tool) = &s.state.tool {
+        state.push_str(&format!(" {tool}"));
+    }
+    let tools = u
+        .tool_calls
+        .by_tool
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut l = vec![
+        styled(BOLD, &format!("{sym} {}", s.name), cols),
+        truncate(
+            &format!(
+                "agent   {} ({})",
+                s.agent,
+                u.model.as_deref().unwrap_or("model ?")
+            ),
+            cols,
+        ),
+        truncate(&format!("state   {state}"), cols),
+    ];
+    if let Some(d) = &s.state.detail {
+        l.push(truncate(&format!("        {d}"), cols));
+    }
+    l.extend(
+        [
+            format!("cost    {}", cost(s)),
+            format!(
+                "tokens  in {} out {} cache r {} w {}",
+                t.input,
+                t.output,
+                t.cache_read,
+                t.cache_write_5m + t.cache_write_1h
+            ),
+            format!(
+                "context {} of {} ({})",
+                u.context.used,
+                u.context.window,
+                context(s)
+            ),
+            format!("tools   {} {}", u.tool_calls.total, tools),
+            format!(
+                "time    {} wall, {} active",
+                duration(u.wall_ms),
+                duration(u.active_ms)
+            ),
+            format!("lines   +{} -{}", u.lines_added, u.lines_removed),
+        ]
+        .iter()
+        .map(|x| truncate(x, cols)),
+    );
+    if let Some(task) = &s.task {
+        l.push(truncate(
+            &format!("issue   {} {}", task.id, task.title),
+            cols,
+        ));
+    }
+    l.push(styled(DIM, "explain", cols));
+    match explain {
+        None => l.push(truncate("  …", cols)),
+        Some(text) => l.extend(text.lines().map(|x| truncate(&format!("  {x}"), cols))),
+    }
+    l
+}
+
+/// `1h02m`, `3m05s`, `42s`.
+pub fn duration(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+    }
+}
