@@ -597,20 +597,8 @@ pub fn execute(
     }
 }
 
-/// Remove ANSI SGR sequences: the frame as the user reads it.
-pub fn plain(frame: &str) -> String {
-    let mut out = String::new();
-    let mut esc = false;
-    for c in frame.chars() {
-        match (esc, c) {
-            (false, '\x1b') => esc = true,
-            (true, 'm') => esc = false,
-            (true, _) => {}
-            _ => out.push(c),
-        }
-    }
-    out
-}
+/// The frame as the user reads it (the plugin's own helper).
+pub use canopy_zellij::text::plain;
 
 /// Build the plugin for wasm32-wasip1 in release, in its own target directory (so a
 /// running `cargo test` never waits on its own lock), and return the `.wasm`. `None`

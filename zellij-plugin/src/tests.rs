@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::app::{App, Config, Effect, Input, Key, Mode, Permission};
+use crate::text::plain;
 use crate::view;
 
 fn session(name: &str, kind: &str, cost: &str, issue: Option<&str>) -> String {
@@ -65,20 +66,6 @@ fn width(line: &str) -> usize {
         }
     }
     n
-}
-
-fn plain(frame: &str) -> String {
-    let mut out = String::new();
-    let mut esc = false;
-    for c in frame.chars() {
-        match (esc, c) {
-            (false, '\x1b') => esc = true,
-            (true, 'm') => esc = false,
-            (true, _) => {}
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 #[test]

@@ -44,6 +44,22 @@ pub fn fit_right(s: &str, width: usize) -> String {
     out
 }
 
+/// A rendered frame without its colour (SGR) sequences: what the user reads. For
+/// tests and the README frame.
+pub fn plain(frame: &str) -> String {
+    let mut out = String::new();
+    let mut esc = false;
+    for c in frame.chars() {
+        match (esc, c) {
+            (false, '\x1b') => esc = true,
+            (true, 'm') => esc = false,
+            (true, _) => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
