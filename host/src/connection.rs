@@ -3,8 +3,10 @@
 //!
 //! Nothing here can hold up the host: replies queue for the writer; event and output
 //! forwarders read bounded broadcast channels and, when this client falls behind, skip
-//! ahead (a `resync` event, or a full repaint) instead of making anyone wait. Garbage
-//! bytes end this connection only.
+//! ahead (a `resync` event, or a full repaint) instead of making anyone wait. What one
+//! client can make the host hold is bounded: [`OUT_QUEUE`] frames, of which at most
+//! [`OUTPUT_QUEUED`] bytes of terminal output, and [`SLOW_REQUESTS`] requests in
+//! progress. Garbage bytes end this connection only.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,11 +21,11 @@ use rmpv::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::UnixStream;
 use tokio::net::unix::OwnedWriteHalf;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::daemon::Daemon;
-use crate::registry::Subscription;
+use crate::registry::{Published, Subscription};
 use crate::rpc;
 use crate::session::{Attachment, Command, SessionHandle};
 
@@ -32,6 +34,31 @@ use crate::session::{Attachment, Command, SessionHandle};
 const OUT_QUEUE: usize = 256;
 /// Most output bytes gathered into one `output` notification.
 const OUTPUT_BATCH: usize = 256 * 1024;
+/// Output bytes queued for the writer at most, over all of a connection's attachments.
+/// Without it a client that stops reading would hold [`OUT_QUEUE`] full batches (64 MiB)
+/// per connection; with it, its forwarders wait, fall behind the session's broadcast,
+/// and are repainted once it reads again.
+const OUTPUT_QUEUED: usize = 2 * OUTPUT_BATCH;
+/// Slow requests (`new`, `stop`, `hook`, …) one connection may have in progress; further
+/// ones wait to be read, so a client that sends them without reading the replies
+/// cannot make the host hold unbounded tasks.
+const SLOW_REQUESTS: usize = 64;
+
+/// One encoded message for the writer, with the output budget it holds until written.
+struct Frame {
+    bytes: Vec<u8>,
+    /// Returned to the connection's output budget when the frame is written or dropped.
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
+impl From<Vec<u8>> for Frame {
+    fn from(bytes: Vec<u8>) -> Self {
+        Frame {
+            bytes,
+            _budget: None,
+        }
+    }
+}
 
 /// Serve one client until it disconnects or sends garbage.
 pub async fn serve(stream: UnixStream, daemon: Arc<Daemon>) {
@@ -41,6 +68,8 @@ pub async fn serve(stream: UnixStream, daemon: Arc<Daemon>) {
     let mut conn = Conn {
         daemon,
         out,
+        output_budget: Arc::new(Semaphore::new(OUTPUT_QUEUED)),
+        slow: Arc::new(Semaphore::new(SLOW_REQUESTS)),
         subscription: None,
         attached: HashMap::new(),
     };
@@ -68,7 +97,11 @@ pub async fn serve(stream: UnixStream, daemon: Arc<Daemon>) {
 
 struct Conn {
     daemon: Arc<Daemon>,
-    out: mpsc::Sender<Vec<u8>>,
+    out: mpsc::Sender<Frame>,
+    /// Output bytes that may be queued for the writer ([`OUTPUT_QUEUED`]).
+    output_budget: Arc<Semaphore>,
+    /// Slow requests that may still start ([`SLOW_REQUESTS`]).
+    slow: Arc<Semaphore>,
     /// The task forwarding events, while subscribed.
     subscription: Option<JoinHandle<()>>,
     /// Sessions this client is attached to: the output forwarder and the session handle
@@ -81,10 +114,15 @@ impl Conn {
         match msg {
             Message::Request { id, method, params } => match method.as_str() {
                 m if rpc::is_slow(m) => {
+                    // The semaphore is never closed.
+                    let Ok(permit) = self.slow.clone().acquire_owned().await else {
+                        return;
+                    };
                     let (daemon, out) = (self.daemon.clone(), self.out.clone());
                     tokio::spawn(async move {
                         let result = rpc::handle(&daemon, &method, &params).await;
-                        let _ = out.send(response(id, result)).await;
+                        let _ = out.send(response(id, result).into()).await;
+                        drop(permit);
                     });
                 }
                 // These reply and then start forwarding, so the reply precedes every
@@ -107,7 +145,7 @@ impl Conn {
     }
 
     async fn reply(&self, id: u32, result: Result<Value, RpcError>) {
-        let _ = self.out.send(response(id, result)).await;
+        let _ = self.out.send(response(id, result).into()).await;
     }
 
     async fn request(&mut self, method: &str, params: &[Value]) -> Result<Value, RpcError> {
@@ -206,6 +244,7 @@ impl Conn {
             output,
             handle.clone(),
             self.out.clone(),
+            self.output_budget.clone(),
         ));
         if let Some((old, _)) = self.attached.insert(name, (task, handle)) {
             old.abort();
@@ -263,20 +302,20 @@ impl From<SubscribeDelivery> for Delivery {
 
 /// Send replayed, then live, events to one subscriber; a lagging subscriber gets a
 /// `resync` in place of what it missed.
-async fn forward_events(sub: Subscription, delivery: Delivery, out: mpsc::Sender<Vec<u8>>) {
+async fn forward_events(sub: Subscription, delivery: Delivery, out: mpsc::Sender<Frame>) {
     let mut last = sub.seq;
     if sub.resync {
         send_event(&out, &delivery, &resync(sub.seq)).await;
     }
     for event in sub.replay {
-        send_event(&out, &delivery, &event).await;
+        send_published(&out, &delivery, &event).await;
     }
     let mut live = sub.live;
     loop {
         match live.recv().await {
             Ok(event) => {
-                last = event.seq;
-                if !send_event(&out, &delivery, &event).await {
+                last = event.event.seq;
+                if !send_published(&out, &delivery, &event).await {
                     break;
                 }
             }
@@ -292,12 +331,14 @@ async fn forward_events(sub: Subscription, delivery: Delivery, out: mpsc::Sender
 }
 
 /// Relay a session's output to one client, batching what has piled up, and repainting
-/// instead of replaying when the client fell behind.
+/// instead of replaying when the client fell behind. Each batch waits for room in the
+/// connection's output `budget`, so a client that stops reading holds little.
 async fn forward_output(
     name: String,
     mut output: broadcast::Receiver<Bytes>,
     handle: SessionHandle,
-    out: mpsc::Sender<Vec<u8>>,
+    out: mpsc::Sender<Frame>,
+    budget: Arc<Semaphore>,
 ) {
     let mut batch = Vec::with_capacity(OUTPUT_BATCH);
     let reason = loop {
@@ -322,7 +363,17 @@ async fn forward_output(
                 Err(_) => break,
             }
         }
-        let frame = canopy_protocol::frame::output_frame(&name, &batch);
+        let bytes = canopy_protocol::frame::output_frame(&name, &batch);
+        // At most the whole budget: a repaint can exceed one batch. The semaphore is
+        // never closed.
+        let cost = bytes.len().min(OUTPUT_QUEUED) as u32;
+        let Ok(permit) = budget.clone().acquire_many_owned(cost).await else {
+            return;
+        };
+        let frame = Frame {
+            bytes,
+            _budget: Some(permit),
+        };
         if out.send(frame).await.is_err() {
             return;
         }
@@ -332,7 +383,7 @@ async fn forward_output(
         reason: reason.to_owned(),
     };
     if let Ok(msg) = Message::notification(method::DETACHED, &params) {
-        let _ = out.send(msg.encode()).await;
+        let _ = out.send(msg.encode().into()).await;
     }
 }
 
@@ -344,8 +395,26 @@ fn resync(seq: u64) -> Event {
     }
 }
 
+/// Queue a published event, encoded once for every plain subscriber; false when the
+/// connection is gone.
+async fn send_published(out: &mpsc::Sender<Frame>, delivery: &Delivery, p: &Published) -> bool {
+    match delivery {
+        Delivery::Event => {
+            let frame = p.frame(|event| match Message::notification(method::EVENT, event) {
+                Ok(msg) => msg.encode(),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot encode event");
+                    Vec::new()
+                }
+            });
+            frame.is_empty() || out.send(frame.to_vec().into()).await.is_ok()
+        }
+        Delivery::NvimExecLua(_) => send_event(out, delivery, &p.event).await,
+    }
+}
+
 /// Queue an event notification; false when the connection is gone.
-async fn send_event(out: &mpsc::Sender<Vec<u8>>, delivery: &Delivery, event: &Event) -> bool {
+async fn send_event(out: &mpsc::Sender<Frame>, delivery: &Delivery, event: &Event) -> bool {
     let msg = match delivery {
         Delivery::Event => Message::notification(method::EVENT, event),
         Delivery::NvimExecLua(code) => {
@@ -356,7 +425,7 @@ async fn send_event(out: &mpsc::Sender<Vec<u8>>, delivery: &Delivery, event: &Ev
         }
     };
     match msg {
-        Ok(msg) => out.send(msg.encode()).await.is_ok(),
+        Ok(msg) => out.send(msg.encode().into()).await.is_ok(),
         Err(e) => {
             tracing::error!(error = %e, "cannot encode event");
             true
@@ -377,14 +446,14 @@ fn response(id: u32, result: Result<Value, RpcError>) -> Vec<u8> {
 }
 
 /// Write queued frames, coalescing whatever is already queued into one flush.
-async fn write_frames(writer: OwnedWriteHalf, mut frames: mpsc::Receiver<Vec<u8>>) {
+async fn write_frames(writer: OwnedWriteHalf, mut frames: mpsc::Receiver<Frame>) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     while let Some(frame) = frames.recv().await {
-        if writer.write_all(&frame).await.is_err() {
+        if writer.write_all(&frame.bytes).await.is_err() {
             return;
         }
         while let Ok(frame) = frames.try_recv() {
-            if writer.write_all(&frame).await.is_err() {
+            if writer.write_all(&frame.bytes).await.is_err() {
                 return;
             }
         }

@@ -199,7 +199,13 @@ pub async fn run(listener: UnixListener, daemon: Arc<Daemon>, shutdown: impl Fut
                         Ok(cred) if cred.uid() == me => {
                             tokio::spawn(crate::connection::serve(stream, daemon.clone()));
                         }
-                        Ok(cred) => tracing::warn!(uid = cred.uid(), pid = ?cred.pid(), "refused a connection from another user"),
+                        // Closed without a reply: another user learns nothing from the host.
+                        Ok(cred) => tracing::warn!(
+                            uid = cred.uid(),
+                            pid = ?cred.pid(),
+                            host_uid = me,
+                            "refused a connection from another user: only the host's own user may connect"
+                        ),
                         Err(e) => tracing::warn!(error = %e, "refused a connection whose peer is unknown"),
                     }
                 }

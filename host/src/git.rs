@@ -237,28 +237,129 @@ pub struct Recorded<'a> {
 /// Most entries listed per kind of unsaved work; the rest are counted.
 const LIST_AT_MOST: usize = 10;
 
+/// Where a session's worktree is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Location {
+    /// Where it was made (or where `git worktree move` put it): git links it to this
+    /// session.
+    Found(PathBuf),
+    /// Nothing at the recorded path, and git knows of no other place: deleted, or moved
+    /// with plain `mv` (which git cannot follow).
+    Missing,
+    /// Something else is at the recorded path: it is not this session's worktree.
+    Foreign,
+}
+
+/// Find the session's worktree: at its recorded path when that is still its worktree,
+/// else wherever `git worktree move` took it.
+fn locate(repo: &Repository, rec: &Recorded<'_>) -> Location {
+    if is_session_worktree(rec.path, repo, rec.name) {
+        return Location::Found(rec.path.to_owned());
+    }
+    // `git worktree move` rewrites git's record of the worktree; plain `mv` does not.
+    let moved = repo
+        .find_worktree(rec.name)
+        .ok()
+        .map(|wt| wt.path().to_owned())
+        .filter(|p| is_session_worktree(p, repo, rec.name));
+    match moved {
+        Some(path) => Location::Found(path),
+        None if rec.path.symlink_metadata().is_ok() => Location::Foreign,
+        None => Location::Missing,
+    }
+}
+
+/// Whether `path` is the linked worktree that git knows as `name` in `repo`: its `.git`
+/// file points at `repo`'s `worktrees/<name>`. Anything else is not ours to delete.
+fn is_session_worktree(path: &Path, repo: &Repository, name: &str) -> bool {
+    // A symlink in its place is not the worktree, whatever it points at.
+    let is_dir = path.symlink_metadata().is_ok_and(|m| m.is_dir());
+    let Ok(wt) = Repository::open(path) else {
+        return false;
+    };
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    is_dir
+        && wt.is_worktree()
+        && same(wt.commondir(), repo.path())
+        && same(wt.path(), &repo.path().join("worktrees").join(name))
+}
+
+/// The commit the worktree's HEAD is on when it is detached from every branch, read
+/// from git's own record of the worktree (so it works when the directory is gone too).
+fn detached_head(repo: &Repository, name: &str) -> Option<git2::Oid> {
+    let admin = Repository::open(repo.path().join("worktrees").join(name)).ok()?;
+    if admin.head_detached().ok()? {
+        admin.head().ok()?.target()
+    } else {
+        None
+    }
+}
+
 /// Everything removing this worktree and branch would lose, one line each. Empty means
 /// removal is safe.
 pub fn unsaved_work(rec: &Recorded<'_>) -> Result<Vec<String>, GitError> {
     let mut lost = Vec::new();
     let repo = open_main_repo(rec.repo)?;
-    let mut tips = Vec::new();
 
-    if rec.path.exists() {
-        let wt = Repository::open(rec.path)
-            .map_err(git(format!("opening worktree {}", rec.path.display())))?;
-        lost.extend(changed_files(&wt)?);
-        if let Some(id) = wt.head().ok().and_then(|h| h.target()) {
-            tips.push(id);
+    match locate(&repo, rec) {
+        Location::Found(path) => {
+            let wt = Repository::open(&path)
+                .map_err(git(format!("opening worktree {}", path.display())))?;
+            lost.extend(changed_files(&wt)?);
+            if let Ok(found) = repo.find_worktree(rec.name)
+                && let Ok(git2::WorktreeLockStatus::Locked(reason)) = found.is_locked()
+            {
+                lost.push(match reason.filter(|r| !r.is_empty()) {
+                    Some(reason) => format!("worktree locked with `git worktree lock`: {reason}"),
+                    None => "worktree locked with `git worktree lock`".to_owned(),
+                });
+            }
         }
+        Location::Missing => lost.push(format!(
+            "worktree missing: {} was deleted, or moved without `git worktree move` \
+             (if you moved it, `git worktree repair NEW_PATH` lets rm find it)",
+            rec.path.display()
+        )),
+        Location::Foreign => lost.push(format!(
+            "{} is no longer this session's worktree; rm leaves it alone",
+            rec.path.display()
+        )),
+    }
+
+    let mut tips = Vec::new();
+    if let Some(id) = detached_head(&repo, rec.name) {
+        tips.push(id);
     }
     if let Ok(b) = repo.find_branch(rec.branch, BranchType::Local)
         && let Some(id) = b.get().target()
     {
         tips.push(id);
     }
-    lost.extend(unmerged_commits(&repo, rec, &tips)?);
-    Ok(lost)
+    lost.extend(
+        commits_found_nowhere_else(&repo, rec, &tips)?
+            .into_iter()
+            .map(|(id, summary)| describe_commit(&repo, rec, id, &summary)),
+    );
+    Ok(cap(lost, "things"))
+}
+
+fn describe_commit(repo: &Repository, rec: &Recorded<'_>, id: git2::Oid, summary: &str) -> String {
+    let short = &id.to_string()[..8];
+    let upstream = repo
+        .find_branch(rec.branch, BranchType::Local)
+        .ok()
+        .and_then(|b| b.upstream().ok())
+        .and_then(|u| u.name().ok().flatten().map(str::to_owned));
+    match upstream {
+        Some(up) => format!(
+            "commit not in {} nor pushed to {up}: {short} {summary}",
+            rec.base
+        ),
+        None => format!("commit not in {}: {short} {summary}", rec.base),
+    }
 }
 
 fn changed_files(wt: &Repository) -> Result<Vec<String>, GitError> {
@@ -287,15 +388,17 @@ fn changed_files(wt: &Repository) -> Result<Vec<String>, GitError> {
     Ok(cap(lines, "changed files"))
 }
 
-fn unmerged_commits(
+/// Commits reachable from `tips` that nothing else keeps: not in the base (as it is
+/// now: a branch may have moved on and merged the session's work) and not on any other
+/// branch, tag or remote-tracking branch. Newest first, with their summaries.
+fn commits_found_nowhere_else(
     repo: &Repository,
     rec: &Recorded<'_>,
     tips: &[git2::Oid],
-) -> Result<Vec<String>, GitError> {
+) -> Result<Vec<(git2::Oid, String)>, GitError> {
     if tips.is_empty() {
         return Ok(Vec::new());
     }
-    // The base as it is now: a branch may have moved on and merged the session's work.
     let base_now = repo
         .revparse_single(rec.base)
         .and_then(|o| o.peel_to_commit())
@@ -306,8 +409,22 @@ fn unmerged_commits(
     for tip in tips {
         walk.push(*tip).map_err(git("walking commits"))?;
     }
-    walk.hide(base_now).map_err(git("walking commits"))?;
-    let mut lines = Vec::new();
+    // A base commit that no longer exists (history rewritten) hides nothing.
+    let _ = walk.hide(base_now);
+    let own = format!("refs/heads/{}", rec.branch);
+    let refs = repo.references().map_err(git("listing references"))?;
+    for r in refs.flatten() {
+        let keeps = r.name().ok().is_some_and(|n| {
+            n != own
+                && (n.starts_with("refs/heads/")
+                    || n.starts_with("refs/tags/")
+                    || n.starts_with("refs/remotes/"))
+        });
+        if keeps && let Ok(commit) = r.peel_to_commit() {
+            walk.hide(commit.id()).map_err(git("walking commits"))?;
+        }
+    }
+    let mut commits = Vec::new();
     for id in walk {
         let id = id.map_err(git("walking commits"))?;
         let summary = repo
@@ -315,10 +432,9 @@ fn unmerged_commits(
             .ok()
             .and_then(|c| c.summary().ok().flatten().map(str::to_owned))
             .unwrap_or_default();
-        let short = &id.to_string()[..8];
-        lines.push(format!("commit not in {}: {short} {summary}", rec.base));
+        commits.push((id, summary));
     }
-    Ok(cap(lines, "commits"))
+    Ok(commits)
 }
 
 fn cap(mut lines: Vec<String>, what: &str) -> Vec<String> {
@@ -330,47 +446,76 @@ fn cap(mut lines: Vec<String>, what: &str) -> Vec<String> {
     lines
 }
 
-/// Remove the worktree directory, its git bookkeeping and the branch. The caller has
-/// already decided that nothing is lost (or the user forced it).
-pub fn remove_worktree(rec: &Recorded<'_>) -> Result<(), GitError> {
+/// What [`remove_worktree`] did beyond removing the worktree.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Removed {
+    /// The session's branch, kept because it has commits found nowhere else.
+    pub kept_branch: Option<String>,
+    /// A branch made to keep commits on the worktree's detached HEAD.
+    pub saved_head: Option<String>,
+    /// Something else was at the recorded path, and was left alone.
+    pub left_alone: Option<PathBuf>,
+}
+
+/// Remove the session's worktree (wherever `git worktree move` took it), git's record
+/// of it, and its branch. The caller has already decided that no uncommitted work is
+/// lost (or the user forced it); commits are never lost even so: a branch with commits
+/// found nowhere else is kept, and commits on a detached HEAD get a branch of their own.
+/// Nothing but the session's own worktree is deleted.
+pub fn remove_worktree(rec: &Recorded<'_>) -> Result<Removed, GitError> {
     let repo = open_main_repo(rec.repo)?;
-    if rec.path.exists() {
-        if !is_worktree_of(rec.path, &repo) {
-            return Err(GitError::Exists(format!(
-                "{} is not this repository's worktree; refusing to delete it",
-                rec.path.display()
-            )));
+    let mut removed = Removed::default();
+
+    if let Some(head) = detached_head(&repo, rec.name)
+        && !commits_found_nowhere_else(&repo, rec, &[head])?.is_empty()
+    {
+        let name = format!("{}-detached-{}", rec.branch, &head.to_string()[..8]);
+        let commit = repo
+            .find_commit(head)
+            .map_err(git(format!("reading the detached HEAD of {}", rec.name)))?;
+        repo.branch(&name, &commit, false)
+            .map_err(git(format!("keeping the detached HEAD as branch {name}")))?;
+        tracing::info!(session = rec.name, branch = %name, "kept the worktree's detached HEAD as a branch");
+        removed.saved_head = Some(name);
+    }
+
+    match locate(&repo, rec) {
+        Location::Found(path) => {
+            std::fs::remove_dir_all(&path).map_err(io(format!("removing {}", path.display())))?;
         }
-        std::fs::remove_dir_all(rec.path)
-            .map_err(io(format!("removing {}", rec.path.display())))?;
+        Location::Missing => {}
+        Location::Foreign => removed.left_alone = Some(rec.path.to_owned()),
     }
     if let Ok(wt) = repo.find_worktree(rec.name) {
         let mut opts = WorktreePruneOptions::new();
-        opts.valid(true).working_tree(false);
+        opts.valid(true).locked(true).working_tree(false);
         wt.prune(Some(&mut opts))
             .map_err(git(format!("pruning worktree {}", rec.name)))?;
     }
     if let Ok(mut b) = repo.find_branch(rec.branch, BranchType::Local) {
-        b.delete()
-            .map_err(git(format!("deleting branch {}", rec.branch)))?;
+        let tip = b.get().target();
+        let unique = match tip {
+            Some(tip) => commits_found_nowhere_else(&repo, rec, &[tip])?.len(),
+            None => 0,
+        };
+        if unique == 0 {
+            b.delete()
+                .map_err(git(format!("deleting branch {}", rec.branch)))?;
+        } else {
+            tracing::info!(
+                session = rec.name,
+                branch = rec.branch,
+                commits = unique,
+                "kept the branch: its commits are found nowhere else"
+            );
+            removed.kept_branch = Some(rec.branch.to_owned());
+        }
     }
-    // Leave no empty `<repo>.worktrees` behind.
+    // Leave no empty `<repo>.worktrees` behind (`remove_dir` only removes empty ones).
     if let Some(parent) = rec.path.parent() {
         let _ = std::fs::remove_dir(parent);
     }
-    Ok(())
-}
-
-/// Whether `path` is a linked worktree of `repo` (its `.git` file points into it).
-fn is_worktree_of(path: &Path, repo: &Repository) -> bool {
-    let Ok(wt) = Repository::open(path) else {
-        return false;
-    };
-    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    wt.is_worktree() && same(wt.commondir(), repo.path())
+    Ok(removed)
 }
 
 /// Lines added and removed in a worktree against the commit it started from: commits
@@ -570,12 +715,65 @@ mod tests {
     }
 
     #[test]
-    fn a_worktree_deleted_by_hand_is_still_removable() {
+    fn a_worktree_deleted_by_hand_is_named_and_forgotten_only_when_forced() {
         let f = fixture();
         let wt = create_worktree(&f.repo, "demo", None, None).expect("create");
         fs::remove_dir_all(&wt.path).expect("rm");
+        let lost = unsaved_work(&recorded(&wt)).expect("check");
+        assert_eq!(lost.len(), 1, "{lost:?}");
+        assert!(lost[0].starts_with("worktree missing: "), "{lost:?}");
+        assert_eq!(
+            remove_worktree(&recorded(&wt)).expect("remove"),
+            Removed::default()
+        );
+        let repo = Repository::open(&f.repo).expect("open");
+        assert!(repo.find_worktree("demo").is_err());
+        assert!(repo.find_branch(&wt.branch, BranchType::Local).is_err());
+    }
+
+    #[test]
+    fn commits_kept_by_another_ref_are_not_lost_and_unique_ones_keep_the_branch() {
+        let f = fixture();
+        let wt = create_worktree(&f.repo, "demo", None, None).expect("create");
+        let wt_repo = Repository::open(&wt.path).expect("open");
+        fs::write(wt.path.join("x"), "x\n").expect("write");
+        commit_all(&wt_repo, "work");
+        let repo = Repository::open(&f.repo).expect("open");
+        let tip = repo
+            .find_branch(&wt.branch, BranchType::Local)
+            .expect("branch")
+            .get()
+            .peel_to_commit()
+            .expect("tip");
+        // Tagged elsewhere: nothing is lost.
+        repo.tag_lightweight("keep", tip.as_object(), false)
+            .expect("tag");
         assert!(unsaved_work(&recorded(&wt)).expect("check").is_empty());
-        remove_worktree(&recorded(&wt)).expect("remove");
+        repo.tag_delete("keep").expect("untag");
+        assert_eq!(unsaved_work(&recorded(&wt)).expect("check").len(), 1);
+        // Forced removal keeps the branch that alone holds the commit.
+        let removed = remove_worktree(&recorded(&wt)).expect("remove");
+        assert_eq!(removed.kept_branch.as_deref(), Some("canopy/demo"));
+        assert!(!wt.path.exists());
+        assert!(repo.find_branch(&wt.branch, BranchType::Local).is_ok());
+    }
+
+    #[test]
+    fn something_else_at_the_path_is_never_deleted() {
+        let f = fixture();
+        let a = create_worktree(&f.repo, "a", None, None).expect("a");
+        let b = create_worktree(&f.repo, "b", None, None).expect("b");
+        // a's directory replaced by b's worktree (moved by hand): not a's to delete.
+        fs::remove_dir_all(&a.path).expect("rm");
+        fs::rename(&b.path, &a.path).expect("mv");
+        let lost = unsaved_work(&recorded(&a)).expect("check");
+        assert!(
+            lost[0].contains("no longer this session's worktree"),
+            "{lost:?}"
+        );
+        let removed = remove_worktree(&recorded(&a)).expect("remove");
+        assert_eq!(removed.left_alone.as_deref(), Some(a.path.as_path()));
+        assert!(a.path.join("README").exists());
     }
 
     #[test]

@@ -6,21 +6,54 @@
 //! in request handlers, which tell the registry the outcome.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use canopy_protocol::params::{HostInfo, Signal, Status};
 use canopy_protocol::{
     ErrorCode, Event, EventKind, PROTOCOL_VERSION, RpcError, Session, State, StateKind, StateSource,
 };
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::{Instant, Sleep};
 
 use crate::clock::now_ms;
-use crate::session::{Report, SessionHandle};
+use crate::session::{Report, SessionHandle, sleep_until};
 use crate::store::Store;
 
 /// Events buffered per subscriber before it lags and is told to resync.
 const EVENT_BACKLOG: usize = 4096;
 /// Recent events kept for `subscribe {since}`.
 const REPLAY_EVENTS: usize = 1024;
+/// The least time between two status snapshots. Each one copies every record and has
+/// `status.json` rewritten; a hundred sessions reporting usage four times a second would
+/// otherwise rewrite it hundreds of times a second. Events are not delayed.
+const STATUS_EVERY: Duration = Duration::from_millis(100);
+
+/// An event as published, shared by every subscriber.
+#[derive(Debug)]
+pub struct Published {
+    pub event: Event,
+    /// The event's encoded notification, made once by the first subscriber that sends
+    /// it and copied by the others: twenty subscribers cost one encoding, not twenty.
+    /// `OnceLock` blocks only a subscriber encoding the same event at the same moment,
+    /// and never across an await.
+    frame: OnceLock<Vec<u8>>,
+}
+
+impl Published {
+    fn new(event: Event) -> Self {
+        Self {
+            event,
+            frame: OnceLock::new(),
+        }
+    }
+
+    /// The encoded notification, made by `encode` if no subscriber has made it yet.
+    pub fn frame(&self, encode: impl FnOnce(&Event) -> Vec<u8>) -> &[u8] {
+        self.frame.get_or_init(|| encode(&self.event))
+    }
+}
 
 /// A new subscription: replayed events, then live ones.
 #[derive(Debug)]
@@ -28,10 +61,10 @@ pub struct Subscription {
     /// The seq of the last event before the live stream starts.
     pub seq: u64,
     /// Events after the requested `since`, oldest first.
-    pub replay: Vec<Event>,
+    pub replay: Vec<Arc<Published>>,
     /// The requested `since` is older than what is kept: the client must `list`.
     pub resync: bool,
-    pub live: broadcast::Receiver<Event>,
+    pub live: broadcast::Receiver<Arc<Published>>,
 }
 
 enum Msg {
@@ -105,6 +138,8 @@ impl Registry {
             store,
             host,
             snapshot: watch::channel(empty_status()).0,
+            status_timer: None,
+            last_status: None,
         };
         for mut s in loaded {
             if s.state.kind.is_live() {
@@ -316,13 +351,17 @@ struct Actor {
     reserved: BTreeMap<String, Reservation>,
     /// The seq of the last event.
     seq: u64,
-    events: broadcast::Sender<Event>,
+    events: broadcast::Sender<Arc<Published>>,
     /// The last [`REPLAY_EVENTS`] events, for subscribers resuming from a seq.
-    recent: VecDeque<Event>,
+    recent: VecDeque<Arc<Published>>,
     store: Store,
     host: HostInfo,
-    /// The latest status, for the snapshot file writer and `status`.
+    /// The latest status, for the snapshot file writer.
     snapshot: watch::Sender<Status>,
+    /// When the next snapshot is due, while changes wait for one.
+    status_timer: Option<Pin<Box<Sleep>>>,
+    /// When the last snapshot was published.
+    last_status: Option<Instant>,
 }
 
 impl Actor {
@@ -340,7 +379,11 @@ impl Actor {
                     Some(msg) => self.on_msg(msg),
                     None => break,
                 },
+                () = sleep_until(&mut self.status_timer) => self.publish_status(),
             }
+        }
+        if self.status_timer.is_some() {
+            self.publish_status();
         }
         self.store.flush().await;
     }
@@ -410,6 +453,11 @@ impl Actor {
                 let _ = reply.send(self.subscription(since));
             }
             Msg::Status(reply) => {
+                // A snapshot waiting for its turn is published now, so `status` shows
+                // every change so far and agrees with the file about to be written.
+                if self.status_timer.is_some() {
+                    self.publish_status();
+                }
                 let _ = reply.send(self.snapshot.borrow().clone());
             }
             Msg::Handle(name, reply) => {
@@ -538,14 +586,14 @@ impl Actor {
             // A seq this host never issued: the client's view is from elsewhere.
             Some(since) if since > self.seq => (Vec::new(), true),
             Some(since) => {
-                let oldest_kept = self.recent.front().map_or(self.seq + 1, |e| e.seq);
+                let oldest_kept = self.recent.front().map_or(self.seq + 1, |e| e.event.seq);
                 if since + 1 < oldest_kept {
                     (Vec::new(), true)
                 } else {
                     (
                         self.recent
                             .iter()
-                            .filter(|e| e.seq > since)
+                            .filter(|e| e.event.seq > since)
                             .cloned()
                             .collect(),
                         false,
@@ -568,21 +616,39 @@ impl Actor {
             _ => self.store.put(record),
         }
         self.seq += 1;
-        let event = Event {
+        let event = Arc::new(Published::new(Event {
             seq: self.seq,
             kind,
             session: Some(record.clone()),
-        };
+        }));
         if self.recent.len() == REPLAY_EVENTS {
             self.recent.pop_front();
         }
         self.recent.push_back(event.clone());
         // No receivers is fine: nobody is subscribed.
         let _ = self.events.send(event);
-        self.publish_status();
+        self.status_changed();
+    }
+
+    /// Publish a snapshot now, or once [`STATUS_EVERY`] has passed since the last.
+    fn status_changed(&mut self) {
+        if self.status_timer.is_some() {
+            return;
+        }
+        let due = self
+            .last_status
+            .map_or_else(Instant::now, |at| at + STATUS_EVERY);
+        self.status_timer = Some(Box::pin(tokio::time::sleep_until(due)));
     }
 
     fn publish_status(&mut self) {
+        self.status_timer = None;
+        self.last_status = Some(Instant::now());
+        let status = self.status();
+        self.snapshot.send_replace(status);
+    }
+
+    fn status(&self) -> Status {
         let sessions: Vec<Session> = self.sessions.values().map(|e| e.record.clone()).collect();
         let mut counts = BTreeMap::new();
         for s in &sessions {
@@ -593,14 +659,13 @@ impl Actor {
             .iter()
             .filter_map(|s| s.usage.cost_usd)
             .fold(0.0, |a, b| a + b);
-        let status = Status {
+        Status {
             protocol: PROTOCOL_VERSION,
             host: self.host.clone(),
             seq: self.seq,
             counts,
             total_cost_usd,
             sessions,
-        };
-        self.snapshot.send_replace(status);
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use canopy_protocol::frame::{self, to_value};
 use canopy_protocol::params::{
     DecisionParams, Explanation, HelloParams, HelloResult, HookParams, HookResult, NameParams,
-    NewParams, ResumeParams, SendParams, StopParams,
+    NewParams, RemoveResult, ResumeParams, SendParams, StopParams,
 };
 use canopy_protocol::{
     ErrorCode, PROTOCOL_VERSION, RpcError, Session, State, StateKind, StateSource, method,
@@ -68,6 +68,11 @@ pub async fn handle(
                 host_version: daemon.info.version.clone(),
                 capabilities: CAPABILITIES.iter().map(|c| (*c).to_owned()).collect(),
                 pid: daemon.info.pid,
+                tasks: Some(
+                    tokio::runtime::Handle::current()
+                        .metrics()
+                        .num_alive_tasks() as u64,
+                ),
             })
         }
         method::LIST => encode(&daemon.registry.list().await?),
@@ -91,8 +96,7 @@ pub async fn handle(
         }
         method::RM => {
             let p: StopParams = parse(params)?;
-            remove(daemon, &p.name, p.force).await?;
-            Ok(Value::Nil)
+            encode(&remove(daemon, &p.name, p.force).await?)
         }
         method::SHUTDOWN => {
             daemon.shutdown.send_replace(true);
@@ -112,7 +116,11 @@ pub async fn handle(
                     "hook payload is not a JSON object",
                 ));
             }
-            let handle = running(daemon, &p.session).await?;
+            // A hook names its session from the agent's environment; one that names no
+            // running session changes nothing (the relay still exits 0 for its agent).
+            let handle = running(daemon, &p.session).await.inspect_err(|e| {
+                tracing::debug!(session = %p.session, agent = %p.agent, why = %e.message, "hook ignored");
+            })?;
             let stdout = handle
                 .ask(|reply| Command::Hook { payload, reply })
                 .await
@@ -207,6 +215,13 @@ impl From<GitError> for RpcError {
     }
 }
 
+/// Worktrees are added one at a time. libgit2 decides whether a branch is checked out
+/// by reading every worktree's HEAD, and one being added beside it makes that check
+/// fail spuriously ("reference … is already checked out", seen with ten `new` at once
+/// in tests/tests/load.rs). Held only around the blocking git call, never by the
+/// registry.
+static WORKTREE_ADDS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Run blocking git work off the async threads.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, GitError> + Send + 'static,
@@ -255,9 +270,11 @@ async fn new_session(daemon: &Arc<Daemon>, p: NewParams) -> Result<Session, RpcE
             .sessions
             .worktree_root(std::env::var_os("HOME").map(PathBuf::from).as_deref()),
     );
-    let created =
+    let created = {
+        let _one_at_a_time = WORKTREE_ADDS.lock().await;
         blocking(move || git::create_worktree(&repo_hint, &name, base.as_deref(), root.as_deref()))
-            .await;
+            .await
+    };
     let wt = match created {
         Ok(wt) => wt,
         Err(e) => {
@@ -366,6 +383,7 @@ fn prepare(daemon: &Daemon, req: &Prepare<'_>) -> Result<Prepared, RpcError> {
                 ErrorCode::Internal,
                 format!("cannot create {}: {e}", session_dir.display()),
             )
+            .with_hint("Canopy's state directory must be writable and have free space")
         })?;
     let canopy_exe = std::env::current_exe().map_err(|e| {
         RpcError::new(
@@ -558,28 +576,44 @@ async fn stop(daemon: &Daemon, name: &str, force: bool) -> Result<Session, RpcEr
     Ok(daemon.registry.get(name).await?.0)
 }
 
-async fn remove(daemon: &Daemon, name: &str, force: bool) -> Result<(), RpcError> {
+async fn remove(daemon: &Daemon, name: &str, force: bool) -> Result<RemoveResult, RpcError> {
     let (record, _) = daemon.registry.get(name).await?;
-    let wt = Owned::of(&record);
     if !force {
-        let wt = Owned::of(&record);
-        let lost = blocking(move || git::unsaved_work(&wt.recorded())).await?;
-        if !lost.is_empty() {
-            return Err(RpcError::new(
-                ErrorCode::UnsavedWork,
-                format!("removing {name:?} would lose work in {}", record.worktree),
-            )
-            .with_hint(format!(
-                "commit and merge (or push) it first, or `canopy rm --force {name}` to throw it away"
-            ))
-            .with_details(lost));
-        }
+        refuse_unsaved_work(&record).await?;
     }
     stop(daemon, name, false).await?;
-    blocking(move || git::remove_worktree(&wt.recorded())).await?;
+    // The agent may have written more while it stopped: look again, now that nothing
+    // else writes there (it stays stopped; its work and worktree stay too).
+    if !force {
+        refuse_unsaved_work(&record).await?;
+    }
+    let wt = Owned::of(&record);
+    let removed = blocking(move || git::remove_worktree(&wt.recorded())).await?;
     forget_session_dir(daemon, name);
     daemon.registry.remove(name).await?;
-    Ok(())
+    Ok(RemoveResult {
+        kept_branch: removed.kept_branch,
+        saved_head: removed.saved_head,
+        left_alone: removed.left_alone.map(|p| p.display().to_string()),
+    })
+}
+
+/// `unsaved_work` listing what removing the session's worktree would lose, if anything.
+async fn refuse_unsaved_work(record: &Session) -> Result<(), RpcError> {
+    let wt = Owned::of(record);
+    let lost = blocking(move || git::unsaved_work(&wt.recorded())).await?;
+    if lost.is_empty() {
+        return Ok(());
+    }
+    let name = &record.name;
+    Err(RpcError::new(
+        ErrorCode::UnsavedWork,
+        format!("removing {name:?} would lose work in {}", record.worktree),
+    )
+    .with_hint(format!(
+        "commit and merge (or push) it first, or `canopy rm --force {name}` to throw it away"
+    ))
+    .with_details(lost))
 }
 
 async fn explain(daemon: &Daemon, name: &str) -> Result<Explanation, RpcError> {

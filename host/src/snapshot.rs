@@ -3,14 +3,23 @@
 //!
 //! Written after every change, coalesced: while one write is in flight, later changes
 //! collapse into the next write. Each write goes to a temporary file that is renamed
-//! over the old one, so a reader sees a whole old or a whole new document.
+//! over the old one, so a reader sees a whole old or a whole new document. A write that
+//! fails (disk full) leaves the old document and no temporary file, and is retried
+//! after a backoff as well as on the next change, so the file catches up once the disk
+//! recovers even if nothing changes meanwhile.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use canopy_protocol::params::Status;
 use tokio::sync::watch;
+
+/// The first retry of a failed write comes this soon; each failure doubles the wait.
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+/// The longest wait between retries while writes fail.
+const RETRY_MAX: Duration = Duration::from_secs(15);
 
 /// Keep `path` up to date with `status` until the sender side closes or `stop` turns
 /// true. No write is in flight when this returns, so the caller may then remove the file.
@@ -19,6 +28,8 @@ pub async fn keep_written(
     mut status: watch::Receiver<Status>,
     mut stop: watch::Receiver<bool>,
 ) {
+    // While writes fail: the wait before the next retry.
+    let mut retry: Option<Duration> = None;
     loop {
         let json = match serde_json::to_vec(&*status.borrow_and_update()) {
             Ok(json) => json,
@@ -29,16 +40,32 @@ pub async fn keep_written(
         };
         if !json.is_empty() {
             let target = path.clone();
-            match tokio::task::spawn_blocking(move || write_atomically(&target, &json)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot write the status snapshot")
+            let failed =
+                match tokio::task::spawn_blocking(move || write_atomically(&target, &json)).await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(e) => Some(e.to_string()),
+                };
+            retry = match failed {
+                None => None,
+                Some(e) => {
+                    // Once per outage: the log may be on the same full disk.
+                    if retry.is_none() {
+                        tracing::warn!(path = %path.display(), error = %e, "cannot write the status snapshot; retrying");
+                    }
+                    Some(retry.map_or(RETRY_FIRST, |w| (w * 2).min(RETRY_MAX)))
                 }
-                Err(e) => tracing::warn!(error = %e, "status snapshot writer failed"),
-            }
+            };
         }
+        let again = async {
+            match retry {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             changed = status.changed() => if changed.is_err() { break },
+            () = again => {}
             _ = stop.wait_for(|stop| *stop) => break,
         }
     }
@@ -85,5 +112,19 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("status.json")]);
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_old_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("status.json");
+        write_atomically(&path, b"{\"a\":1}").expect("write");
+        // The rename fails: a directory stands where the temporary file would go.
+        let tmp = dir
+            .path()
+            .join(format!(".status.json.{}.tmp", std::process::id()));
+        std::fs::create_dir(&tmp).expect("mkdir");
+        assert!(write_atomically(&path, b"{\"a\":2}").is_err());
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "{\"a\":1}\n");
     }
 }

@@ -3,12 +3,15 @@
 //! Writes go through one thread that owns the connection, so the host never waits on
 //! the disk. Each batch of writes is one transaction: a crash (even `kill -9`) leaves
 //! either the old or the new record, never a torn one. A write that fails (disk full,
-//! read-only directory) is kept and retried with the next batch; the host keeps serving
-//! from memory meanwhile.
+//! read-only directory) is rolled back whole, kept, and retried with the next batch or
+//! after a backoff (the only timer here, and only while writes are failing), so the
+//! records reach the disk as soon as it recovers; the host keeps serving from memory
+//! meanwhile.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+use std::time::Duration;
 
 use canopy_protocol::Session;
 use rusqlite::{Connection, params};
@@ -54,8 +57,14 @@ CREATE TABLE IF NOT EXISTS sessions (
     record TEXT NOT NULL,
     updated_at INTEGER NOT NULL
 );
-PRAGMA user_version = 1;
 ";
+
+const SCHEMA_VERSION: i64 = 1;
+
+/// The first retry of a failed write comes this soon; each failure doubles the wait.
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+/// The longest wait between retries while the disk stays unwritable.
+const RETRY_MAX: Duration = Duration::from_secs(15);
 
 impl Store {
     /// Open (creating if needed) the registry and read every stored session.
@@ -78,6 +87,15 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
+        // Only written when it changes: opening an existing registry is then no write
+        // transaction, which a nearly full disk could refuse.
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(open_err)?;
+        if version != SCHEMA_VERSION {
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(open_err)?;
+        }
         let sessions = load(&conn).map_err(open_err)?;
 
         let (tx, rx) = mpsc::channel();
@@ -131,8 +149,21 @@ type Pending = BTreeMap<String, Option<String>>;
 fn writer(mut conn: Connection, rx: mpsc::Receiver<Op>) {
     let mut pending = Pending::new();
     let mut flushes = Vec::new();
-    while let Ok(op) = rx.recv() {
-        let mut next = Some(op);
+    // While writes fail: how long until the next retry, and whether that was logged.
+    let mut retry: Option<Duration> = None;
+    loop {
+        let first = match retry {
+            None => match rx.recv() {
+                Ok(op) => Some(op),
+                Err(_) => break,
+            },
+            Some(wait) => match rx.recv_timeout(wait) {
+                Ok(op) => Some(op),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            },
+        };
+        let mut next = first;
         // Take everything already queued so one transaction covers a burst.
         while let Some(op) = next.take().or_else(|| rx.try_recv().ok()) {
             match op {
@@ -149,12 +180,27 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Op>) {
             }
         }
         match write_batch(&mut conn, &pending) {
-            Ok(()) => pending.clear(),
-            Err(e) => tracing::error!(
-                error = %e,
-                kept = pending.len(),
-                "cannot write the session registry; will retry with the next change"
-            ),
+            Ok(()) => {
+                if retry.take().is_some() {
+                    tracing::info!(
+                        written = pending.len(),
+                        "the session registry is writable again; kept changes written"
+                    );
+                }
+                pending.clear();
+            }
+            Err(e) => {
+                // Logged once per outage, not on every retry (the log may be on the
+                // same full disk).
+                if retry.is_none() {
+                    tracing::error!(
+                        error = %e,
+                        kept = pending.len(),
+                        "cannot write the session registry; changes are kept in memory and retried"
+                    );
+                }
+                retry = Some(retry.map_or(RETRY_FIRST, |w| (w * 2).min(RETRY_MAX)));
+            }
         }
         for done in flushes.drain(..) {
             let _ = done.send(());

@@ -233,66 +233,6 @@ fn an_agent_that_exits_at_once_is_recorded_with_its_code() {
 }
 
 #[test]
-fn rm_refuses_each_kind_of_unsaved_work_until_forced() {
-    let env = TestEnv::new();
-    /// A session name, how to leave work in its worktree, and what rm must say about it.
-    type Case<'a> = (&'a str, &'a dyn Fn(&std::path::Path), &'a str);
-    let cases: [Case; 4] = [
-        (
-            "uncommitted",
-            &|wt| std::fs::write(wt.join("README.md"), "changed\n").expect("write"),
-            "uncommitted change: README.md",
-        ),
-        (
-            "untracked",
-            &|wt| std::fs::write(wt.join("new.txt"), "x\n").expect("write"),
-            "untracked file: new.txt",
-        ),
-        (
-            "staged",
-            &|wt| {
-                std::fs::write(wt.join("staged.txt"), "x\n").expect("write");
-                env.git(wt, &["add", "staged.txt"]);
-            },
-            "staged change: staged.txt",
-        ),
-        (
-            "committed",
-            &|wt| {
-                std::fs::write(wt.join("c.txt"), "x\n").expect("write");
-                env.git(wt, &["add", "c.txt"]);
-                env.git(wt, &["commit", "-qm", "agent work"]);
-            },
-            "commit not in main: ",
-        ),
-    ];
-    for (name, make_work, expect) in cases {
-        env.ok(&["new", name, "--agent", "sh"]);
-        let wt = env.worktree(name);
-        make_work(&wt);
-        let err = env.fails(&["rm", name]);
-        assert!(err.contains(expect), "{name}: {err}");
-        assert!(err.contains("--force"), "{name}: {err}");
-        assert!(wt.exists(), "{name}: worktree kept");
-        assert!(
-            env.session(name).is_running(),
-            "{name}: a refused rm does not stop the agent"
-        );
-        env.ok(&["rm", "--force", name]);
-        assert!(!wt.exists(), "{name}: forced rm removes the worktree");
-    }
-    // Merged work is not lost: after merging into main, rm goes through.
-    env.ok(&["new", "merged", "--agent", "sh"]);
-    let wt = env.worktree("merged");
-    std::fs::write(wt.join("m.txt"), "x\n").expect("write");
-    env.git(&wt, &["add", "m.txt"]);
-    env.git(&wt, &["commit", "-qm", "merged work"]);
-    env.git(&env.repo, &["merge", "-q", "--ff-only", "canopy/merged"]);
-    env.ok(&["rm", "merged"]);
-    assert!(env.sessions().is_empty());
-}
-
-#[test]
 fn a_configured_worktree_root_is_used() {
     let env = TestEnv::new();
     env.write_config("[sessions]\nworktree_root = \"~/trees\"\n");

@@ -363,7 +363,7 @@ fn setup_zellij_prints_and_writes_the_layout() {
     );
     let layout = std::fs::read_to_string(dir.join("layouts/canopy.kdl")).expect("layout");
     assert!(
-        layout.contains("children") && layout.contains("canopy-zellij.wasm"),
+        layout.contains("pane focus=true") && layout.contains("canopy-zellij.wasm"),
         "{layout}"
     );
 }

@@ -13,12 +13,31 @@ use rmpv::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::scan::{Limits, Refusal, Scanner};
+
 /// Most bytes the decoder holds while waiting for one frame to complete. A peer that
 /// sends more without finishing a frame is broken or hostile.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 
-/// Deepest nesting accepted, so a crafted frame cannot exhaust the stack.
+/// Deepest nesting of arrays and maps accepted (the message's own array counts), so a
+/// crafted frame cannot exhaust the stack.
 const MAX_DEPTH: usize = 64;
+
+/// Most values (of any kind, nested ones included) in one frame. A decoded value takes
+/// tens of bytes, so without this a frame of one-byte `nil`s would cost the host many
+/// times its size in memory. Real frames hold thousands at most.
+const MAX_FRAME_VALUES: usize = 1 << 20;
+
+const LIMITS: Limits = Limits {
+    bytes: MAX_FRAME_BYTES,
+    depth: MAX_DEPTH,
+    values: MAX_FRAME_VALUES,
+};
+
+/// The depth budget handed to rmpv once the scanner has accepted a frame: rmpv spends
+/// two per array or map and up to three on a leaf, so this never refuses what the
+/// scanner let through.
+const RMPV_DEPTH: usize = 2 * MAX_DEPTH + 4;
 
 /// One msgpack-RPC message.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,9 +68,22 @@ pub enum FrameError {
     /// Valid msgpack, but not a `[type, ...]` array msgpack-RPC defines.
     #[error("not a msgpack-RPC message: {0}")]
     NotRpc(String),
-    /// More than [`MAX_FRAME_BYTES`] arrived without completing one frame.
-    #[error("frame larger than {MAX_FRAME_BYTES} bytes")]
+    /// The frame is (or would be, by the lengths it declares) larger than
+    /// [`MAX_FRAME_BYTES`], or holds more values than the decoder accepts.
+    #[error("frame larger than {MAX_FRAME_BYTES} bytes or {MAX_FRAME_VALUES} values")]
     TooLarge,
+}
+
+impl From<Refusal> for FrameError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Reserved(b) => FrameError::Malformed(format!("reserved byte {b:#04x}")),
+            Refusal::TooDeep => {
+                FrameError::Malformed(format!("nested deeper than {MAX_DEPTH} levels"))
+            }
+            Refusal::TooLarge | Refusal::TooManyValues => FrameError::TooLarge,
+        }
+    }
 }
 
 /// Failure to turn typed data into or out of a msgpack value.
@@ -240,6 +272,9 @@ pub struct Decoder {
     buf: Vec<u8>,
     /// Start of the undecoded bytes in `buf`; consumed bytes are dropped lazily.
     pos: usize,
+    /// How far the frame starting at `pos` has been scanned, so each byte is looked at
+    /// once before the frame is complete.
+    scanner: Scanner,
 }
 
 impl Decoder {
@@ -261,41 +296,22 @@ impl Decoder {
         self.buf.len() - self.pos
     }
 
-    /// The next complete message, `Ok(None)` when more bytes are needed.
+    /// The next complete message, `Ok(None)` when more bytes are needed. After an error
+    /// the stream has no frame boundary left to find: stop reading it.
     pub fn next_message(&mut self) -> Result<Option<Message>, FrameError> {
-        let mut rest = &self.buf[self.pos..];
-        if rest.is_empty() {
+        let rest = &self.buf[self.pos..];
+        let Some(end) = self.scanner.scan(rest, LIMITS)? else {
             return Ok(None);
+        };
+        let mut frame = &rest[..end];
+        let value = rmpv::decode::read_value_with_max_depth(&mut frame, RMPV_DEPTH)
+            .map_err(|e| FrameError::Malformed(e.to_string()))?;
+        self.pos += end;
+        if self.pos > 64 * 1024 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
         }
-        let before = rest.len();
-        match rmpv::decode::read_value_with_max_depth(&mut rest, MAX_DEPTH) {
-            Ok(value) => {
-                self.pos += before - rest.len();
-                if self.pos > 64 * 1024 {
-                    self.buf.drain(..self.pos);
-                    self.pos = 0;
-                }
-                Message::from_value(value).map(Some)
-            }
-            Err(e) if is_incomplete(&e) => {
-                if self.pending() > MAX_FRAME_BYTES {
-                    Err(FrameError::TooLarge)
-                } else {
-                    Ok(None)
-                }
-            }
-            Err(e) => Err(FrameError::Malformed(e.to_string())),
-        }
-    }
-}
-
-fn is_incomplete(e: &rmpv::decode::Error) -> bool {
-    use rmpv::decode::Error;
-    match e {
-        Error::InvalidMarkerRead(io) | Error::InvalidDataRead(io) => {
-            io.kind() == std::io::ErrorKind::UnexpectedEof
-        }
-        _ => false,
+        Message::from_value(value).map(Some)
     }
 }
 
@@ -404,6 +420,59 @@ mod tests {
         // bin32 header announcing 4 GiB, then a lot of filler that never completes it.
         d.feed(&[0xc6, 0xff, 0xff, 0xff, 0xff]);
         d.feed(&vec![0u8; MAX_FRAME_BYTES + 1]);
+        assert_eq!(d.next_message(), Err(FrameError::TooLarge));
+    }
+
+    /// `[0, 1, "list", [X]]` with `X`'s bytes to follow.
+    fn list_request_head() -> Vec<u8> {
+        vec![0x94, 0x00, 0x01, 0xa4, b'l', b'i', b's', b't', 0x91]
+    }
+
+    #[test]
+    fn a_large_frame_in_small_reads_costs_linear_time() {
+        // Regression: each read re-parsed the whole buffered frame, so 16 MiB sent in
+        // 64 KiB reads took minutes of CPU and held a runtime worker all along.
+        let len = 4 * 1024 * 1024;
+        let mut stream = list_request_head();
+        stream.push(0xc6);
+        stream.extend(u32::try_from(len).expect("fits").to_be_bytes());
+        stream.resize(stream.len() + len, 7);
+        let started = std::time::Instant::now();
+        let mut d = Decoder::new();
+        let mut got = Vec::new();
+        for chunk in stream.chunks(64 * 1024) {
+            d.feed(chunk);
+            got.extend(d.next_message().expect("valid"));
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        assert!(matches!(&got[..], [Message::Request { params, .. }] if params.len() == 1));
+    }
+
+    #[test]
+    fn a_frame_of_millions_of_tiny_values_is_refused() {
+        // Regression: 16 MiB of `nil`s in one array would have been decoded into values
+        // of tens of bytes each: hundreds of MiB for one frame.
+        let mut stream = list_request_head();
+        stream.extend([0xdd, 0xff, 0xff, 0xff, 0xff]);
+        stream.resize(4 * 1024 * 1024, 0xc0);
+        let mut d = Decoder::new();
+        let mut result = Ok(None);
+        for chunk in stream.chunks(64 * 1024) {
+            d.feed(chunk);
+            result = d.next_message();
+            if result.is_err() {
+                break;
+            }
+        }
+        assert_eq!(result, Err(FrameError::TooLarge));
+    }
+
+    #[test]
+    fn a_declared_length_past_the_limit_is_refused_at_once() {
+        let mut d = Decoder::new();
+        let mut stream = list_request_head();
+        stream.extend([0xdb, 0x01, 0x00, 0x00, 0x01]); // str32 of 16 MiB + 1
+        d.feed(&stream);
         assert_eq!(d.next_message(), Err(FrameError::TooLarge));
     }
 

@@ -18,6 +18,7 @@ pub mod event;
 pub mod frame;
 pub mod method;
 pub mod params;
+mod scan;
 pub mod session;
 
 pub use error::{ErrorCode, RpcError};

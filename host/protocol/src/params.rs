@@ -20,6 +20,11 @@ pub struct HelloResult {
     pub host_version: String,
     pub capabilities: Vec<String>,
     pub pid: u32,
+    /// How many tasks the host is running now (each connection, subscription and
+    /// attachment holds a few, each session a handful): a figure for leak checks, which
+    /// compare it before and after many clients come and go. Absent from older hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<u64>,
 }
 
 /// `new`: create a worktree on a new branch and start an agent in it.
@@ -63,6 +68,22 @@ pub struct StopParams {
     pub name: String,
     /// `rm`: remove even if work would be lost. `stop`: SIGKILL at once.
     pub force: bool,
+}
+
+/// The result of `rm`: what it kept so that no commit is lost (all absent: the worktree
+/// and the branch are gone).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RemoveResult {
+    /// The session's branch, kept because it has commits found nowhere else.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_branch: Option<String>,
+    /// A branch made to keep commits of the worktree's detached HEAD.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saved_head: Option<String>,
+    /// Something other than the session's worktree found at its path, left alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left_alone: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -56,6 +56,14 @@ impl From<ClientError> for CliError {
     fn from(e: ClientError) -> Self {
         match e {
             ClientError::Rpc(e) => e.into(),
+            // Another user's socket directory: its host serves only its own user.
+            ClientError::Connect { ref source, .. }
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                CliError::new(e.to_string()).with_hint(
+                    "a Canopy host serves only the user who runs it; use your own (unset $CANOPY_SOCKET)",
+                )
+            }
             ClientError::Connect { .. } => CliError::new(e.to_string())
                 .with_hint("start one with `canopy host`, or check $CANOPY_SOCKET"),
             ClientError::Start(_) => CliError::new(e.to_string()),

@@ -17,8 +17,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use canopy_protocol::params::{
-    DecisionParams, Explanation, HelloParams, HelloResult, NameParams, NewParams, ResumeParams,
-    SendParams, Status, StopParams, SubscribeParams, SubscribeResult,
+    DecisionParams, Explanation, HelloParams, HelloResult, NameParams, NewParams, RemoveResult,
+    ResumeParams, SendParams, Status, StopParams, SubscribeParams, SubscribeResult,
 };
 use canopy_protocol::{Event, EventKind, Message, Session, method};
 use clap::{Parser, Subcommand};
@@ -104,9 +104,11 @@ enum Cmd {
         force: bool,
     },
     /// Remove a session, its worktree and its branch (refuses if work would be lost)
+    #[command(long_about = RM_HELP)]
     Rm {
         name: String,
-        /// Remove even if uncommitted, untracked or unmerged work would be lost
+        /// Remove even if uncommitted or untracked work would be lost (commits are
+        /// still kept on a branch)
         #[arg(long, short)]
         force: bool,
     },
@@ -195,6 +197,30 @@ enum Cmd {
         dir: Option<PathBuf>,
     },
 }
+
+/// What `canopy rm` does in each case; docs/safety.md says the same at more length.
+const RM_HELP: &str =
+    "Remove a session: stop its agent, delete its worktree, and delete its branch \
+canopy/NAME.
+
+Without --force, rm refuses (and lists what would be lost, leaving the agent running) when:
+  - the worktree has uncommitted, staged, untracked or conflicted files (ignored files
+    are not work: they go with the worktree, as with `git worktree remove`);
+  - the branch or a detached HEAD has commits found nowhere else: not in the base, not
+    on any other branch or tag, not pushed to any remote (a branch with an upstream that
+    is ahead of it counts);
+  - the worktree is locked (`git worktree lock`);
+  - the worktree is missing: deleted, or moved with plain `mv` (after `git worktree
+    repair NEW_PATH`, rm finds it in its new place);
+  - something else is at its path (a directory, a symlink, another worktree).
+A worktree moved with `git worktree move` is followed: checked and removed where it is.
+
+--force is the only way past a refusal. It throws away uncommitted and untracked files in
+the session's own worktree, and nothing else: rm never deletes outside that worktree (a
+missing worktree or something else at its path is left alone and only forgotten), and it
+never deletes a commit: a branch with commits found nowhere else is kept (delete it with
+`git branch -D canopy/NAME`), and commits on a detached HEAD are kept on a new branch
+canopy/NAME-detached-<commit>.";
 
 #[derive(Debug, Subcommand)]
 enum IssueAction {
@@ -341,10 +367,11 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
             };
             let mut client = connect(&paths).await?;
             let s: Session = client.call(method::NEW, &params).await?;
+            // The agent's name, not its command line: that carries the hook settings.
             println!(
                 "{}: {} in {} (branch {}, pid {})",
                 s.name,
-                s.command.join(" "),
+                s.agent,
                 s.worktree,
                 s.branch,
                 s.pid.map_or_else(|| "-".into(), |p| p.to_string())
@@ -421,7 +448,7 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
             );
         }
         Cmd::Rm { name, force } => {
-            let _: () = connect(&paths)
+            let removed: Option<RemoveResult> = connect(&paths)
                 .await?
                 .call(
                     method::RM,
@@ -431,7 +458,19 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
                     },
                 )
                 .await?;
-            println!("{name}: removed worktree and branch");
+            let removed = removed.unwrap_or_default();
+            match &removed.kept_branch {
+                Some(branch) => println!(
+                    "{name}: removed the worktree; kept branch {branch}: it has commits found nowhere else"
+                ),
+                None => println!("{name}: removed worktree and branch"),
+            }
+            if let Some(saved) = removed.saved_head {
+                println!("{name}: the detached HEAD's commits are kept on branch {saved}");
+            }
+            if let Some(path) = removed.left_alone {
+                println!("{name}: left {path} alone: it is not this session's worktree");
+            }
         }
         Cmd::Status { json } => {
             let st: Status = connect(&paths)

@@ -122,24 +122,39 @@ fn kdl_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// A layout with the sidebar on the left of every tab.
+/// A layout with the sidebar on the left of every tab and a shell beside it. A plain
+/// `pane` rather than `children`: Zellij 0.45.1 leaves `children` empty in the tabs a
+/// layout without `tab` nodes makes, and the sidebar then takes the whole width.
 pub fn zellij_layout(wasm: &Path, canopy: Option<&Path>) -> String {
     let location = kdl_string(&format!("file:{}", wasm.display()));
     // Zellij started from a desktop may not have canopy's directory on its PATH.
-    let canopy = canopy
+    let settings = canopy
         .map(|c| {
             format!(
-                "\n                canopy {}",
+                "\n                    canopy {}",
                 kdl_string(&c.display().to_string())
             )
         })
         .unwrap_or_default();
     format!(
-        "layout {{\n    default_tab_template {{\n        pane size=1 borderless=true {{\n            \
-         plugin location=\"zellij:tab-bar\"\n        }}\n        pane split_direction=\"vertical\" {{\n            \
-         pane size=\"25%\" name=\"canopy\" {{\n                plugin location={location} {{{canopy}\n                \
-         }}\n            }}\n            children\n        }}\n        pane size=2 borderless=true {{\n            \
-         plugin location=\"zellij:status-bar\"\n        }}\n    }}\n}}\n"
+        r#"layout {{
+    default_tab_template {{
+        pane size=1 borderless=true {{
+            plugin location="zellij:tab-bar"
+        }}
+        pane split_direction="vertical" {{
+            pane size="25%" name="canopy" {{
+                plugin location={location} {{{settings}
+                }}
+            }}
+            pane focus=true
+        }}
+        pane size=2 borderless=true {{
+            plugin location="zellij:status-bar"
+        }}
+    }}
+}}
+"#
     )
 }
 

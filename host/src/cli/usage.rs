@@ -204,7 +204,12 @@ pub fn inspect(s: &Session, now_ms: u64) -> String {
     out.push_str(&format!("tools:    {}\n", tools_line(u)));
     out.push_str(&format!(
         "time:     {} wall, {} active\n",
-        age(u.wall_ms),
+        // `wall_ms` is as of the last usage report; a running session's clock goes on.
+        age(if s.is_running() {
+            now_ms.saturating_sub(s.created_at)
+        } else {
+            u.wall_ms
+        }),
         age(u.active_ms)
     ));
     out.push_str(&format!(

@@ -825,7 +825,7 @@ async fn screen_task(
 }
 
 /// Completes when the optional deadline passes; never when there is none.
-async fn sleep_until(deadline: &mut Option<Pin<Box<Sleep>>>) {
+pub(crate) async fn sleep_until(deadline: &mut Option<Pin<Box<Sleep>>>) {
     match deadline {
         Some(sleep) => sleep.as_mut().await,
         None => std::future::pending().await,

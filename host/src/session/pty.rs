@@ -46,14 +46,58 @@ impl ExitStatus {
         }
     }
 
-    /// One phrase for state details: "exited with code 0", "killed by Terminated".
+    /// One phrase for state details: "exited with code 0", "killed by signal 9
+    /// (SIGKILL)" — the number and name people look up, not only the C library's text.
     pub fn describe(&self) -> String {
         match (&self.code, &self.signal) {
-            (_, Some(signal)) => format!("killed by signal: {signal}"),
+            (_, Some(text)) => match signal_number(text) {
+                Some((number, name)) => format!("killed by signal {number} ({name})"),
+                None => format!("killed by signal: {text}"),
+            },
             (Some(code), None) => format!("exited with code {code}"),
             (None, None) => "exited".to_owned(),
         }
     }
+}
+
+/// The signals an agent is commonly ended by, with their names.
+const SIGNALS: &[(libc::c_int, &str)] = &[
+    (libc::SIGHUP, "SIGHUP"),
+    (libc::SIGINT, "SIGINT"),
+    (libc::SIGQUIT, "SIGQUIT"),
+    (libc::SIGILL, "SIGILL"),
+    (libc::SIGTRAP, "SIGTRAP"),
+    (libc::SIGABRT, "SIGABRT"),
+    (libc::SIGBUS, "SIGBUS"),
+    (libc::SIGFPE, "SIGFPE"),
+    (libc::SIGKILL, "SIGKILL"),
+    (libc::SIGUSR1, "SIGUSR1"),
+    (libc::SIGSEGV, "SIGSEGV"),
+    (libc::SIGUSR2, "SIGUSR2"),
+    (libc::SIGPIPE, "SIGPIPE"),
+    (libc::SIGALRM, "SIGALRM"),
+    (libc::SIGTERM, "SIGTERM"),
+    (libc::SIGXCPU, "SIGXCPU"),
+    (libc::SIGXFSZ, "SIGXFSZ"),
+    (libc::SIGSYS, "SIGSYS"),
+];
+
+/// The number and name of a signal from the text portable-pty reports for it, which is
+/// `strsignal`'s description ("Killed") or, for a signal without one, "Signal N".
+fn signal_number(text: &str) -> Option<(libc::c_int, &'static str)> {
+    if let Some(n) = text
+        .strip_prefix("Signal ")
+        .and_then(|n| n.parse::<libc::c_int>().ok())
+    {
+        return SIGNALS.iter().copied().find(|(s, _)| *s == n);
+    }
+    SIGNALS.iter().copied().find(|(number, _)| {
+        // SAFETY: strsignal returns a pointer to a NUL-terminated description (for the
+        // known signals above, a constant string) that we only read before returning.
+        let described = unsafe { libc::strsignal(*number) };
+        !described.is_null()
+            && unsafe { std::ffi::CStr::from_ptr(described) }.to_string_lossy() == text
+    })
 }
 
 /// A running process and its terminal.
@@ -276,4 +320,36 @@ fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     }
     // SAFETY: the syscall returned a fresh descriptor we now own.
     Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn killed_by(signal: libc::c_int) -> String {
+        // What portable-pty reports: strsignal's text.
+        // SAFETY: as in `signal_number`.
+        let text = unsafe { std::ffi::CStr::from_ptr(libc::strsignal(signal)) };
+        ExitStatus {
+            code: None,
+            signal: Some(text.to_string_lossy().into_owned()),
+        }
+        .describe()
+    }
+
+    #[test]
+    fn a_signal_is_named_by_number_and_name() {
+        assert_eq!(killed_by(libc::SIGKILL), "killed by signal 9 (SIGKILL)");
+        assert_eq!(killed_by(libc::SIGTERM), "killed by signal 15 (SIGTERM)");
+        let odd = ExitStatus {
+            code: None,
+            signal: Some("Real-time signal 3".into()),
+        };
+        assert_eq!(odd.describe(), "killed by signal: Real-time signal 3");
+        let exited = ExitStatus {
+            code: Some(7),
+            signal: None,
+        };
+        assert_eq!(exited.describe(), "exited with code 7");
+    }
 }

@@ -76,6 +76,7 @@ pub fn spawn(
         opencode: (start.agent == "opencode").then(OpenCodeUsage::default),
         watcher: watcher(fs_tx),
         watched_dirs: Vec::new(),
+        pending_dirs: Vec::new(),
         lines: (0, 0),
         lines_timer: None,
         counting: false,
@@ -118,6 +119,10 @@ struct UsageTask {
     watcher: Option<notify::RecommendedWatcher>,
     /// Transcript directories watched so far.
     watched_dirs: Vec<PathBuf>,
+    /// Transcript directories named before they exist (Claude creates its project
+    /// directory with its first transcript line, after the hook that names the file):
+    /// their nearest existing ancestor is watched until they appear.
+    pending_dirs: Vec<PathBuf>,
     lines: (u64, u64),
     lines_timer: Option<Pin<Box<Sleep>>>,
     /// A count runs on a blocking thread.
@@ -208,7 +213,7 @@ impl UsageTask {
         };
         if let Some(dir) = path.parent() {
             // The directory, not the file: a rotated file is a new inode.
-            self.watch(&dir.to_owned(), RecursiveMode::NonRecursive);
+            self.watch_transcript_dir(dir.to_owned());
         }
         self.transcripts
             .insert(path.clone(), Tail::new(path, reader));
@@ -227,7 +232,32 @@ impl UsageTask {
         }
     }
 
+    /// Watch a transcript directory or, while it does not exist yet, its nearest
+    /// existing ancestor, so that its creation is seen and it is watched then. Without
+    /// this, a long reply's transcript lines would be read only at the next hook.
+    fn watch_transcript_dir(&mut self, dir: PathBuf) {
+        if dir.is_dir() {
+            self.watch(&dir, RecursiveMode::NonRecursive);
+            return;
+        }
+        if let Some(ancestor) = dir.ancestors().skip(1).find(|a| a.is_dir()) {
+            self.watch(&ancestor.to_owned(), RecursiveMode::NonRecursive);
+        }
+        if !self.pending_dirs.contains(&dir) {
+            self.pending_dirs.push(dir);
+        }
+    }
+
     fn on_fs(&mut self, path: &Path) {
+        // A directory on the way to a pending transcript directory appeared.
+        if self.pending_dirs.iter().any(|d| d.starts_with(path)) {
+            for dir in std::mem::take(&mut self.pending_dirs) {
+                self.watch_transcript_dir(dir);
+            }
+            // Lines written before the watch was in place.
+            self.read_transcripts();
+            return;
+        }
         if self.transcripts.contains_key(path) {
             self.read_transcripts();
         } else if path.starts_with(&self.start.worktree) && !in_git_dir(&self.start.worktree, path)

@@ -77,13 +77,28 @@ function M.new(name, agent, issue)
   M.cli(args)
 end
 
---- `n` in the sidebar: ask for a name and an agent.
+--- Whether a `vim.ui.input` answer is a cancel. Neovim 0.7's built-in passes nil for an
+--- empty answer too, so there an empty answer to an optional prompt cannot cancel.
+---@param answer string|nil
+---@return boolean
+function H.cancelled(answer)
+  return answer == nil and vim.fn.has('nvim-0.8') == 1
+end
+
+--- `n` in the sidebar: ask (with `vim.ui.input`) for a name, an agent and an optional
+--- issue; an empty name or a cancelled prompt creates nothing.
 function M.new_interactive()
   vim.ui.input({ prompt = 'New session name: ' }, function(name)
+    name = name and vim.trim(name)
     if not name or name == '' then return end
     vim.ui.input({ prompt = 'Agent: ', default = config.options.default_agent or '' }, function(agent)
-      if agent == nil then return end
-      M.new(name, agent ~= '' and agent or nil)
+      if H.cancelled(agent) then return end
+      agent = vim.trim(agent or '')
+      vim.ui.input({ prompt = 'Issue (optional): ' }, function(issue)
+        if H.cancelled(issue) then return end
+        issue = vim.trim(issue or '')
+        M.new(name, agent ~= '' and agent or nil, issue ~= '' and issue or nil)
+      end)
     end)
   end)
 end
@@ -112,12 +127,25 @@ function M.stop(name)
   M.cli({ 'stop', name })
 end
 
+--- Ask a yes/no question with `vim.ui.select` (so a picker plugin can show it); `yes()`
+--- runs only on Yes.
+---@param question string
+---@param yes_label string
+---@param yes fun()
+function H.ask(question, yes_label, yes)
+  vim.ui.select({ yes_label, 'Cancel' }, { prompt = question }, function(_, idx)
+    if idx == 1 then yes() end
+  end)
+end
+
 ---@param name string
----@param opts { confirm: boolean|nil, force: boolean|nil }|nil
+---@param opts { confirm: boolean|nil, force: boolean|nil, asked: boolean|nil }|nil
 function M.remove(name, opts)
   opts = opts or {}
-  if opts.confirm and vim.fn.confirm(('Remove session %s (its worktree and branch)?'):format(name), '&Yes\n&No', 2) ~= 1 then
-    return
+  if opts.confirm then
+    return H.ask(('Remove session %s (its worktree and branch)?'):format(name), 'Remove', function()
+      M.remove(name, { force = opts.force, asked = true })
+    end)
   end
   local args = { 'rm', name }
   if opts.force then table.insert(args, '--force') end
@@ -125,10 +153,10 @@ function M.remove(name, opts)
     if ok then return H.say('removed ' .. name) end
     H.say(out, vim.log.levels.ERROR)
     -- Refused because work would be lost: the only way through is an explicit force.
-    if opts.confirm and not opts.force and out:find('--force', 1, true) then
-      if vim.fn.confirm(('Throw away the work in %s?'):format(name), '&Force remove\n&Cancel', 2) == 1 then
+    if opts.asked and not opts.force and out:find('--force', 1, true) then
+      H.ask(('Throw away the work in %s?'):format(name), 'Force remove', function()
         M.remove(name, { force = true })
-      end
+      end)
     end
   end)
 end
@@ -153,7 +181,7 @@ function M.attach(name)
   vim.cmd(config.options.attach.split)
   local buf = vim.api.nvim_create_buf(false, true)
   vim.api.nvim_win_set_buf(0, buf)
-  local job = vim.fn.termopen({ config.options.cmd, 'attach', name })
+  local job = require('canopy.compat').terminal({ config.options.cmd, 'attach', name })
   pcall(vim.api.nvim_buf_set_name, buf, 'canopy://attach/' .. name)
   H.attached[name] = { buf = buf, job = job }
   vim.cmd('startinsert')
@@ -194,7 +222,10 @@ function M.inspect_lines(s)
   for tool, n in pairs(present(tc.by_tool) and tc.by_tool or {}) do table.insert(by, ('%s %d'):format(tool, n)) end
   table.sort(by)
   table.insert(lines, ('tools     %d%s'):format(tc.total or 0, #by > 0 and ('  (' .. table.concat(by, ', ') .. ')') or ''))
-  table.insert(lines, ('time      wall %s  active %s'):format(format.duration(u.wall_ms), format.duration(u.active_ms)))
+  -- wall_ms is as of the last usage report; a running session's clock goes on.
+  local wall = u.wall_ms
+  if s.state.kind ~= 'exited' and present(s.created_at) then wall = os.time() * 1000 - s.created_at end
+  table.insert(lines, ('time      wall %s  active %s'):format(format.duration(wall), format.duration(u.active_ms)))
   table.insert(lines, ('lines     +%d -%d'):format(u.lines_added or 0, u.lines_removed or 0))
   table.insert(lines, ('branch    %s'):format(s.branch))
   if present(s.task) then

@@ -104,8 +104,21 @@ function H.check(path, value, kind, optional)
   end
 end
 
+--- Unknown keys are errors (a typo would otherwise be ignored silently).
+---@param path string the table's path, '' at the top
+---@param tbl table
+---@param known table the defaults at that path
+function H.known(path, tbl, known)
+  for k in pairs(tbl) do
+    if known[k] == nil and not (path == '' and (k == 'socket' or k == 'default_agent')) then
+      error(('canopy.setup: unknown option `%s%s`'):format(path, tostring(k)), 0)
+    end
+  end
+end
+
 ---@param c canopy.Config
 function H.validate(c)
+  H.known('', c, M.defaults)
   H.check('cmd', c.cmd, 'string')
   H.check('socket', c.socket, 'string', true)
   H.check('autostart', c.autostart, 'boolean')
@@ -113,6 +126,7 @@ function H.validate(c)
   H.check('agents', c.agents, 'table')
   for i, a in ipairs(c.agents) do H.check(('agents[%d]'):format(i), a, 'string') end
   H.check('sidebar', c.sidebar, 'table')
+  H.known('sidebar.', c.sidebar, M.defaults.sidebar)
   if c.sidebar.position ~= 'left' and c.sidebar.position ~= 'right' then
     error(('canopy.setup: `sidebar.position` should be "left" or "right", got %s'):format(vim.inspect(c.sidebar.position)), 0)
   end
@@ -120,11 +134,13 @@ function H.validate(c)
   if c.sidebar.width < 10 then error('canopy.setup: `sidebar.width` should be at least 10', 0) end
   H.check('sidebar.keys', c.sidebar.keys, 'table')
   for k, v in pairs(c.sidebar.keys) do
-    if M.defaults.sidebar.keys[k] == nil then error(('canopy.setup: unknown key `sidebar.keys.%s`'):format(k), 0) end
+    if M.defaults.sidebar.keys[k] == nil then error(('canopy.setup: unknown option `sidebar.keys.%s`'):format(k), 0) end
     -- false disables a mapping.
     if v ~= false then H.check('sidebar.keys.' .. k, v, 'string') end
   end
-  H.check('attach.split', c.attach and c.attach.split, 'string')
+  H.check('attach', c.attach, 'table')
+  H.known('attach.', c.attach, M.defaults.attach)
+  H.check('attach.split', c.attach.split, 'string')
   H.check('badges', c.badges, 'table')
   for kind, b in pairs(c.badges) do
     H.check('badges.' .. kind, b, 'table')
@@ -133,10 +149,12 @@ function H.validate(c)
   end
   H.check('notify', c.notify, 'table')
   for k, v in pairs(c.notify) do
-    if M.defaults.notify[k] == nil then error(('canopy.setup: unknown key `notify.%s`'):format(k), 0) end
+    if M.defaults.notify[k] == nil then error(('canopy.setup: unknown option `notify.%s`'):format(k), 0) end
     H.check('notify.' .. k, v, 'boolean')
   end
-  H.check('statusline.icons', c.statusline and c.statusline.icons, 'boolean')
+  H.check('statusline', c.statusline, 'table')
+  H.known('statusline.', c.statusline, M.defaults.statusline)
+  H.check('statusline.icons', c.statusline.icons, 'boolean')
 end
 
 --- Merge `opts` over the defaults, validate, and make the result current.
@@ -151,10 +169,18 @@ function M.set(opts)
   if opts and opts.agents then merged.agents = opts.agents end
   H.validate(merged)
   M.options = merged
+  M.define_highlights()
+  -- A colorscheme's `:hi clear` drops them: define them again after each one.
+  local group = vim.api.nvim_create_augroup('canopy_highlights', { clear = true })
+  vim.api.nvim_create_autocmd('ColorScheme', { group = group, callback = M.define_highlights })
+  return merged
+end
+
+--- Link each group unless it is already set (`default`), so yours win.
+function M.define_highlights()
   for group, link in pairs(M.highlights) do
     vim.api.nvim_set_hl(0, group, { link = link, default = true })
   end
-  return merged
 end
 
 return M

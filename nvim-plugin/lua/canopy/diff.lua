@@ -1,5 +1,7 @@
 --- A session's changes against its base: the changed files in the quickfix list, each
 --- opened as a vertical diff against the base version.
+local compat = require('canopy.compat')
+
 local M = {}
 
 --- Quickfix contexts by list id, for opening entries as diffs.
@@ -79,7 +81,7 @@ function M.open(worktree, base, file)
   local buf = vim.api.nvim_get_current_buf()
   vim.api.nvim_buf_set_lines(buf, 0, -1, false, old)
   for opt, value in pairs({ buftype = 'nofile', bufhidden = 'wipe', swapfile = false, modifiable = false, filetype = ft }) do
-    vim.api.nvim_buf_set_option(buf, opt, value)
+    compat.buf_set(buf, opt, value)
   end
   pcall(vim.api.nvim_buf_set_name, buf, ('canopy://%s/%s'):format(base:sub(1, 12), rel))
   vim.cmd('diffthis')

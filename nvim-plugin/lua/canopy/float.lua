@@ -1,4 +1,6 @@
 --- A small read-only floating window, closed with q or <Esc>.
+local compat = require('canopy.compat')
+
 local M = {}
 
 ---@param lines string[]
@@ -7,9 +9,9 @@ local M = {}
 function M.show(lines, filetype)
   local buf = vim.api.nvim_create_buf(false, true)
   vim.api.nvim_buf_set_lines(buf, 0, -1, false, lines)
-  vim.api.nvim_buf_set_option(buf, 'modifiable', false)
-  vim.api.nvim_buf_set_option(buf, 'bufhidden', 'wipe')
-  vim.api.nvim_buf_set_option(buf, 'filetype', filetype)
+  compat.buf_set(buf, 'modifiable', false)
+  compat.buf_set(buf, 'bufhidden', 'wipe')
+  compat.buf_set(buf, 'filetype', filetype)
   local width = 20
   for _, l in ipairs(lines) do width = math.max(width, vim.fn.strdisplaywidth(l) + 2) end
   width = math.min(width, math.max(20, vim.o.columns - 4))

@@ -1,18 +1,9 @@
 --- `:checkhealth canopy`.
 local M = {}
 
---- The health API: `vim.health` (0.10+: start/ok/warn/error; 0.8–0.9: report_*) or the
---- `health` module of 0.7.
----@return { start: fun(s: string), ok: fun(s: string), warn: fun(s: string), error: fun(s: string), info: fun(s: string) }
-local function reporter()
-  local h = vim.health
-  if h and h.start then return h end
-  h = h or require('health')
-  return { start = h.report_start, ok = h.report_ok, warn = h.report_warn, error = h.report_error, info = h.report_info }
-end
-
 function M.check()
-  local h = reporter()
+  local compat = require('canopy.compat')
+  local h = compat.health()
   local canopy = require('canopy')
   canopy.ensure_setup()
   local config = require('canopy.config')
@@ -20,7 +11,8 @@ function M.check()
 
   h.start('canopy: Neovim')
   if vim.fn.has('nvim-0.7') == 1 then
-    h.ok('Neovim ' .. tostring(vim.version().major) .. '.' .. tostring(vim.version().minor))
+    local v = vim.version()
+    h.ok(('Neovim %d.%d.%d (the plugin supports 0.7 through 0.11)'):format(v.major, v.minor, v.patch))
   else
     h.error('Neovim 0.7 or newer is needed')
   end
@@ -40,7 +32,7 @@ function M.check()
   local ok, err = rpc.ensure(false)
   if ok then
     h.ok(('connected; %d session(s), host pid %s'):format(#require('canopy.state').list(), tostring(require('canopy.state').host_pid)))
-  elseif vim.loop.fs_stat(socket) then
+  elseif compat.uv.fs_stat(socket) then
     h.error('cannot connect: ' .. tostring(err))
   else
     h.warn('no host running (it starts with the first :Canopy command)')

@@ -40,6 +40,12 @@ end
 --- A short summary (counts per state, total cost), cheap enough for every redraw.
 ---@return string
 function M.statusline()
+  if not H.did_setup and not H.setup_queued then
+    -- Loaded by a statusline before `:Canopy` (e.g. lazy.nvim's `cmd`): set up with the
+    -- defaults once, outside the redraw, so the summary follows a running host.
+    H.setup_queued = true
+    vim.schedule(M.ensure_setup)
+  end
   return require('canopy.statusline').cached
 end
 

@@ -9,7 +9,7 @@
 local config = require('canopy.config')
 local state = require('canopy.state')
 
-local uv = vim.uv or vim.loop
+local uv = require('canopy.compat').uv
 
 local M = {}
 local H = {}

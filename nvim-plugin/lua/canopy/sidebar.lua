@@ -1,4 +1,5 @@
 --- The sidebar: one line per session, re-rendered on every change the host pushes.
+local compat = require('canopy.compat')
 local config = require('canopy.config')
 local format = require('canopy.format')
 local state = require('canopy.state')
@@ -33,9 +34,9 @@ end
 function H.create_buf()
   local buf = vim.api.nvim_create_buf(false, true)
   vim.api.nvim_buf_set_name(buf, 'canopy://sidebar')
-  vim.api.nvim_buf_set_option(buf, 'bufhidden', 'hide')
-  vim.api.nvim_buf_set_option(buf, 'filetype', 'canopy')
-  vim.api.nvim_buf_set_option(buf, 'modifiable', false)
+  compat.buf_set(buf, 'bufhidden', 'hide')
+  compat.buf_set(buf, 'filetype', 'canopy')
+  compat.buf_set(buf, 'modifiable', false)
   H.buf = buf
   H.map_keys(buf)
   return buf
@@ -64,7 +65,7 @@ function H.map_keys(buf)
   }
   for action, fn in pairs(maps) do
     local lhs = keys[action]
-    if lhs then vim.keymap.set('n', lhs, fn, { buffer = buf, nowait = true, silent = true }) end
+    if lhs then vim.keymap.set('n', lhs, fn, { buffer = buf, nowait = true, silent = true, desc = 'canopy: ' .. action }) end
   end
 end
 
@@ -93,7 +94,7 @@ function M.open()
   vim.api.nvim_win_set_buf(win, buf)
   for opt, value in pairs({ number = false, relativenumber = false, wrap = false, cursorline = true,
     signcolumn = 'no', winfixwidth = true, spell = false, list = false }) do
-    vim.api.nvim_win_set_option(win, opt, value)
+    compat.win_set(win, opt, value)
   end
   M.render()
 end
@@ -153,12 +154,12 @@ function M.render()
   if not buf then return end
   local lines, hls, names = M.lines()
   H.line_names = names
-  vim.api.nvim_buf_set_option(buf, 'modifiable', true)
+  compat.buf_set(buf, 'modifiable', true)
   vim.api.nvim_buf_set_lines(buf, 0, -1, false, lines)
-  vim.api.nvim_buf_set_option(buf, 'modifiable', false)
+  compat.buf_set(buf, 'modifiable', false)
   vim.api.nvim_buf_clear_namespace(buf, H.ns, 0, -1)
   for _, h in ipairs(hls) do
-    vim.api.nvim_buf_add_highlight(buf, H.ns, h[4], h[1], h[2], h[3])
+    compat.highlight(buf, H.ns, h[4], h[1], h[2], h[3])
   end
   -- For statuslines, tests and benchmarks that want to know the sidebar changed.
   if vim.fn.exists('#User#CanopyRender') == 1 then
@@ -172,8 +173,9 @@ function M.help()
   for _, item in ipairs({
     { 'attach', 'attach (a terminal in a split)' }, { 'approve', 'approve the pending permission' },
     { 'deny', 'deny the pending permission' }, { 'stop', 'stop the agent' },
-    { 'inspect', 'usage: cost, tokens, context, tools, time' }, { 'new', 'new session' },
-    { 'remove', 'remove session (asks first)' }, { 'diff', 'changes against the base (quickfix)' },
+    { 'inspect', 'inspect: cost, tokens, context, tools, time' },
+    { 'new', 'new session (asks name, agent, issue)' },
+    { 'remove', 'remove session (asks first)' }, { 'diff', 'diff against the base (quickfix)' },
     { 'help', 'this help' }, { 'close', 'close the sidebar' },
   }) do
     if k[item[1]] then table.insert(lines, ('  %-6s %s'):format(k[item[1]], item[2])) end

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use canopy::usage::{Meter, Prices, claude::ClaudeTranscript, tail::Tail};
 
-use super::Figure;
+use super::{Figure, Samples, Target};
 
 const SESSIONS: usize = 2000;
 const RUNS: usize = 3;
@@ -22,62 +22,56 @@ pub fn figures(total_mb: usize) -> Vec<Figure> {
     let mb = bytes as f64 / 1e6;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
 
-    let canopy = median((0..RUNS).map(|_| ingest(&files, threads)).collect());
+    let canopy = Samples::new((0..RUNS).map(|_| ingest(&files, threads)).collect()).median();
     let ccusage = ccusage_bin().map(|bin| {
-        median(
+        Samples::new(
             (0..RUNS)
                 .map(|_| run_ccusage(&bin, &config, dir.path()))
                 .collect(),
         )
+        .median()
     });
     let append = append_cost(dir.path());
 
     let canopy_rate = mb / canopy;
-    let mut out = vec![Figure {
-        name: format!("usage ingestion, {:.0} MB Claude corpus", mb),
-        value: canopy_rate,
-        unit: "MB/s".into(),
-        target: "≥ ccusage".into(),
-        met: ccusage.is_none_or(|c| canopy <= c),
-        method: format!(
-            "median of {RUNS}: {SESSIONS} generated real-format sessions; every file through Tail + ClaudeTranscript + Meter, files spread over {threads} threads; {:.2} s",
-            canopy
+    let mut out = vec![Figure::new(
+        format!("usage ingestion, {mb:.0} MB Claude corpus"),
+        canopy_rate,
+        "MB/s",
+        Target::Compared {
+            text: "≥ ccusage",
+            met: ccusage.is_none_or(|c| canopy <= c),
+        },
+        format!(
+            "median of {RUNS}: {SESSIONS} generated real-format sessions; every file through Tail + ClaudeTranscript + Meter, files spread over {threads} threads; {canopy:.2} s"
         ),
-    }];
+    )];
     if let Some(c) = ccusage {
-        out.push(Figure {
-            name: "ccusage ingestion of the same corpus".into(),
-            value: mb / c,
-            unit: "MB/s".into(),
-            target: "(baseline)".into(),
-            met: true,
-            method: format!(
+        out.push(Figure::new(
+            "ccusage ingestion of the same corpus",
+            mb / c,
+            "MB/s",
+            Target::Baseline,
+            format!(
                 "median of {RUNS}: `ccusage session --json --offline` 20.0.24 with CLAUDE_CONFIG_DIR on the corpus, process start to exit (it uses every core); {c:.2} s"
             ),
-        });
-        out.push(Figure {
-            name: "ingestion ratio Canopy / ccusage".into(),
-            value: c / canopy,
-            unit: "×".into(),
-            target: "≥ 1".into(),
-            met: c >= canopy,
-            method: "same run, same files (page cache warm for both)".into(),
-        });
+        ));
+        out.push(Figure::new(
+            "ingestion ratio Canopy / ccusage",
+            c / canopy,
+            "×",
+            Target::AtLeast(1.0),
+            "same run, same files (page cache warm for both)",
+        ));
     }
-    out.push(Figure {
-        name: "1 KB append to a 100 MB transcript, read and metered (median)".into(),
-        value: append * 1e3,
-        unit: "ms".into(),
-        target: "< 1 ms".into(),
-        met: append < 1e-3,
-        method: "Tail::read_new after the whole file was read once; 20 appends of one ~1 KB assistant line (tool_use)".into(),
-    });
+    out.push(Figure::new(
+        "1 KB append to a 100 MB transcript, read and metered (median)",
+        append * 1e3,
+        "ms",
+        Target::Below(1.0),
+        "Tail::read_new after the whole file was read once; 20 appends of one ~1 KB assistant line (tool_use)",
+    ));
     out
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn ccusage_bin() -> Option<PathBuf> {
@@ -245,5 +239,5 @@ fn append_cost(dir: &Path) -> f64 {
         assert!(tail.read_new(&mut meter).expect("read"));
         times.push(start.elapsed().as_secs_f64());
     }
-    median(times)
+    Samples::new(times).median()
 }

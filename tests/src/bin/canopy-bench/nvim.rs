@@ -17,7 +17,7 @@ use canopy_protocol::params::{HookParams, HookResult};
 use canopy_tests::TestEnv;
 use rmpv::Value;
 
-use super::{Figure, percentile};
+use super::{Figure, Samples, Target, ms_since};
 
 struct Nvim {
     child: Child,
@@ -148,9 +148,9 @@ pub fn figures(sessions: usize, samples: usize) -> Vec<Figure> {
             ))
             .expect("hook");
         nv.wait_render(&name, state);
-        lat.push(start.elapsed().as_secs_f64() * 1000.0);
+        lat.push(ms_since(start));
     }
-    lat.sort_by(f64::total_cmp);
+    let lat = Samples::new(lat);
     let version = Command::new("nvim")
         .arg("--version")
         .output()
@@ -162,15 +162,14 @@ pub fn figures(sessions: usize, samples: usize) -> Vec<Figure> {
                 .to_owned()
         })
         .unwrap_or_default();
-    vec![Figure {
-        name: format!("state change → Neovim sidebar re-render, {sessions} sessions (p99)"),
-        value: percentile(&lat, 0.99),
-        unit: "ms".into(),
-        target: "< 200 ms".into(),
-        met: percentile(&lat, 0.99) < 200.0,
-        method: format!(
+    vec![Figure::new(
+        format!("state change → Neovim sidebar re-render, {sessions} sessions (p99)"),
+        lat.p(0.99),
+        "ms",
+        Target::Below(200.0),
+        format!(
             "{samples} `hook` requests alternating UserPromptSubmit/Stop; time until headless {version} (`--embed`, sidebar open) reports a render showing the new state; p50 {:.2} ms",
-            percentile(&lat, 0.5)
+            lat.median()
         ),
-    }]
+    )]
 }

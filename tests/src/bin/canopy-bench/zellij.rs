@@ -105,7 +105,7 @@ pub fn figures(samples: usize) -> Vec<Figure> {
                 .expect("feed");
             let frame = plain(&p.render(20, 60).expect("render"));
             if frame.contains(badge) {
-                break start.elapsed().as_secs_f64() * 1e3;
+                break super::ms_since(start);
             }
             rounds += 1;
             assert!(rounds < 20, "expected {badge} in\n{frame}");
@@ -117,28 +117,24 @@ pub fn figures(samples: usize) -> Vec<Figure> {
         lat.push(elapsed);
         pending = settle(&mut p);
     }
-    lat.sort_by(f64::total_cmp);
-    let p50 = super::percentile(&lat, 0.5);
-    let p95 = super::percentile(&lat, 0.95);
+    let lat = super::Samples::new(lat);
     vec![
-        Figure {
-            name: "Zellij plugin: state change → re-render (median)".into(),
-            value: p50,
-            unit: "ms".into(),
-            target: "< 100 ms".into(),
-            met: p50 < 100.0,
-            method: format!(
+        Figure::new(
+            "Zellij plugin: state change → re-render (median)",
+            lat.median(),
+            "ms",
+            super::Target::Below(100.0),
+            format!(
                 "{samples} hook-driven state changes; release .wasm in wasmtime through the real plugin ABI; \
                  its `canopy watch --once` long-poll run as a real process; until the rendered frame shows the new badge"
             ),
-        },
-        Figure {
-            name: "Zellij plugin: state change → re-render (p95)".into(),
-            value: p95,
-            unit: "ms".into(),
-            target: "< 100 ms".into(),
-            met: p95 < 100.0,
-            method: "same run".into(),
-        },
+        ),
+        Figure::new(
+            "Zellij plugin: state change → re-render (p95)",
+            lat.p(0.95),
+            "ms",
+            super::Target::Below(100.0),
+            "same run",
+        ),
     ]
 }

@@ -737,6 +737,12 @@ impl Flavour for Claude {
         Some(Duration::from_millis(if bg { 200 } else { self.idle_ms }))
     }
 
+    fn stream_part(&mut self, cx: &mut Cx, i: u64) {
+        let text = format!("streamed part {i}");
+        self.response(cx, vec![json!({"type": "text", "text": text})], "end_turn");
+        cx.history.push(text);
+    }
+
     fn idle_notify(&mut self, cx: &mut Cx) {
         self.fire(
             cx,

@@ -55,7 +55,9 @@
 //! answer, post hook), `@error` (API error ending the turn), `@crash` (exit 1, no
 //! hooks), `@exit` (SessionEnd, exit 0), `@compact`, `@bg` (claude: Stop with a
 //! background task, then `idle_prompt` 200 ms later), `@proceed` (prose asking to
-//! proceed, no dialog). `/exit` = `@exit`; Ctrl-C twice or Ctrl-D on an empty line exit
+//! proceed, no dialog), `@stream:N` (claude: N API responses one step apart, each a
+//! transcript line and a screen line, with no hook — a long reply streaming in, for
+//! load tests; the screen is repainted about once a second). `/exit` = `@exit`; Ctrl-C twice or Ctrl-D on an empty line exit
 //! the same way. Esc (or Ctrl-C) while busy interrupts: no Stop hook.
 //!
 //! Dialog keys: claude `1`/Enter yes, `2` always, `3` yes, `4`/Esc no; codex `y`/Enter
@@ -218,6 +220,11 @@ pub trait Flavour {
     fn turn_done(&mut self, cx: &mut Cx, reply: &str, bg: bool) -> Option<Duration>;
     fn idle_notify(&mut self, _cx: &mut Cx) {}
     fn session_end(&mut self, cx: &mut Cx);
+    /// Part `i` of a streamed reply (`@stream:N`): an API response with no hook. Only
+    /// claude writes one; the others show the line only.
+    fn stream_part(&mut self, cx: &mut Cx, i: u64) {
+        cx.history.push(format!("streamed part {i}"));
+    }
 }
 
 /// Why a turn stopped early.
@@ -251,6 +258,7 @@ struct Agent {
 
 enum Directive<'a> {
     Sleep(u64),
+    Stream(u64),
     Tool(&'a str, &'a str, bool),
     Error,
     Crash,
@@ -266,6 +274,11 @@ fn directive(word: &str) -> Directive<'_> {
         && let Ok(ms) = ms.parse()
     {
         return Directive::Sleep(ms);
+    }
+    if let Some(n) = word.strip_prefix("@stream:")
+        && let Ok(n) = n.parse()
+    {
+        return Directive::Stream(n);
     }
     for (prefix, ask) in [("@tool:", false), ("@ask:", true)] {
         if let Some(rest) = word.strip_prefix(prefix) {
@@ -536,6 +549,20 @@ impl Agent {
             self.cx.activity = None;
             match directive(word) {
                 Directive::Sleep(ms) => self.busy_wait(Duration::from_millis(ms))?,
+                Directive::Stream(n) => {
+                    // Painted once a second, not per part: a hundred of these at once
+                    // measure the host's usage path, not its terminal emulator. Keys
+                    // are read between paints only.
+                    let per_paint = (1000 / self.step.as_millis().max(1)).max(1) as u64;
+                    for i in 0..n {
+                        if i % per_paint == 0 {
+                            self.busy_wait(self.step)?;
+                        } else {
+                            std::thread::sleep(self.step);
+                        }
+                        self.fl.stream_part(&mut self.cx, i);
+                    }
+                }
                 Directive::Tool(name, arg, ask) => self.tool(name, arg, ask)?,
                 Directive::Error => {
                     self.busy_wait(self.step)?;

@@ -1,0 +1,240 @@
+//! Crashes: the host killed with SIGKILL in the middle of heavy output, hook traffic and
+//! usage reports, and agents killed from outside the host.
+//!
+//! What must hold: every session record and the usage it had persisted come back
+//! exactly, worktrees are untouched, every session resumes in its own worktree, and an
+//! agent killed by a signal is `exited` saying which signal.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use canopy_protocol::{Session, StateKind};
+use canopy_tests::{TestEnv, wait_for};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// An environment whose PATH has `claude` as the fake agent.
+fn env_with_fake_claude() -> TestEnv {
+    let mut env = TestEnv::new();
+    let dir = env.dir.path().join("fake-bin");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let fake = canopy_tests::canopy_bin().with_file_name("fake-agent");
+    std::os::unix::fs::symlink(&fake, dir.join("claude")).expect("symlink");
+    env.prepend_path(&dir);
+    env
+}
+
+/// A prompt that keeps a fake Claude busy for about `cycles` × 0.4 s: each cycle is one
+/// tool call (PreToolUse and PostToolUse hooks, two API responses) and a reply
+/// streamed in five responses (transcript lines and screen output, no hooks).
+fn busy_prompt(cycles: usize) -> String {
+    vec!["@tool:Bash:ls @stream:5"; cycles].join(" ")
+}
+
+/// Kill the host with SIGKILL and wait until its socket refuses connections.
+fn kill_host(env: &TestEnv) -> i32 {
+    let pid = env.host_pid().expect("host running");
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    // A killed process can linger as a zombie while its other threads still hold its
+    // files: the socket refusing connections is the sign it is gone.
+    wait_for("the host to die", WAIT, || {
+        std::os::unix::net::UnixStream::connect(&env.paths.socket)
+            .err()
+            .filter(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+            .map(|_| ())
+    });
+    pid
+}
+
+/// The records as they are on disk, read without a host.
+fn persisted(env: &TestEnv) -> Vec<Session> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let _guard = runtime.enter();
+    let (_store, sessions) =
+        canopy::store::Store::open(&env.paths.registry_db()).expect("open the registry");
+    sessions
+}
+
+fn process_alive(pid: u32) -> bool {
+    // Zombies are dead: /proc/PID/stat's state after the command name is `Z`.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+fn cwd_of(pid: u32) -> PathBuf {
+    std::fs::read_link(format!("/proc/{pid}/cwd")).expect("agent's cwd")
+}
+
+fn canonical(path: &Path) -> PathBuf {
+    path.canonicalize().expect("canonical path")
+}
+
+#[test]
+fn kill_9_during_heavy_traffic_loses_nothing_and_every_session_resumes() {
+    let env = env_with_fake_claude();
+    let busy = ["c1", "c2", "c3"];
+    for name in busy {
+        env.ok(&[
+            "new",
+            name,
+            "--agent",
+            "claude",
+            "--prompt",
+            &busy_prompt(300),
+        ]);
+    }
+    // Output as fast as the terminal takes it (`echo` is a shell builtin: no forks).
+    env.ok(&[
+        "new",
+        "flood",
+        "--agent",
+        "sh -c 'i=0; while :; do i=$((i+1)); echo \"flood line $i 0123456789abcdefghijklmnopqrstuvwxyz\"; done'",
+    ]);
+    // Unsaved work in a worktree must come through untouched.
+    let notes = env.worktree("c1").join("notes.txt");
+    std::fs::write(&notes, "unsaved\n").expect("write");
+
+    // Hooks have fired (tool calls counted) and usage is flowing in every busy session.
+    wait_for("tool calls and usage in every busy session", WAIT, || {
+        let sessions = env.sessions();
+        busy.iter()
+            .all(|name| {
+                sessions.iter().any(|s| {
+                    s.name == *name && s.usage.tool_calls.total >= 2 && s.usage.tokens.input > 0
+                })
+            })
+            .then_some(())
+    });
+    let before = env.sessions();
+    // Let the store writer catch up with what `ls` showed; traffic goes on meanwhile.
+    std::thread::sleep(Duration::from_millis(300));
+    let old = kill_host(&env);
+
+    let on_disk = persisted(&env);
+    assert_eq!(on_disk.len(), before.len(), "{on_disk:#?}");
+    for b in &before {
+        let d = on_disk
+            .iter()
+            .find(|s| s.name == b.name)
+            .expect("persisted");
+        assert_eq!((&d.worktree, d.created_at), (&b.worktree, b.created_at));
+        // Usage only grows: what a client saw before the crash is on disk.
+        assert!(
+            d.usage.tokens.input >= b.usage.tokens.input,
+            "{}: {:?} < {:?}",
+            b.name,
+            d.usage,
+            b.usage
+        );
+        assert!(
+            d.usage.tool_calls.total >= b.usage.tool_calls.total,
+            "{}",
+            b.name
+        );
+        assert!(d.usage.cost_usd >= b.usage.cost_usd, "{}", b.name);
+    }
+
+    // The next command starts a new host, which has every record and its usage exactly
+    // as persisted, each marked exited with the reason.
+    let after = env.sessions();
+    assert_ne!(env.host_pid(), Some(old));
+    assert_eq!(after.len(), on_disk.len());
+    for a in &after {
+        let d = on_disk
+            .iter()
+            .find(|s| s.name == a.name)
+            .expect("persisted");
+        assert_eq!(a.state.kind, StateKind::Exited, "{}", a.name);
+        let detail = a.state.detail.as_deref().unwrap_or("");
+        assert!(
+            detail.starts_with("the host stopped while the agent ran"),
+            "{detail}"
+        );
+        assert_eq!(a.usage, d.usage, "{}: usage as persisted", a.name);
+        assert_eq!(a.agent_session_id, d.agent_session_id, "{}", a.name);
+        assert!(Path::new(&a.worktree).is_dir(), "{}: worktree kept", a.name);
+    }
+    assert_eq!(std::fs::read_to_string(&notes).expect("kept"), "unsaved\n");
+    let status = env.git(&env.worktree("c1"), &["status", "--porcelain"]);
+    assert!(status.contains("?? notes.txt"), "{status}");
+
+    // Every session resumes, running in its own worktree; Claude's usage carries on
+    // from its transcript.
+    for a in &after {
+        env.ok(&["resume", &a.name]);
+    }
+    for a in &after {
+        let s = wait_for(&format!("{} running again", a.name), WAIT, || {
+            let s = env.session(&a.name);
+            s.pid.filter(|pid| process_alive(*pid)).map(|_| s)
+        });
+        let pid = s.pid.expect("pid");
+        assert_eq!(
+            canonical(&cwd_of(pid)),
+            canonical(Path::new(&a.worktree)),
+            "{} runs in its worktree",
+            a.name
+        );
+    }
+    let c1 = after.iter().find(|s| s.name == "c1").expect("c1");
+    wait_for("c1's usage read again from its transcript", WAIT, || {
+        let s = env.session("c1");
+        (s.usage.tokens.input >= c1.usage.tokens.input
+            && s.usage.tool_calls.total >= c1.usage.tool_calls.total)
+            .then_some(())
+    });
+}
+
+/// SIGKILL and SIGTERM from outside the host: the session is `exited`, says by which
+/// signal, and `explain` shows it.
+#[test]
+fn an_agent_killed_from_outside_is_exited_with_its_signal() {
+    let env = env_with_fake_claude();
+    for name in ["k9", "term"] {
+        env.ok(&["new", name, "--agent", "claude", "--prompt", "hello"]);
+    }
+    let pids: Vec<(&str, u32, i32)> = [("k9", libc::SIGKILL), ("term", libc::SIGTERM)]
+        .into_iter()
+        .map(|(name, signal)| {
+            let s = wait_for(&format!("{name} idle"), WAIT, || {
+                let s = env.session(name);
+                (s.state.kind == StateKind::Idle).then_some(s)
+            });
+            (name, s.pid.expect("pid"), signal)
+        })
+        .collect();
+    let killed_at = Instant::now();
+    for (_, pid, signal) in &pids {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(*pid as i32, *signal) };
+    }
+    for (name, _, signal) in &pids {
+        let s = wait_for(&format!("{name} exited"), WAIT, || {
+            let s = env.session(name);
+            (s.state.kind == StateKind::Exited).then_some(s)
+        });
+        let (number, abbrev) = match *signal {
+            libc::SIGKILL => (9, "SIGKILL"),
+            _ => (15, "SIGTERM"),
+        };
+        let want = format!("killed by signal {number} ({abbrev})");
+        assert_eq!(s.state.detail.as_deref(), Some(want.as_str()), "{name}");
+        assert_eq!(s.exit_code, None, "{name}: no exit code after a signal");
+        assert_eq!(s.pid, None, "{name}");
+        let explain = env.ok(&["explain", name]);
+        assert!(explain.contains(&want), "{name}: {explain}");
+    }
+    eprintln!(
+        "agents killed from outside seen exited within {:?}",
+        killed_at.elapsed()
+    );
+}
