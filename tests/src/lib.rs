@@ -21,6 +21,16 @@ use canopy_protocol::Session;
 mod term;
 pub use term::{RawTerm, Term};
 
+/// A two-worker runtime for tests that drive async clients (Neovim, RPC) from a plain
+/// `#[test]`.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// The `canopy` binary under test: `$CANOPY_BIN`, else the one cargo built beside this
 /// test executable.
 pub fn canopy_bin() -> PathBuf {
@@ -154,6 +164,25 @@ impl TestEnv {
             joined.push(&*path);
             *path = joined;
         }
+    }
+
+    /// An environment whose PATH has `claude`, `codex`, `gemini` and `opencode` as the
+    /// fake agent (`src/bin/fake-agent`), which runs as whichever name it is called by.
+    pub fn with_fake_agents() -> TestEnv {
+        let mut env = TestEnv::new();
+        let dir = env.dir.path().join("fake-bin");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let fake = canopy_bin().with_file_name("fake-agent");
+        assert!(
+            fake.exists(),
+            "{} is missing: build with `cargo test --workspace`",
+            fake.display()
+        );
+        for name in ["claude", "codex", "gemini", "opencode"] {
+            std::os::unix::fs::symlink(&fake, dir.join(name)).expect("symlink");
+        }
+        env.prepend_path(&dir);
+        env
     }
 
     /// A directory of stand-in agent programs: each name is a shell script running

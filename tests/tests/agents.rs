@@ -11,25 +11,6 @@ use canopy_tests::{TestEnv, wait_for};
 
 const WAIT: Duration = Duration::from_secs(15);
 
-/// An environment whose PATH has `claude`, `codex`, `gemini` and `opencode` as the fake.
-fn env_with_fakes() -> TestEnv {
-    let mut env = TestEnv::new();
-    let dir = env.dir.path().join("fake-bin");
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let fake = canopy_tests::canopy_bin().with_file_name("fake-agent");
-    assert!(
-        fake.exists(),
-        "{} is missing: build with `cargo test --workspace`",
-        fake.display()
-    );
-    for name in ["claude", "codex", "gemini", "opencode"] {
-        std::os::unix::fs::symlink(&fake, dir.join(name)).expect("symlink");
-    }
-    env.prepend_path(&dir);
-    // Quick screen hysteresis is not configurable; the permission notification is.
-    env
-}
-
 fn state_of(env: &TestEnv, name: &str) -> Session {
     env.session(name)
 }
@@ -45,7 +26,7 @@ fn wait_state(env: &TestEnv, name: &str, kind: StateKind) -> Session {
 /// approve from Canopy → tool done → idle; then an API error; then exit — exactly that
 /// sequence, no spurious flips.
 fn scenario(agent: &str, tool: &str) {
-    let env = env_with_fakes();
+    let env = TestEnv::with_fake_agents();
     let seq0 = env.seq();
     env.ok(&[
         "new",
@@ -116,7 +97,7 @@ fn gemini_scenario() {
 
 #[test]
 fn esc_interrupt_returns_to_idle_from_the_screen() {
-    let env = env_with_fakes();
+    let env = TestEnv::with_fake_agents();
     env.ok(&["new", "i", "--agent", "claude", "--prompt", "@sleep:20000"]);
     wait_state(&env, "i", StateKind::Thinking);
     env.ok(&["send", "i", "\x1b"]);
@@ -130,7 +111,7 @@ fn esc_interrupt_returns_to_idle_from_the_screen() {
 
 #[test]
 fn idle_prompt_while_background_tasks_run_changes_nothing() {
-    let env = env_with_fakes();
+    let env = TestEnv::with_fake_agents();
     env.ok(&["new", "b", "--agent", "claude", "--prompt", "@bg"]);
     wait_for("the turn to end with a background task", WAIT, || {
         let s = state_of(&env, "b");
@@ -157,7 +138,7 @@ fn idle_prompt_while_background_tasks_run_changes_nothing() {
 
 #[test]
 fn codex_notify_for_the_title_thread_is_ignored() {
-    let env = env_with_fakes();
+    let env = TestEnv::with_fake_agents();
     env.ok(&["new", "c", "--agent", "codex", "--prompt", "hello"]);
     wait_for("both notifies", WAIT, || {
         env.ok(&["explain", "c"])
@@ -169,7 +150,7 @@ fn codex_notify_for_the_title_thread_is_ignored() {
 
 #[test]
 fn a_dialog_answered_in_the_terminal_is_not_answered_again() {
-    let env = env_with_fakes();
+    let env = TestEnv::with_fake_agents();
     env.ok(&[
         "new",
         "t",
@@ -197,7 +178,7 @@ fn a_dialog_answered_in_the_terminal_is_not_answered_again() {
 /// through that hook, and no key is typed.
 #[test]
 fn claude_approval_goes_through_its_permission_hook() {
-    let env = env_with_fakes();
+    let env = TestEnv::with_fake_agents();
     env.ok(&[
         "new",
         "h",
@@ -233,7 +214,7 @@ fn claude_approval_goes_through_its_permission_hook() {
 /// A deny's reason reaches the model through the hook, and the turn goes on.
 #[test]
 fn claude_deny_reason_reaches_the_model_through_its_hook() {
-    let env = env_with_fakes();
+    let env = TestEnv::with_fake_agents();
     env.ok(&[
         "new",
         "d",
@@ -257,7 +238,7 @@ fn claude_deny_reason_reaches_the_model_through_its_hook() {
 
 #[test]
 fn prose_that_says_proceed_is_not_a_dialog() {
-    let env = env_with_fakes();
+    let env = TestEnv::with_fake_agents();
     let seq = env.seq();
     env.ok(&["new", "p", "--agent", "claude", "--prompt", "@proceed"]);
     wait_state(&env, "p", StateKind::Idle);
@@ -273,7 +254,7 @@ fn prose_that_says_proceed_is_not_a_dialog() {
 
 #[test]
 fn an_agent_that_crashes_at_start_is_exited_with_its_code() {
-    let env = env_with_fakes();
+    let env = TestEnv::with_fake_agents();
     env.ok(&["new", "x", "--agent", "claude", "--prompt", "@crash"]);
     let s = wait_state(&env, "x", StateKind::Exited);
     assert_eq!(s.exit_code, Some(1));
@@ -335,7 +316,7 @@ fn hooks_for_unknown_sessions_are_refused_and_never_fail_the_agent() {
 
 #[test]
 fn resume_relaunches_the_same_conversation() {
-    let env = env_with_fakes();
+    let env = TestEnv::with_fake_agents();
     env.ok(&["new", "r", "--agent", "claude", "--prompt", "@exit"]);
     let before = wait_state(&env, "r", StateKind::Exited);
     let id = before.agent_session_id.clone().expect("id");
@@ -355,7 +336,7 @@ fn resume_relaunches_the_same_conversation() {
 
 #[test]
 fn hooks_are_injected_for_the_launch_only() {
-    let env = env_with_fakes();
+    let env = TestEnv::with_fake_agents();
     env.ok(&["new", "h", "--agent", "gemini", "--prompt", "hello"]);
     wait_state(&env, "h", StateKind::Idle);
     // Nothing under HOME or in the repository was written to configure the agent
@@ -389,7 +370,7 @@ fn hooks_are_injected_for_the_launch_only() {
 /// `POST /permission/{id}/reply`.
 #[test]
 fn opencode_scenario_through_its_event_stream() {
-    let env = env_with_fakes();
+    let env = TestEnv::with_fake_agents();
     env.ok(&["new", "o", "--agent", "opencode"]);
     wait_state(&env, "o", StateKind::Idle);
     let seq0 = env.seq();
@@ -441,7 +422,7 @@ fn opencode_scenario_through_its_event_stream() {
 /// server's current state.
 #[test]
 fn opencode_state_from_before_the_stream_connected_is_caught_up() {
-    let env = env_with_fakes();
+    let env = TestEnv::with_fake_agents();
     env.ok(&[
         "new",
         "q",

@@ -13,17 +13,6 @@ use canopy_tests::{TestEnv, wait_for};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// An environment whose PATH has `claude` as the fake agent.
-fn env_with_fake_claude() -> TestEnv {
-    let mut env = TestEnv::new();
-    let dir = env.dir.path().join("fake-bin");
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let fake = canopy_tests::canopy_bin().with_file_name("fake-agent");
-    std::os::unix::fs::symlink(&fake, dir.join("claude")).expect("symlink");
-    env.prepend_path(&dir);
-    env
-}
-
 /// A prompt that keeps a fake Claude busy for about `cycles` × 0.4 s: each cycle is one
 /// tool call (PreToolUse and PostToolUse hooks, two API responses) and a reply
 /// streamed in five responses (transcript lines and screen output, no hooks).
@@ -80,7 +69,7 @@ fn canonical(path: &Path) -> PathBuf {
 
 #[test]
 fn kill_9_during_heavy_traffic_loses_nothing_and_every_session_resumes() {
-    let env = env_with_fake_claude();
+    let env = TestEnv::with_fake_agents();
     let busy = ["c1", "c2", "c3"];
     for name in busy {
         env.ok(&[
@@ -198,7 +187,7 @@ fn kill_9_during_heavy_traffic_loses_nothing_and_every_session_resumes() {
 /// signal, and `explain` shows it.
 #[test]
 fn an_agent_killed_from_outside_is_exited_with_its_signal() {
-    let env = env_with_fake_claude();
+    let env = TestEnv::with_fake_agents();
     for name in ["k9", "term"] {
         env.ok(&["new", name, "--agent", "claude", "--prompt", "hello"]);
     }

@@ -15,30 +15,17 @@ use canopy_protocol::params::{
     SubscribeResult,
 };
 use canopy_protocol::{Message, Session, method};
-use canopy_tests::{TestEnv, wait_for};
+use canopy_tests::{TestEnv, runtime, wait_for};
 
 /// The tests here measure the host: one at a time, or they would measure each other.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// An environment whose PATH has `claude` as the fake agent.
+/// The fake agents, with the host logging warnings only: debug logging of every hook
+/// and report would be part of what is measured.
 fn env_with_fake_claude() -> TestEnv {
-    let mut env = TestEnv::new();
-    let dir = env.dir.path().join("fake-bin");
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let fake = canopy_tests::canopy_bin().with_file_name("fake-agent");
-    std::os::unix::fs::symlink(&fake, dir.join("claude")).expect("symlink");
-    env.prepend_path(&dir);
-    // Debug logging of every hook and report would be part of what is measured.
+    let mut env = TestEnv::with_fake_agents();
     env.set_var("CANOPY_LOG", "warn");
     env
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 /// What /proc says about the host: open descriptors and resident memory (KiB).

@@ -19,27 +19,13 @@ use std::time::{Duration, Instant};
 
 use canopy_protocol::params::{SubscribeDelivery, SubscribeResult};
 use canopy_protocol::{Message, method};
-use canopy_tests::{TestEnv, wait_for};
+use canopy_tests::{TestEnv, runtime, wait_for};
 use nvim_rs::compat::tokio::Compat;
 use nvim_rs::rpc::handler::Dummy;
 use serde_json::Value as Json;
 use tokio::process::ChildStdin;
 
 const WAIT: Duration = Duration::from_secs(15);
-
-/// An environment whose PATH has `claude`, `codex`, `gemini` and `opencode` as the fake.
-fn env_with_fakes() -> TestEnv {
-    let mut env = TestEnv::new();
-    let dir = env.dir.path().join("fake-bin");
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let fake = canopy_tests::canopy_bin().with_file_name("fake-agent");
-    assert!(fake.exists(), "{} is missing", fake.display());
-    for name in ["claude", "codex", "gemini", "opencode"] {
-        std::os::unix::fs::symlink(&fake, dir.join(name)).expect("symlink");
-    }
-    env.prepend_path(&dir);
-    env
-}
 
 fn plugin_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -396,18 +382,10 @@ impl Nvim {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 #[test]
 fn sidebar_shows_sessions_and_follows_state_changes() {
     each_nvim(|bin| {
-        let env = env_with_fakes();
+        let env = TestEnv::with_fake_agents();
         runtime().block_on(async {
             let nv = Nvim::start(&env, bin).await;
             // `:Canopy` starts the host (none runs yet) and opens the sidebar.
@@ -455,7 +433,7 @@ fn sidebar_shows_sessions_and_follows_state_changes() {
 #[test]
 fn subcommands_do_what_they_say() {
     each_nvim(|bin| {
-        let env = env_with_fakes();
+        let env = TestEnv::with_fake_agents();
         runtime().block_on(async {
             let nv = Nvim::start(&env, bin).await;
             nv.cmd("Canopy new s claude").await.expect("new");
@@ -567,7 +545,7 @@ async fn take_prompts(nv: &Nvim) -> Json {
 #[test]
 fn sidebar_keys_do_what_they_say() {
     each_nvim(|bin| {
-        let env = env_with_fakes();
+        let env = TestEnv::with_fake_agents();
         env.ok(&["new", "k", "--agent", "claude"]);
         runtime().block_on(async {
             let nv = Nvim::start(&env, bin).await;
@@ -718,7 +696,7 @@ fn sidebar_keys_do_what_they_say() {
 #[test]
 fn checkhealth_reports_ok() {
     each_nvim(|bin| {
-        let env = env_with_fakes();
+        let env = TestEnv::with_fake_agents();
         env.ok(&["status"]);
         runtime().block_on(async {
             let nv = Nvim::start(&env, bin).await;
@@ -755,7 +733,7 @@ fn checkhealth_reports_ok() {
 #[test]
 fn survives_a_host_restart() {
     each_nvim(|bin| {
-        let env = env_with_fakes();
+        let env = TestEnv::with_fake_agents();
         env.ok(&["new", "r", "--agent", "gemini"]);
         runtime().block_on(async {
             let nv = Nvim::start(&env, bin).await;

@@ -10,19 +10,6 @@ use canopy_tests::{TestEnv, wait_for};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// An environment whose PATH has the agents as the fake.
-fn env_with_fakes() -> TestEnv {
-    let mut env = TestEnv::new();
-    let dir = env.dir.path().join("fake-bin");
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let fake = canopy_tests::canopy_bin().with_file_name("fake-agent");
-    for name in ["claude", "codex", "gemini", "opencode"] {
-        std::os::unix::fs::symlink(&fake, dir.join(name)).expect("symlink");
-    }
-    env.prepend_path(&dir);
-    env
-}
-
 /// Wait until session `name`'s record satisfies `check`.
 fn wait_usage(env: &TestEnv, name: &str, what: &str, check: impl Fn(&Session) -> bool) -> Session {
     wait_for(&format!("{name}: {what}"), WAIT, || {
@@ -46,7 +33,7 @@ fn close(a: f64, b: f64) -> bool {
 /// cache write 5m / 3000 cache read, on claude-sonnet-4-5 at 3 / 15 / 3.75 / 0.3 $/MTok.
 #[test]
 fn claude_usage_from_its_transcript_and_lines_from_the_worktree() {
-    let env = env_with_fakes();
+    let env = TestEnv::with_fake_agents();
     start_claude(&env, "a", "hello @tool:Bash:ls", "claude-sonnet-4-5");
     let s = wait_usage(&env, "a", "two responses metered", |s| {
         s.usage.tokens.input == 2000
@@ -105,7 +92,7 @@ fn claude_usage_from_its_transcript_and_lines_from_the_worktree() {
 
 #[test]
 fn an_unknown_model_has_an_unknown_cost_not_zero() {
-    let env = env_with_fakes();
+    let env = TestEnv::with_fake_agents();
     start_claude(&env, "u", "hello", "claude-mystery-9");
     let s = wait_usage(&env, "u", "one response metered", |s| {
         s.usage.tokens.input == 1000
@@ -121,7 +108,7 @@ fn an_unknown_model_has_an_unknown_cost_not_zero() {
 
 #[test]
 fn prices_from_the_config_replace_the_table() {
-    let env = env_with_fakes();
+    let env = TestEnv::with_fake_agents();
     env.write_config(
         "[prices.\"claude-mystery-9\"]\ninput = 1.0\noutput = 2.0\ncache_write_5m = 1.0\ncache_read = 0.5\ncontext_window = 100000\n",
     );
@@ -144,7 +131,7 @@ fn prices_from_the_config_replace_the_table() {
 /// 2000 cache write / 3000 cache read for OpenCode.
 #[test]
 fn codex_gemini_and_opencode_usage() {
-    let env = env_with_fakes();
+    let env = TestEnv::with_fake_agents();
     for (name, agent) in [("c", "codex"), ("g", "gemini"), ("o", "opencode")] {
         env.ok(&[
             "new",

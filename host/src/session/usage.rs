@@ -94,7 +94,12 @@ pub fn spawn(
 /// A file-system watcher whose events land on `tx` (dropped when the queue is full).
 fn watcher(tx: mpsc::Sender<PathBuf>) -> Option<notify::RecommendedWatcher> {
     let handler = move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
+        // Only changes count. Opening and reading are reported too (inotify's IN_OPEN,
+        // IN_CLOSE_NOWRITE), and counting lines reads the worktree: acting on those
+        // would count again and again, forever, on an idle session.
+        if let Ok(event) = event
+            && !matches!(event.kind, notify::EventKind::Access(_))
+        {
             for path in event.paths {
                 let _ = tx.try_send(path);
             }

@@ -195,7 +195,7 @@ fn tmux_rss(agent: &Path, n: usize, lines: usize) -> Option<(String, f64)> {
     let start = rss_mib(pid);
     let agent = agent.to_string_lossy();
     for _ in 0..n {
-        run(&["new-window", "-d", "-t", "b", &agent]);
+        run(&["new-window", "-d", "-t", "b:", &agent]);
     }
     for w in 1..=n {
         let target = format!("b:{w}");
