@@ -21,6 +21,27 @@ use canopy_protocol::Session;
 mod term;
 pub use term::{RawTerm, Term};
 
+/// Start `cmd` with `input` on its stdin, then close it, as an agent feeds a hook its
+/// payload. A program that stops reading early (a broken pipe) is not an error here:
+/// its exit status says what happened.
+pub fn spawn_with_stdin(cmd: &mut Command, input: &[u8]) -> std::process::Child {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    if let Some(mut stdin) = child.stdin.take()
+        && let Err(e) = stdin.write_all(input)
+    {
+        assert_eq!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe,
+            "writing stdin: {e}"
+        );
+    }
+    child
+}
+
 /// A two-worker runtime for tests that drive async clients (Neovim, RPC) from a plain
 /// `#[test]`.
 pub fn runtime() -> tokio::runtime::Runtime {

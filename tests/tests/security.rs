@@ -6,12 +6,11 @@
 //! The second-uid tests need root (or CAP_SETUID) and `setpriv`. Without them they
 //! say so and pass, unless `CANOPY_REQUIRE_PRIVILEGED=1`, which makes them fail.
 
-use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use canopy_protocol::StateSource;
-use canopy_tests::{TestEnv, wait_for};
+use canopy_tests::{TestEnv, spawn_with_stdin, wait_for};
 
 const WAIT: Duration = Duration::from_secs(10);
 /// The uid of `nobody`: a real user other than the test's.
@@ -141,19 +140,12 @@ fn hooks_for_sessions_that_do_not_exist_change_nothing_and_return_at_once() {
     for session in ["ghost", "../real", "real/../../x", ""] {
         for payload in payloads {
             let started = Instant::now();
-            let mut child = env
-                .hook_command(session, "claude")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn hook");
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(payload.as_bytes())
-                .expect("payload");
+            let child = spawn_with_stdin(
+                env.hook_command(session, "claude")
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped()),
+                payload.as_bytes(),
+            );
             let out = child.wait_with_output().expect("hook");
             let took = started.elapsed();
             assert!(out.status.success(), "{session:?}: the hook exits 0");

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::process::{Command as Process, Output, Stdio};
 use std::time::Duration;
 
-use canopy_tests::{TestEnv, canopy_bin, wait_for};
+use canopy_tests::{TestEnv, canopy_bin, spawn_with_stdin, wait_for};
 use harness::{Command, Plugin, plain};
 
 /// RunCommands = 3 in plugin_permission.proto.
@@ -103,20 +103,10 @@ fn poll_through(
 }
 
 fn hook(env: &TestEnv, name: &str, payload: &str) -> std::process::Child {
-    use std::io::Write;
-    let mut child = env
-        .hook_command(name, "claude")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("hook");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(payload.as_bytes())
-        .expect("payload");
-    child
+    spawn_with_stdin(
+        env.hook_command(name, "claude").stdout(Stdio::null()),
+        payload.as_bytes(),
+    )
 }
 
 #[test]

@@ -1,13 +1,12 @@
 //! Hooks: `canopy hook` wall time with the host up and down, and hook → state change at
 //! a subscribed client as the number of sessions grows.
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use canopy_protocol::params::{HookParams, HookResult, SubscribeParams, SubscribeResult};
 use canopy_protocol::{Message, method};
-use canopy_tests::TestEnv;
+use canopy_tests::{TestEnv, spawn_with_stdin};
 
 use super::{Figure, Samples, Target, ms_since};
 
@@ -28,17 +27,7 @@ fn event(i: usize, sessions: usize) -> &'static str {
 /// Wall time of one `canopy hook` with `body` on stdin, in ms.
 fn time_hook(cmd: &mut Command, body: &str) -> f64 {
     let start = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("hook");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(body.as_bytes())
-        .expect("payload");
+    let mut child = spawn_with_stdin(cmd.stdout(Stdio::null()), body.as_bytes());
     assert!(child.wait().expect("wait").success());
     ms_since(start)
 }

@@ -21,11 +21,10 @@ pub fn figures(_samples: usize) -> Vec<Figure> {
 #[cfg(feature = "zellij-bench")]
 pub fn figures(samples: usize) -> Vec<Figure> {
     use std::collections::BTreeMap;
-    use std::io::Write;
     use std::process::Stdio;
     use std::time::Instant;
 
-    use canopy_tests::{TestEnv, canopy_bin};
+    use canopy_tests::{TestEnv, canopy_bin, spawn_with_stdin};
     use harness::{Command, Plugin, plain};
 
     let mut env = TestEnv::new();
@@ -82,19 +81,10 @@ pub fn figures(samples: usize) -> Vec<Figure> {
         // Let the poll subscribe first, as it has in steady state.
         std::thread::sleep(std::time::Duration::from_millis(30));
         let start = Instant::now();
-        let mut hook = env
-            .hook_command("z", "claude")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("hook");
-        hook.stdin
-            .take()
-            .expect("stdin")
-            .write_all(
-                format!("{{\"hook_event_name\":\"{event}\",\"session_id\":\"x\"}}").as_bytes(),
-            )
-            .expect("payload");
+        let mut hook = spawn_with_stdin(
+            env.hook_command("z", "claude").stdout(Stdio::null()),
+            format!("{{\"hook_event_name\":\"{event}\",\"session_id\":\"x\"}}").as_bytes(),
+        );
         // Other changes (usage reports) may come first: follow the plugin's polls until
         // the frame shows the new state.
         let mut child = child;
