@@ -9,6 +9,7 @@
 //! progress. Garbage bytes end this connection only.
 
 use std::collections::HashMap;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -22,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::UnixStream;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::daemon::Daemon;
 use crate::registry::{Published, Subscription};
@@ -72,12 +73,19 @@ pub async fn serve(stream: UnixStream, daemon: Arc<Daemon>) {
         slow: Arc::new(Semaphore::new(SLOW_REQUESTS)),
         subscription: None,
         attached: HashMap::new(),
+        hooks: JoinSet::new(),
     };
     let mut decoder = canopy_protocol::Decoder::new();
     let mut buf = vec![0u8; 64 * 1024];
+    // Whether the client is gone for good, not just done sending.
+    let mut gone = true;
     'read: loop {
         let n = match reader.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
+            Ok(0) => {
+                gone = hung_up(reader.as_ref());
+                break;
+            }
+            Err(_) => break,
             Ok(n) => n,
         };
         decoder.feed(&buf[..n]);
@@ -92,7 +100,20 @@ pub async fn serve(stream: UnixStream, daemon: Arc<Daemon>) {
             }
         }
     }
-    conn.close();
+    conn.close(gone);
+}
+
+/// Whether the peer has closed its end entirely (POLLHUP), as a killed process does,
+/// rather than only shut down its writing side while it waits for replies.
+fn hung_up(stream: &UnixStream) -> bool {
+    let mut fd = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, and a zero timeout: a status check that never waits.
+    let n = unsafe { libc::poll(&mut fd, 1, 0) };
+    n == 1 && fd.revents & libc::POLLHUP != 0
 }
 
 struct Conn {
@@ -107,6 +128,10 @@ struct Conn {
     /// Sessions this client is attached to: the output forwarder and the session handle
     /// (input goes straight to the session, not through the registry).
     attached: HashMap<String, (JoinHandle<()>, SessionHandle)>,
+    /// Hook requests in progress. A permission hook may be held open until the user
+    /// answers; when its client is gone (the agent killed or timed out its hook),
+    /// dropping the set ends the wait, and the session answers some other way.
+    hooks: JoinSet<()>,
 }
 
 impl Conn {
@@ -119,11 +144,20 @@ impl Conn {
                         return;
                     };
                     let (daemon, out) = (self.daemon.clone(), self.out.clone());
-                    tokio::spawn(async move {
+                    let hook = m == method::HOOK;
+                    let task = async move {
                         let result = rpc::handle(&daemon, &method, &params).await;
                         let _ = out.send(response(id, result).into()).await;
                         drop(permit);
-                    });
+                    };
+                    if hook {
+                        while self.hooks.try_join_next().is_some() {}
+                        self.hooks.spawn(task);
+                    } else {
+                        // `new`, `rm`, `stop`… finish even if their client has gone:
+                        // stopping one halfway could leave a worktree without a record.
+                        tokio::spawn(task);
+                    }
                 }
                 // These reply and then start forwarding, so the reply precedes every
                 // notification it leads to.
@@ -272,7 +306,12 @@ impl Conn {
         Ok((p.name, handle, attachment))
     }
 
-    fn close(self) {
+    /// The connection is closing; `gone` when the client cannot read replies any more.
+    fn close(mut self, gone: bool) {
+        if !gone {
+            // A client that only stopped sending still gets its hooks' replies.
+            self.hooks.detach_all();
+        }
         if let Some(task) = self.subscription {
             task.abort();
         }

@@ -126,6 +126,13 @@ pub fn worktree_path(repo_dir: &Path, root: Option<&Path>, name: &str) -> PathBu
     }
 }
 
+/// Worktrees are added one at a time. libgit2 decides whether a branch is checked out
+/// by reading every worktree's HEAD, and one being added beside it makes that check
+/// fail spuriously ("reference … is already checked out", seen with ten `new` at once
+/// in tests/tests/load.rs). Callers run this on blocking threads, so waiting here holds
+/// no async worker.
+static WORKTREE_ADDS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Create branch `canopy/<name>` from `base` (default HEAD) and a worktree for it.
 /// On any failure nothing is left behind.
 pub fn create_worktree(
@@ -135,6 +142,8 @@ pub fn create_worktree(
     root: Option<&Path>,
 ) -> Result<Worktree, GitError> {
     check_session_name(name)?;
+    // Poisoning only means another add panicked; the lock guards no data.
+    let _one_at_a_time = WORKTREE_ADDS.lock().unwrap_or_else(|e| e.into_inner());
     let repo = open_main_repo(repo_hint)?;
     let repo_dir = workdir(&repo)?;
 

@@ -5,7 +5,7 @@
 //! Everything here is in memory and quick; slow work (git, spawning, stopping) happens
 //! in request handlers, which tell the registry the outcome.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -25,6 +25,8 @@ use crate::store::Store;
 const EVENT_BACKLOG: usize = 4096;
 /// Recent events kept for `subscribe {since}`.
 const REPLAY_EVENTS: usize = 1024;
+/// Reports applied in one turn at most, so requests waiting behind them get their turn.
+const REPORT_BATCH: usize = 256;
 /// The least time between two status snapshots. Each one copies every record and has
 /// `status.json` rewritten; a hundred sessions reporting usage four times a second would
 /// otherwise rewrite it hundreds of times a second. Events are not delayed.
@@ -374,7 +376,7 @@ impl Actor {
             tokio::select! {
                 // Reports first: a request sent after a session reported sees the report.
                 biased;
-                Some(report) = reports.recv() => self.on_report(report),
+                Some(report) = reports.recv() => self.on_reports(report, &mut reports),
                 msg = msgs.recv() => match msg {
                     Some(msg) => self.on_msg(msg),
                     None => break,
@@ -518,6 +520,39 @@ impl Actor {
                     .filter_map(|(n, e)| e.handle.clone().map(|h| (n.clone(), h)))
                     .collect();
                 let _ = reply.send(running);
+            }
+        }
+    }
+
+    /// Apply a report and those queued behind it. Of a session's usage reports only the
+    /// newest is applied: each replaces the last whole, and when the registry falls
+    /// behind (a hundred sessions streaming) the older ones would only publish events
+    /// that are stale on arrival. State reports are all applied, in order: each
+    /// transition is news to someone (a notification, a badge).
+    fn on_reports(&mut self, first: Report, more: &mut mpsc::UnboundedReceiver<Report>) {
+        let mut batch = vec![first];
+        while batch.len() < REPORT_BATCH
+            && let Ok(report) = more.try_recv()
+        {
+            batch.push(report);
+        }
+        let mut newest: HashMap<&str, usize> = HashMap::new();
+        for (i, report) in batch.iter().enumerate() {
+            if let Report::Usage { name, .. } = report {
+                newest.insert(name, i);
+            }
+        }
+        let keep: Vec<bool> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, report)| match report {
+                Report::Usage { name, .. } => newest.get(name.as_str()) == Some(&i),
+                _ => true,
+            })
+            .collect();
+        for (report, keep) in batch.into_iter().zip(keep) {
+            if keep {
+                self.on_report(report);
             }
         }
     }
@@ -667,5 +702,63 @@ impl Actor {
             total_cost_usd,
             sessions,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use canopy_protocol::session::Usage;
+
+    use super::*;
+    use crate::store::tests::session;
+
+    fn usage(wall_ms: u64) -> Report {
+        Report::Usage {
+            name: "a".into(),
+            usage: Usage {
+                wall_ms,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Reports queued while the registry was busy: one event with the newest usage,
+    /// but every state change.
+    #[tokio::test]
+    async fn queued_usage_reports_collapse_to_the_newest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = Store::open(&dir.path().join("r.sqlite3")).expect("open");
+        let host = HostInfo {
+            pid: 1,
+            version: "0".into(),
+            socket: "s".into(),
+            started_at: 1,
+        };
+        let (registry, reports, _) = Registry::start(store, vec![session("a")], host);
+        let mut sub = registry.subscribe(None).await.expect("subscribe");
+        for wall in 1..=50 {
+            reports.send(usage(wall)).expect("send");
+        }
+        reports
+            .send(Report::Exited {
+                name: "a".into(),
+                status: crate::session::ExitStatus {
+                    code: Some(3),
+                    signal: None,
+                },
+                state: State::new(StateKind::Exited, StateSource::Process, 2),
+                signals: Vec::new(),
+            })
+            .expect("send");
+        for wall in 51..=60 {
+            reports.send(usage(wall)).expect("send");
+        }
+        registry.flush().await;
+        let mut seen = Vec::new();
+        while let Ok(e) = sub.live.try_recv() {
+            let s = e.event.session.clone().expect("session");
+            seen.push((s.exit_code, s.usage.wall_ms));
+        }
+        assert_eq!(seen, [(Some(3), 0), (Some(3), 60)]);
     }
 }

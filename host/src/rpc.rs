@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use canopy_protocol::frame::{self, to_value};
 use canopy_protocol::params::{
-    DecisionParams, Explanation, HelloParams, HelloResult, HookParams, HookResult, NameParams,
-    NewParams, RemoveResult, ResumeParams, SendParams, StopParams,
+    CaptureParams, CaptureResult, DecisionParams, Explanation, HelloParams, HelloResult,
+    HookParams, HookResult, NameParams, NewParams, RemoveResult, ResumeParams, SendParams,
+    StopParams,
 };
 use canopy_protocol::{
     ErrorCode, PROTOCOL_VERSION, RpcError, Session, State, StateKind, StateSource, method,
@@ -35,6 +36,7 @@ pub const CAPABILITIES: &[&str] = &[
     "explain",
     "approve",
     "resume",
+    "capture",
 ];
 
 /// Methods whose handlers may take long (git, process stops); connections run them in
@@ -155,6 +157,19 @@ pub async fn handle(
                 })?;
             Ok(Value::Nil)
         }
+        method::CAPTURE => {
+            let p: CaptureParams = parse(params)?;
+            let handle = running(daemon, &p.name).await?;
+            let text = handle
+                .ask(|reply| Command::Capture {
+                    lines: p.lines.map(|n| n as usize),
+                    colours: p.colours,
+                    reply,
+                })
+                .await
+                .ok_or_else(|| exited(&p.name))?;
+            encode(&CaptureResult { text })
+        }
         method::RESUME => {
             let p: ResumeParams = parse(params)?;
             encode(&resume(daemon, p).await?)
@@ -215,13 +230,6 @@ impl From<GitError> for RpcError {
     }
 }
 
-/// Worktrees are added one at a time. libgit2 decides whether a branch is checked out
-/// by reading every worktree's HEAD, and one being added beside it makes that check
-/// fail spuriously ("reference … is already checked out", seen with ten `new` at once
-/// in tests/tests/load.rs). Held only around the blocking git call, never by the
-/// registry.
-static WORKTREE_ADDS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// Run blocking git work off the async threads.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, GitError> + Send + 'static,
@@ -270,11 +278,9 @@ async fn new_session(daemon: &Arc<Daemon>, p: NewParams) -> Result<Session, RpcE
             .sessions
             .worktree_root(std::env::var_os("HOME").map(PathBuf::from).as_deref()),
     );
-    let created = {
-        let _one_at_a_time = WORKTREE_ADDS.lock().await;
+    let created =
         blocking(move || git::create_worktree(&repo_hint, &name, base.as_deref(), root.as_deref()))
-            .await
-    };
+            .await;
     let wt = match created {
         Ok(wt) => wt,
         Err(e) => {

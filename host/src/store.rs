@@ -233,7 +233,7 @@ fn write_batch(conn: &mut Connection, pending: &Pending) -> rusqlite::Result<()>
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use canopy_protocol::{State, StateKind, StateSource};
 

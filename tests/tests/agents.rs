@@ -174,20 +174,26 @@ fn a_dialog_answered_in_the_terminal_is_not_answered_again() {
     assert!(err.contains("not waiting for permission"), "{err}");
 }
 
-/// Claude runs its PermissionRequest hook beside the dialog: Canopy's answer goes back
-/// through that hook, and no key is typed.
-#[test]
-fn claude_approval_goes_through_its_permission_hook() {
+/// A fake Claude session `name` waiting for permission to run `touch-x`.
+fn claude_asking_to_touch(name: &str) -> TestEnv {
     let env = TestEnv::with_fake_agents();
     env.ok(&[
         "new",
-        "h",
+        name,
         "--agent",
         "claude",
         "--prompt",
         "@ask:Bash:touch-x",
     ]);
-    wait_state(&env, "h", StateKind::WaitingPermission);
+    wait_state(&env, name, StateKind::WaitingPermission);
+    env
+}
+
+/// Claude runs its PermissionRequest hook beside the dialog: Canopy's answer goes back
+/// through that hook, and no key is typed.
+#[test]
+fn claude_approval_goes_through_its_permission_hook() {
+    let env = claude_asking_to_touch("h");
     env.ok(&["approve", "h"]);
     let s = wait_state(&env, "h", StateKind::Idle);
     assert_eq!(
@@ -209,6 +215,39 @@ fn claude_approval_goes_through_its_permission_hook() {
     assert!(!screen.contains("> 1"), "no key was typed: {screen}");
     let err = env.fails(&["approve", "h"]);
     assert!(err.contains("not waiting for permission"), "{err}");
+}
+
+/// A permission hook whose process dies while held (the agent timed it out) carries no
+/// answer: `approve` types into the dialog instead of reporting a success nobody saw.
+#[test]
+fn a_held_permission_hook_that_dies_does_not_swallow_the_answer() {
+    let env = claude_asking_to_touch("h");
+    // A second run of the hook for the same request takes over the hold (the agent's
+    // own is released without a decision), then dies before any answer.
+    let payload = r#"{"hook_event_name":"PermissionRequest","session_id":"x","tool_name":"Bash","tool_input":{"command":"touch-x"}}"#;
+    let mut hook = canopy_tests::spawn_with_stdin(
+        env.hook_command("h", "claude")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+        payload.as_bytes(),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        hook.try_wait().expect("hook").is_none(),
+        "the host holds the hook open"
+    );
+    hook.kill().expect("kill the hook");
+    let _ = hook.wait();
+
+    env.ok(&["approve", "h"]);
+    wait_state(&env, "h", StateKind::Idle);
+    let explained = env.ok(&["explain", "h"]);
+    assert!(
+        explained.contains("keys typed into the dialog"),
+        "{explained}"
+    );
+    let screen = env.screen_text("h", 40, 120);
+    assert!(screen.contains("fake output of touch-x"), "{screen}");
 }
 
 /// A deny's reason reaches the model through the hook, and the turn goes on.

@@ -229,11 +229,7 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 /// four attach, and one client subscribed and attached never reads. Every reading
 /// subscriber keeps getting each usage report promptly, none piles up, and the host's
 /// memory stays bounded.
-///
-/// Ignored by default: creating a hundred worktrees takes most of its 1–2 minutes on a
-/// two-core machine (`cargo test --test load -- --ignored` runs it).
 #[test]
-#[ignore = "a hundred sessions: 1-2 minutes; run with --ignored"]
 fn a_hundred_sessions_twenty_subscribers_and_a_client_that_never_reads() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut env = env_with_fake_claude();

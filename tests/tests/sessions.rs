@@ -232,6 +232,59 @@ fn an_agent_that_exits_at_once_is_recorded_with_its_code() {
     assert!(err.contains("is not running"), "{err}");
 }
 
+/// `capture` prints what scrolled off and what is on screen, bounded by the configured
+/// scrollback, with colours only when asked; the reader going away is no error.
+#[test]
+fn capture_prints_the_scrollback_and_screen() {
+    let env = TestEnv::new();
+    env.write_config("[sessions]\nscrollback_lines = 500\n");
+    env.ok(&[
+        "new",
+        "talk",
+        "--agent",
+        "sh -c 'seq 1 3000; printf \"\\033[31mred\\033[0m done\\n\"; sleep 600'",
+    ]);
+    let text = wait_for("the output", WAIT, || {
+        let t = env.ok(&["capture", "talk"]);
+        t.contains("red done").then_some(t)
+    });
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.last(), Some(&"red done"), "plain by default");
+    // 500 rows of scrollback and the screen's rows of text, with nothing missing.
+    let numbers: Vec<u32> = lines[..lines.len() - 1]
+        .iter()
+        .map(|l| l.parse().expect("a number"))
+        .collect();
+    assert!((500..600).contains(&numbers.len()), "{}", numbers.len());
+    assert_eq!(numbers.last(), Some(&3000));
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "contiguous");
+    assert_eq!(env.ok(&["capture", "talk", "-n", "2"]), "3000\nred done\n");
+    let coloured = env.ok(&["capture", "talk", "-e", "--lines", "1"]);
+    assert!(
+        coloured.contains("\x1b[0;31mred\x1b[0m done"),
+        "{coloured:?}"
+    );
+
+    // Its reader gone before it writes (`| head`): no error.
+    let mut child = env
+        .canopy(&["capture", "talk"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("capture");
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let err = env.fails(&["capture", "nope"]);
+    assert!(err.contains("no session named"), "{err}");
+}
+
 #[test]
 fn a_configured_worktree_root_is_used() {
     let env = TestEnv::new();

@@ -22,6 +22,9 @@ pub const SUBSCRIBE: &str = "subscribe";
 pub const UNSUBSCRIBE: &str = "unsubscribe";
 /// Attach to a session's terminal: `{name, rows, cols}` → `{screen}`; then `output`.
 pub const ATTACH: &str = "attach";
+/// A running session's scrollback and screen as text: `{name, lines?, colours?}` →
+/// `{text}`.
+pub const CAPTURE: &str = "capture";
 /// Keystrokes for an attached session: `{name, data}` (request or notification).
 pub const INPUT: &str = "input";
 /// The attached terminal changed size: `{name, rows, cols}` (request or notification).

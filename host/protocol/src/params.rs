@@ -213,6 +213,25 @@ pub struct HookResult {
     pub stdout: Option<String>,
 }
 
+/// `capture`: a running session's scrollback and screen as text.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CaptureParams {
+    pub name: String,
+    /// Only the last this many lines (all that are kept when absent).
+    pub lines: Option<u32>,
+    /// Keep the SGR sequences that colour the text.
+    pub colours: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaptureResult {
+    /// UTF-8 text, one line per terminal row (rows that wrap are joined), each ending in
+    /// a newline; oldest first.
+    #[serde(with = "serde_bytes")]
+    pub text: Vec<u8>,
+}
+
 /// `approve` and `deny`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -17,8 +17,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use canopy_protocol::params::{
-    DecisionParams, Explanation, HelloParams, HelloResult, NameParams, NewParams, RemoveResult,
-    ResumeParams, SendParams, Status, StopParams, SubscribeParams, SubscribeResult,
+    CaptureParams, CaptureResult, DecisionParams, Explanation, HelloParams, HelloResult,
+    NameParams, NewParams, RemoveResult, ResumeParams, SendParams, Status, StopParams,
+    SubscribeParams, SubscribeResult,
 };
 use canopy_protocol::{Event, EventKind, Message, Session, method};
 use clap::{Parser, Subcommand};
@@ -158,6 +159,16 @@ enum Cmd {
         /// The rows as JSON
         #[arg(long)]
         json: bool,
+    },
+    /// Print a running session's scrollback and screen (like `tmux capture-pane`)
+    Capture {
+        name: String,
+        /// Only the last N lines
+        #[arg(long, short = 'n', value_name = "N")]
+        lines: Option<u32>,
+        /// Keep the colours (SGR escape sequences), for `less -R`
+        #[arg(long, short = 'e')]
+        escapes: bool,
     },
     /// Why a session is in its state, and the signals that led there
     Explain {
@@ -493,6 +504,26 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
             action: Some(HostAction::Stop),
             ..
         } => host::stop(&paths).await?,
+        Cmd::Capture {
+            name,
+            lines,
+            escapes,
+        } => {
+            let captured: CaptureResult = connect(&paths)
+                .await?
+                .call(
+                    method::CAPTURE,
+                    &CaptureParams {
+                        name,
+                        lines,
+                        colours: escapes,
+                    },
+                )
+                .await?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&captured.text)?;
+            out.flush()?;
+        }
         Cmd::Explain { name, json } => {
             let e: Explanation = connect(&paths)
                 .await?

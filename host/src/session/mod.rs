@@ -53,6 +53,12 @@ pub enum Command {
         cols: u16,
         reply: oneshot::Sender<Attachment>,
     },
+    /// The scrollback and screen as text ([`screen::Screen::capture`]).
+    Capture {
+        lines: Option<usize>,
+        colours: bool,
+        reply: oneshot::Sender<Vec<u8>>,
+    },
     /// Bytes to type into the agent's terminal.
     Input(Vec<u8>),
     Resize {
@@ -586,7 +592,8 @@ impl Actor {
             )));
             return;
         }
-        if let Some((event, held)) = self.held_hook.take()
+        // A hook whose client has gone (the agent timed it out) can carry nothing.
+        if let Some((event, held)) = self.held_hook.take().filter(|(_, h)| !h.is_closed())
             && let Some(decision) = self
                 .adapter
                 .hook_decision(&event, approve, reason.as_deref())
@@ -686,6 +693,20 @@ impl Actor {
                 self.attachment(reply).await;
             }
             Command::Reattach { reply } => self.attachment(reply).await,
+            Command::Capture {
+                lines,
+                colours,
+                reply,
+            } => {
+                let _ = self
+                    .screen
+                    .send(ToScreen::Capture {
+                        lines,
+                        colours,
+                        reply,
+                    })
+                    .await;
+            }
             Command::Hook { payload, reply } => {
                 let event = self.on_hook(&payload);
                 self.reply_to_hook(event, reply);
@@ -774,6 +795,12 @@ enum ToScreen {
         output: broadcast::Receiver<Bytes>,
         reply: oneshot::Sender<Attachment>,
     },
+    /// Reply with the scrollback and screen ([`Screen::capture`]).
+    Capture {
+        lines: Option<usize>,
+        colours: bool,
+        reply: oneshot::Sender<Vec<u8>>,
+    },
 }
 
 /// What the screen task tells the session actor. Unbounded: cues are sent only when
@@ -806,6 +833,7 @@ async fn screen_task(
                 }
                 // Only when nothing else is queued: a burst is classified once, at its end.
                 if inbox.is_empty() {
+                    screen.settle();
                     let (cue, line) = cues.classify_with_line(&screen.text());
                     if last_cue != Some(cue) {
                         last_cue = Some(cue);
@@ -814,6 +842,13 @@ async fn screen_task(
                 }
             }
             ToScreen::Resize { rows, cols } => screen.resize(rows, cols),
+            ToScreen::Capture {
+                lines,
+                colours,
+                reply,
+            } => {
+                let _ = reply.send(screen.capture(lines, colours));
+            }
             ToScreen::Attach { output, reply } => {
                 let _ = reply.send(Attachment {
                     screen: screen.repaint(),

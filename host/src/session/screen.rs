@@ -1,17 +1,19 @@
 //! The terminal model behind a session: what the agent's screen shows, kept by
 //! alacritty's terminal emulator (fast, and it answers terminal queries).
 //!
-//! Two jobs beyond parsing: [`Screen::repaint`] turns the visible screen into bytes
-//! that redraw it on a cleared terminal (for attaching clients), and
-//! [`Screen::take_replies`] hands back the answers to queries the agent sent (cursor
-//! position, device attributes, colours), which matter while no real terminal is
-//! attached to answer them.
+//! Three jobs beyond parsing: [`Screen::repaint`] turns the visible screen into bytes
+//! that redraw it on a cleared terminal (for attaching clients); [`Screen::take_replies`]
+//! hands back the answers to queries the agent sent (cursor position, device
+//! attributes, colours), which matter while no real terminal is attached to answer
+//! them; and the scrollback is kept compactly (see [`History`]) for
+//! [`Screen::capture`].
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use alacritty_terminal::event::{Event, EventListener};
-use alacritty_terminal::grid::Dimensions;
+use alacritty_terminal::grid::{Dimensions, Row};
 use alacritty_terminal::index::{Column, Line};
 use alacritty_terminal::term::cell::{Cell, Flags};
 use alacritty_terminal::term::{Config, Term, TermMode};
@@ -65,11 +67,44 @@ impl Dimensions for Size {
     }
 }
 
+/// Lines scrolled into the emulator's history are moved to [`History`] once this many
+/// have gathered (and whenever the output pauses), so the emulator holds few of them.
+const HISTORY_BATCH: usize = 256;
+
 /// A session's terminal screen and scrollback.
 pub struct Screen {
     term: Term<Replies>,
     parser: Processor,
     replies: Replies,
+    history: History,
+}
+
+/// Rows that scrolled off the top, oldest first, each as its text with the SGR
+/// sequences its colours need. The emulator stores every cell of its history (24 bytes
+/// a cell, some 1.9 KiB an 80-column row however short its text); this stores what the
+/// row shows: 10,000 lines of agent output take about a megabyte instead of nineteen.
+struct History {
+    rows: VecDeque<HistoryRow>,
+    limit: usize,
+}
+
+struct HistoryRow {
+    /// Text with SGR changes, ending in a reset when styled; no trailing blanks.
+    bytes: Box<[u8]>,
+    /// The row continues on the next one (a line longer than the terminal was wide).
+    wrapped: bool,
+}
+
+impl History {
+    fn push(&mut self, row: HistoryRow) {
+        if self.limit == 0 {
+            return;
+        }
+        if self.rows.len() == self.limit {
+            self.rows.pop_front();
+        }
+        self.rows.push_back(row);
+    }
 }
 
 impl std::fmt::Debug for Screen {
@@ -97,12 +132,91 @@ impl Screen {
             term: Term::new(config, &size, replies.clone()),
             parser: Processor::new(),
             replies,
+            history: History {
+                rows: VecDeque::new(),
+                limit: scrollback_lines,
+            },
         }
     }
 
     /// Feed output from the agent.
     pub fn process(&mut self, bytes: &[u8]) {
+        // "Erase saved lines" (CSI 3J, sent by `clear`): the emulator drops its own
+        // history; what was already moved out goes too.
+        if memchr::memmem::find(bytes, b"\x1b[3J").is_some() {
+            self.history.rows.clear();
+        }
         self.parser.advance(&mut self.term, bytes);
+        if self.term.grid().history_size() >= HISTORY_BATCH {
+            self.keep_history(false);
+        }
+    }
+
+    /// The output has paused: move the rest of the emulator's history out and free the
+    /// rows it held (the emulator keeps up to a thousand spare rows otherwise).
+    pub fn settle(&mut self) {
+        self.keep_history(true);
+    }
+
+    fn keep_history(&mut self, free: bool) {
+        let grid = self.term.grid_mut();
+        let (scrolled, cols) = (grid.history_size(), grid.columns());
+        for i in (1..=scrolled).rev() {
+            let row = &grid[Line(-(i as i32))];
+            let mut text = String::new();
+            if write_row(&mut text, row, cols, &mut Look::default()) {
+                text.push_str("\x1b[0m");
+            }
+            self.history.push(HistoryRow {
+                bytes: text.into_bytes().into_boxed_slice(),
+                wrapped: row[Column(cols - 1)].flags.contains(Flags::WRAPLINE),
+            });
+        }
+        if scrolled > 0 {
+            grid.clear_history();
+        }
+        if free {
+            grid.truncate();
+        }
+    }
+
+    /// The last `lines` rows of scrollback and screen (all when `None`), oldest first,
+    /// one line per row but for rows that wrap, which are joined; trailing blank rows
+    /// are left out. With `colours`, the text carries the SGR sequences of its look.
+    pub fn capture(&mut self, lines: Option<usize>, colours: bool) -> Vec<u8> {
+        self.keep_history(false);
+        let grid = self.term.grid();
+        let cols = grid.columns();
+        let mut screen: Vec<HistoryRow> = (0..grid.screen_lines())
+            .map(|line| {
+                let row = &grid[Line(line as i32)];
+                let mut text = String::new();
+                if write_row(&mut text, row, cols, &mut Look::default()) {
+                    text.push_str("\x1b[0m");
+                }
+                HistoryRow {
+                    bytes: text.into_bytes().into_boxed_slice(),
+                    wrapped: row[Column(cols - 1)].flags.contains(Flags::WRAPLINE),
+                }
+            })
+            .collect();
+        while screen.last().is_some_and(|r| r.bytes.is_empty()) {
+            screen.pop();
+        }
+        let total = self.history.rows.len() + screen.len();
+        let skip = lines.map_or(0, |n| total.saturating_sub(n));
+        let mut out = Vec::new();
+        for row in self.history.rows.iter().chain(&screen).skip(skip) {
+            if colours {
+                out.extend_from_slice(&row.bytes);
+            } else {
+                strip_sgr(&row.bytes, &mut out);
+            }
+            if !row.wrapped {
+                out.push(b'\n');
+            }
+        }
+        out
     }
 
     /// Answers to the agent's queries produced by the output processed so far.
@@ -151,40 +265,20 @@ impl Screen {
         let grid = self.term.grid();
         let mut out = String::with_capacity(grid.screen_lines() * grid.columns() + 256);
         out.push_str("\x1b[0m\x1b[H\x1b[2J");
-        let mut pen = String::from("0");
+        let mut pen = Look::default();
         for line in 0..grid.screen_lines() {
             let row = &grid[Line(line as i32)];
-            let Some(last) = (0..grid.columns())
-                .rev()
-                .find(|&c| !is_blank(&row[Column(c)]))
-            else {
+            if row_end(row, grid.columns()).is_none() {
                 continue;
-            };
-            let _ = write!(out, "\x1b[{};1H", line + 1);
-            for col in 0..=last {
-                let cell = &row[Column(col)];
-                if cell
-                    .flags
-                    .intersects(Flags::WIDE_CHAR_SPACER | Flags::LEADING_WIDE_CHAR_SPACER)
-                {
-                    continue;
-                }
-                let style = sgr(cell);
-                if style != pen {
-                    let _ = write!(out, "\x1b[{style}m");
-                    pen = style;
-                }
-                out.push(cell.c);
-                if let Some(extra) = cell.zerowidth() {
-                    out.extend(extra);
-                }
             }
+            let _ = write!(out, "\x1b[{};1H", line + 1);
+            write_row(&mut out, row, grid.columns(), &mut pen);
         }
         let cursor = &grid.cursor;
+        Look::of(&cursor.template).write_sgr(&mut out);
         let _ = write!(
             out,
-            "\x1b[{}m\x1b[{};{}H",
-            sgr(&cursor.template),
+            "\x1b[{};{}H",
             cursor.point.line.0 + 1,
             cursor.point.column.0 + 1
         );
@@ -203,27 +297,110 @@ fn is_blank(cell: &Cell) -> bool {
         && cell.zerowidth().is_none()
 }
 
-/// The SGR parameters (after a reset) that give a cell its look.
-fn sgr(cell: &Cell) -> String {
-    let mut s = String::from("0");
-    for (flag, code) in [
-        (Flags::BOLD, "1"),
-        (Flags::DIM, "2"),
-        (Flags::ITALIC, "3"),
-        (Flags::UNDERLINE, "4"),
-        (Flags::DOUBLE_UNDERLINE, "21"),
-        (Flags::INVERSE, "7"),
-        (Flags::HIDDEN, "8"),
-        (Flags::STRIKEOUT, "9"),
-    ] {
-        if cell.flags.contains(flag) {
-            s.push(';');
-            s.push_str(code);
+/// The column after a row's last cell a cleared screen would not show, `None` for a
+/// blank row.
+fn row_end(row: &Row<Cell>, cols: usize) -> Option<usize> {
+    (0..cols)
+        .rev()
+        .find(|&c| !is_blank(&row[Column(c)]))
+        .map(|c| c + 1)
+}
+
+/// Append a row's cells up to its last visible one, with an SGR sequence wherever the
+/// look differs from `pen` (which follows along). Returns whether the pen ends styled.
+fn write_row(out: &mut String, row: &Row<Cell>, cols: usize, pen: &mut Look) -> bool {
+    for col in 0..row_end(row, cols).unwrap_or(0) {
+        let cell = &row[Column(col)];
+        if cell
+            .flags
+            .intersects(Flags::WIDE_CHAR_SPACER | Flags::LEADING_WIDE_CHAR_SPACER)
+        {
+            continue;
+        }
+        let look = Look::of(cell);
+        if look != *pen {
+            look.write_sgr(out);
+            *pen = look;
+        }
+        out.push(cell.c);
+        if let Some(extra) = cell.zerowidth() {
+            out.extend(extra);
         }
     }
-    color(&mut s, cell.fg, 30, 90, 38);
-    color(&mut s, cell.bg, 40, 100, 48);
-    s
+    *pen != Look::default()
+}
+
+/// Copy text, leaving out its SGR sequences (the only escapes [`write_row`] writes).
+fn strip_sgr(text: &[u8], out: &mut Vec<u8>) {
+    let mut rest = text;
+    while let Some(at) = memchr::memchr(0x1b, rest) {
+        out.extend_from_slice(&rest[..at]);
+        let after = &rest[at + 1..];
+        let end = after
+            .iter()
+            .position(|b| (0x40..=0x7e).contains(b) && *b != b'[')
+            .map_or(after.len(), |i| i + 1);
+        rest = &after[end..];
+    }
+    out.extend_from_slice(rest);
+}
+
+/// What a cell looks like, apart from its character.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Look {
+    flags: Flags,
+    fg: Color,
+    bg: Color,
+}
+
+impl Default for Look {
+    fn default() -> Self {
+        Look {
+            flags: Flags::empty(),
+            fg: Color::Named(NamedColor::Foreground),
+            bg: Color::Named(NamedColor::Background),
+        }
+    }
+}
+
+/// The flags with an SGR code, and the code.
+const STYLES: [(Flags, &str); 8] = [
+    (Flags::BOLD, "1"),
+    (Flags::DIM, "2"),
+    (Flags::ITALIC, "3"),
+    (Flags::UNDERLINE, "4"),
+    (Flags::DOUBLE_UNDERLINE, "21"),
+    (Flags::INVERSE, "7"),
+    (Flags::HIDDEN, "8"),
+    (Flags::STRIKEOUT, "9"),
+];
+
+impl Look {
+    fn of(cell: &Cell) -> Self {
+        let mut flags = Flags::empty();
+        for (flag, _) in STYLES {
+            flags.set(flag, cell.flags.contains(flag));
+        }
+        Look {
+            flags,
+            fg: cell.fg,
+            bg: cell.bg,
+        }
+    }
+
+    /// The SGR sequence (from a reset) that gives this look.
+    fn write_sgr(&self, out: &mut String) {
+        out.push_str("\x1b[0");
+        for (flag, code) in STYLES {
+            if self.flags.contains(flag) {
+                out.push(';');
+                out.push_str(code);
+            }
+        }
+        color(out, self.fg, 30, 90, 38);
+        color(out, self.bg, 40, 100, 48);
+        out.push('m');
+    }
 }
 
 fn color(s: &mut String, c: Color, base: u8, bright: u8, extended: u8) {
@@ -287,13 +464,13 @@ mod tests {
     use super::*;
 
     /// Every visible cell's character and look.
-    fn cells(screen: &Screen) -> Vec<(char, String)> {
+    fn cells(screen: &Screen) -> Vec<(char, Look)> {
         let grid = screen.term.grid();
         let mut v = Vec::new();
         for line in 0..grid.screen_lines() {
             for col in 0..grid.columns() {
                 let cell = &grid[Line(line as i32)][Column(col)];
-                v.push((cell.c, sgr(cell)));
+                v.push((cell.c, Look::of(cell)));
             }
         }
         v
@@ -343,5 +520,55 @@ mod tests {
         assert_eq!(s.text(), "two\nthree\nfour\n");
         s.resize(4, 12);
         assert_eq!(s.size(), (4, 12));
+    }
+
+    fn captured(s: &mut Screen, lines: Option<usize>, colours: bool) -> String {
+        String::from_utf8(s.capture(lines, colours)).expect("utf8")
+    }
+
+    #[test]
+    fn scrollback_keeps_text_colours_and_wrapping_compactly() {
+        let mut s = Screen::new(3, 10, 100);
+        s.process(b"one\r\n\x1b[31mred\x1b[0m\r\n0123456789abc\r\nfour\r\nfive");
+        s.settle();
+        assert_eq!(
+            captured(&mut s, None, false),
+            "one\nred\n0123456789abc\nfour\nfive\n"
+        );
+        assert_eq!(captured(&mut s, Some(2), false), "four\nfive\n");
+        let coloured = captured(&mut s, None, true);
+        assert!(coloured.contains("\x1b[0;31mred\x1b[0m\n"), "{coloured:?}");
+        // The emulator holds the screen's rows only; the rest is in the compact history.
+        assert_eq!(s.term.grid().history_size(), 0);
+        assert_eq!(s.history.rows.len(), 3);
+    }
+
+    #[test]
+    fn scrollback_is_bounded_and_survives_bursts_longer_than_a_batch() {
+        let mut s = Screen::new(4, 20, 1000);
+        let burst: String = (0..5000).map(|i| format!("line {i}\r\n")).collect();
+        s.process(burst.as_bytes());
+        s.settle();
+        let text = captured(&mut s, None, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1000 + 3, "the limit plus the screen's text");
+        assert_eq!(lines.first(), Some(&"line 3997"));
+        assert_eq!(lines.last(), Some(&"line 4999"));
+    }
+
+    #[test]
+    fn erasing_saved_lines_clears_the_scrollback() {
+        let mut s = Screen::new(2, 10, 100);
+        s.process(b"a\r\nb\r\nc\r\nd");
+        s.settle();
+        s.process(b"\x1b[H\x1b[2J\x1b[3Je");
+        assert_eq!(captured(&mut s, None, false), "e\n");
+    }
+
+    #[test]
+    fn sgr_stripping_leaves_the_text() {
+        let mut out = Vec::new();
+        strip_sgr(b"\x1b[0;1;38;5;208mhot\x1b[0m cold", &mut out);
+        assert_eq!(out, b"hot cold");
     }
 }

@@ -4,9 +4,9 @@
 //! proportional to the append and memory is bounded whatever the file's size: one chunk
 //! plus at most one partial line of [`MAX_LINE`] bytes.
 
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{Meter, Transcript};
@@ -63,12 +63,24 @@ impl Tail {
     /// (the agent has not written it yet). A truncated or replaced file is read again
     /// from its start; what was metered before stands.
     pub fn read_new(&mut self, meter: &mut Meter) -> io::Result<bool> {
-        let mut file = match File::open(&self.path) {
+        // Non-blocking, so that a FIFO named as a transcript cannot hold the open (and
+        // the session's usage task) until some writer comes; only regular files are read.
+        let mut file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&self.path)
+        {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
         };
         let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
+        }
         let identity = (meta.dev(), meta.ino());
         if self.identity.is_some_and(|id| id != identity) || meta.len() < self.offset {
             self.restart();
@@ -217,6 +229,22 @@ mod tests {
     fn a_missing_file_is_nothing_new() {
         let (_d, _p, lines, mut tail, mut m) = setup();
         assert!(!tail.read_new(&mut m).expect("read"));
+        assert!(lines.take().is_empty());
+    }
+
+    /// A hook may name any path: a FIFO with no writer would block a plain open forever.
+    #[test]
+    fn a_fifo_or_device_is_refused_without_blocking() {
+        let (_d, path, lines, mut tail, mut m) = setup();
+        let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let err = tail
+            .read_new(&mut m)
+            .expect_err("a FIFO is not a transcript");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        let mut dev = Tail::new("/dev/zero".into(), Box::new(lines.clone()));
+        assert!(dev.read_new(&mut m).is_err());
         assert!(lines.take().is_empty());
     }
 
