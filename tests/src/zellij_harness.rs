@@ -1,7 +1,7 @@
 //! A headless Zellij host for the `canopy-zellij` plugin: loads the real `.wasm` in
 //! wasmtime and speaks Zellij 0.45.1's plugin ABI to it (docs: shared spec §1.2):
 //! protobuf messages as JSON byte arrays over WASI stdin/stdout, commands announced
-//! through `zellij.host_run_plugin_command`. The six WASI p1 calls a plugin makes are
+//! through `zellij.host_run_plugin_command`. The seven WASI p1 calls a plugin makes are
 //! implemented here rather than with wasmtime-wasi: smaller to build, and stdin is a
 //! plain queue (wasmtime-wasi's adapter latches EOF the first time it is empty).
 //!
@@ -38,7 +38,7 @@ pub mod proto {
     pub struct Event {
         #[prost(int32, tag = "1")]
         pub name: i32,
-        #[prost(oneof = "EventPayload", tags = "5, 7, 12, 14, 16")]
+        #[prost(oneof = "EventPayload", tags = "5, 7, 12, 14, 16, 17")]
         pub payload: Option<EventPayload>,
     }
     #[derive(Clone, PartialEq, prost::Oneof)]
@@ -53,6 +53,8 @@ pub mod proto {
         RunCommandResult(RunCommandResult),
         #[prost(message, tag = "16")]
         CommandPaneOpened(CommandPaneOpened),
+        #[prost(message, tag = "17")]
+        CommandPaneExited(CommandPaneExited),
     }
     /// EventType numbers (event.proto).
     pub const EV_KEY: i32 = 3;
@@ -60,6 +62,7 @@ pub mod proto {
     pub const EV_PERMISSION: i32 = 15;
     pub const EV_RUN_COMMAND_RESULT: i32 = 17;
     pub const EV_COMMAND_PANE_OPENED: i32 = 19;
+    pub const EV_COMMAND_PANE_EXITED: i32 = 20;
 
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Key {
@@ -96,6 +99,15 @@ pub mod proto {
         pub context: Vec<ContextItem>,
     }
     #[derive(Clone, PartialEq, prost::Message)]
+    pub struct CommandPaneExited {
+        #[prost(uint32, tag = "1")]
+        pub terminal_pane_id: u32,
+        #[prost(int32, optional, tag = "2")]
+        pub exit_code: Option<i32>,
+        #[prost(message, repeated, tag = "3")]
+        pub context: Vec<ContextItem>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
     pub struct CommandPaneOpened {
         #[prost(uint32, tag = "1")]
         pub terminal_pane_id: u32,
@@ -124,7 +136,7 @@ pub mod proto {
     pub struct PluginCommand {
         #[prost(int32, tag = "1")]
         pub name: i32,
-        #[prost(oneof = "CommandPayload", tags = "9, 10, 12, 32, 38, 43")]
+        #[prost(oneof = "CommandPayload", tags = "9, 10, 12, 30, 32, 38, 43")]
         pub payload: Option<CommandPayload>,
     }
     #[derive(Clone, PartialEq, prost::Oneof)]
@@ -135,6 +147,8 @@ pub mod proto {
         OpenCommandPaneFloating(OpenCommandPane),
         #[prost(message, tag = "12")]
         SetTimeout(SetTimeout),
+        #[prost(uint32, tag = "30")]
+        CloseTerminalPane(u32),
         #[prost(message, tag = "32")]
         FocusTerminalPane(PaneIdAndShouldFloat),
         #[prost(message, tag = "38")]
@@ -217,6 +231,7 @@ pub enum Command {
         pane: u32,
     },
     FocusTerminalPane(u32),
+    CloseTerminalPane(u32),
     SetTimeout(f64),
     Other(i32),
 }
@@ -291,6 +306,7 @@ impl Host {
             }
             Some(P::SetTimeout(t)) => Command::SetTimeout(t.seconds),
             Some(P::FocusTerminalPane(p)) => Command::FocusTerminalPane(p.pane_id),
+            Some(P::CloseTerminalPane(pane)) => Command::CloseTerminalPane(pane),
             Some(P::RequestPermission(p)) => Command::RequestPermissions(p.permissions),
             None if cmd.name == proto::CMD_SUBSCRIBE => Command::Subscribe,
             None => Command::Other(cmd.name),
@@ -420,6 +436,22 @@ fn add_wasi(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
     )?;
     linker.func_wrap(
         W,
+        "clock_time_get",
+        |mut c: Caller<'_, Host>, _clock: u32, _precision: u64, at: u32| -> wasmtime::Result<i32> {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            let mem = memory(&mut c)?;
+            let slot = mem
+                .data_mut(&mut c)
+                .get_mut(at as usize..at as usize + 8)
+                .ok_or_else(|| wasmtime::format_err!("time out of bounds"))?;
+            slot.copy_from_slice(&now.to_le_bytes());
+            Ok(0)
+        },
+    )?;
+    linker.func_wrap(
+        W,
         "proc_exit",
         |_: Caller<'_, Host>, code: i32| -> wasmtime::Result<()> {
             wasmtime::bail!("the plugin called proc_exit({code})")
@@ -533,6 +565,23 @@ impl Plugin {
         self.update(
             proto::EV_RUN_COMMAND_RESULT,
             proto::EventPayload::RunCommandResult(r),
+        )
+    }
+
+    /// A command pane the plugin opened has exited (`exit` is `None` when killed).
+    pub fn command_pane_exited(
+        &mut self,
+        pane: u32,
+        exit: Option<i32>,
+        ctx: &BTreeMap<String, String>,
+    ) -> wasmtime::Result<bool> {
+        self.update(
+            proto::EV_COMMAND_PANE_EXITED,
+            proto::EventPayload::CommandPaneExited(proto::CommandPaneExited {
+                terminal_pane_id: pane,
+                exit_code: exit,
+                context: ctx_items(ctx),
+            }),
         )
     }
 

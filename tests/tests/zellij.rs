@@ -239,6 +239,22 @@ fn sidebar_follows_the_host_and_drives_it_with_keys() {
     p.key_named(ENTER).expect("enter");
     assert_eq!(p.take_commands(), vec![Command::FocusTerminalPane(pane)]);
 
+    // Detaching ends `canopy attach` with 0: the plugin closes its pane (Zellij would
+    // keep it, showing the exit code), and Enter opens a new one. A failed attach keeps
+    // its pane, so its message can be read.
+    let no_ctx = BTreeMap::new();
+    p.command_pane_exited(pane, Some(0), &no_ctx)
+        .expect("exited");
+    assert_eq!(p.take_commands(), vec![Command::CloseTerminalPane(pane)]);
+    p.key_named(ENTER).expect("enter");
+    let cmds = p.take_commands();
+    let [Command::OpenCommandPane { pane: again, .. }] = cmds.as_slice() else {
+        panic!("{cmds:?}")
+    };
+    p.command_pane_exited(*again, Some(1), &no_ctx)
+        .expect("exited");
+    assert_eq!(p.take_commands(), vec![]);
+
     // j moves to beta; i shows its details with `canopy explain` output.
     p.key_char('j').expect("j");
     p.key_char('i').expect("i");

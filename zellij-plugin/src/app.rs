@@ -85,6 +85,12 @@ pub enum Input {
         pane: u32,
         ctx: BTreeMap<String, String>,
     },
+    /// A command pane's command ended (`exit` is `None` when it was killed); Zellij
+    /// keeps the pane, showing the exit code, until it is closed.
+    PaneExited {
+        pane: u32,
+        exit: Option<i32>,
+    },
     PaneClosed {
         pane: u32,
     },
@@ -113,6 +119,7 @@ pub enum Effect {
         ctx: BTreeMap<String, String>,
     },
     FocusPane(u32),
+    ClosePane(u32),
     SetTimeout(f64),
 }
 
@@ -168,6 +175,10 @@ pub struct App {
     pub flash: Option<String>,
     /// Attach panes this instance opened, by session name (Enter focuses them again).
     pub panes: BTreeMap<String, u32>,
+    /// The wall clock (ms since the epoch) as of this render, set by the entry point;
+    /// 0 when unknown. A running session's wall time is counted from it, not taken from
+    /// its last usage report.
+    pub now_ms: u64,
     /// A retry timer is armed (one at a time: Zellij timers cannot be cancelled).
     retry_armed: bool,
 }
@@ -227,6 +238,17 @@ impl App {
                     self.panes.insert(name.clone(), pane);
                 }
                 (vec![], false)
+            }
+            // A detach (or the session ending) exits `canopy attach` with 0: its pane
+            // has nothing more to show. A failure stays open so its message can be read.
+            Input::PaneExited { pane, exit } => {
+                let ours = self.panes.values().any(|p| *p == pane);
+                self.panes.retain(|_, p| *p != pane);
+                if ours && exit == Some(0) {
+                    (vec![Effect::ClosePane(pane)], false)
+                } else {
+                    (vec![], false)
+                }
             }
             Input::PaneClosed { pane } => {
                 self.panes.retain(|_, p| *p != pane);

@@ -53,6 +53,7 @@ mod wasm {
                 EventType::Key,
                 EventType::Timer,
                 EventType::CommandPaneOpened,
+                EventType::CommandPaneExited,
                 EventType::PaneClosed,
             ]),
             Effect::Run { argv, ctx } => {
@@ -75,6 +76,7 @@ mod wasm {
                 }
             }
             Effect::FocusPane(pane) => focus_terminal_pane(pane, true, false),
+            Effect::ClosePane(pane) => close_terminal_pane(pane),
             Effect::SetTimeout(secs) => set_timeout(secs),
         }
         None
@@ -113,6 +115,7 @@ mod wasm {
                     ctx,
                 },
                 Event::CommandPaneOpened(pane, ctx) => Input::PaneOpened { pane, ctx },
+                Event::CommandPaneExited(pane, exit, _) => Input::PaneExited { pane, exit },
                 Event::PaneClosed(PaneId::Terminal(pane)) => Input::PaneClosed { pane },
                 Event::Key(k) => Input::Key(key(&k)),
                 Event::Timer(_) => Input::Timer,
@@ -132,6 +135,9 @@ mod wasm {
         }
 
         fn render(&mut self, rows: usize, cols: usize) {
+            self.app.now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
             print!("{}", view::render(&self.app, rows, cols));
         }
     }

@@ -245,6 +245,23 @@ fn keys_issue_the_right_commands() {
     );
     app.handle(Input::PaneClosed { pane: 7 });
     assert_eq!(argv(&app.handle(Input::Key(Key::Enter)).0)[1], "attach");
+
+    // `canopy attach` ending with 0 (a detach) closes its pane; a failure keeps it, and
+    // a pane the plugin did not open is not its to close.
+    let mut exits = |opened: Option<u32>, pane: u32, exit: i32| {
+        if let Some(pane) = opened {
+            app.handle(Input::PaneOpened {
+                pane,
+                ctx: ctx.clone(),
+            });
+        }
+        let exit = Some(exit);
+        app.handle(Input::PaneExited { pane, exit }).0
+    };
+    assert_eq!(exits(Some(8), 8, 0), vec![Effect::ClosePane(8)]);
+    assert_eq!(exits(Some(9), 9, 1), vec![]);
+    assert_eq!(exits(None, 3, 0), vec![]);
+    assert_eq!(argv(&app.handle(Input::Key(Key::Enter)).0)[1], "attach");
 }
 
 #[test]
@@ -272,6 +289,10 @@ fn details_show_usage_and_explain() {
     ] {
         assert!(frame.contains(want), "{want} missing in\n{frame}");
     }
+    // A running session's wall time goes on between usage reports.
+    app.now_ms = 2 * 3600 * 1000 + 5 * 60 * 1000;
+    let frame = plain(&view::render(&app, 20, 60));
+    assert!(frame.contains("2h05m wall"), "{frame}");
     app.handle(Input::Key(Key::Esc));
     assert_eq!(app.mode(), &Mode::List);
 }

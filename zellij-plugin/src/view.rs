@@ -218,6 +218,16 @@ pub fn row(s: &Session, selected: bool, cols: usize) -> String {
     format!("{colour}{sym}{RESET}{on} {text}{RESET}")
 }
 
+/// A session's wall time: counted to `now_ms` while it runs (its record holds the time
+/// of its last usage report), the recorded figure once it has exited.
+fn wall_ms(s: &Session, now_ms: u64) -> u64 {
+    if s.state.kind != "exited" && now_ms > s.created_at {
+        now_ms - s.created_at
+    } else {
+        s.usage.wall_ms
+    }
+}
+
 fn details(app: &App, name: &str, explain: Option<&str>, cols: usize) -> Vec<String> {
     let Some(s) = app.sessions.iter().find(|s| s.name == name) else {
         return vec![truncate(&format!("{name}: gone"), cols)];
@@ -270,7 +280,7 @@ fn details(app: &App, name: &str, explain: Option<&str>, cols: usize) -> Vec<Str
             format!("tools   {} {}", u.tool_calls.total, tools),
             format!(
                 "time    {} wall, {} active",
-                duration(u.wall_ms),
+                duration(wall_ms(s, app.now_ms)),
                 duration(u.active_ms)
             ),
             format!("lines   +{} -{}", u.lines_added, u.lines_removed),
