@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 
 use canopy::client::Client;
 use canopy_protocol::params::{
-    AttachParams, AttachResult, HelloParams, HelloResult, NewParams, SubscribeParams,
+    AttachParams, AttachResult, HelloParams, HelloResult, NewParams, Status, SubscribeParams,
     SubscribeResult,
 };
 use canopy_protocol::{Message, Session, method};
 use canopy_tests::{TestEnv, runtime, wait_for};
+use tokio::sync::watch;
 
 /// The tests here measure the host: one at a time, or they would measure each other.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -103,13 +104,14 @@ async fn create(env: &TestEnv, names: &[String], command: &[&str], prompt: &str,
     }
 }
 
-async fn subscribed(env: &TestEnv) -> Client {
+/// A subscribed client, and the seq of the last event before its stream.
+async fn subscribed(env: &TestEnv) -> (Client, u64) {
     let mut c = env.client().await;
-    let _: SubscribeResult = c
+    let r: SubscribeResult = c
         .call(method::SUBSCRIBE, &SubscribeParams { since: None })
         .await
         .expect("subscribe");
-    c
+    (c, r.seq)
 }
 
 async fn attached(env: &TestEnv, name: &str) -> Client {
@@ -136,11 +138,14 @@ struct Seen {
     latencies: Vec<u64>,
     events: u64,
     resyncs: u64,
+    /// The seq of every event received.
+    seqs: Vec<u64>,
 }
 
-/// Read events until `until`, timing each usage report. Takes the whole client: its
-/// writer closing would end the connection.
-async fn watch_events(client: Client, until: Instant) -> Seen {
+/// Read events until one numbered `end` or later (published once known) or `until`,
+/// timing each usage report. Takes the whole client: its writer closing would end the
+/// connection.
+async fn watch_events(client: Client, end: watch::Receiver<u64>, until: Instant) -> Seen {
     let mut reader = client.reader;
     let _writer = client.writer;
     let mut seen = Seen::default();
@@ -157,6 +162,11 @@ async fn watch_events(client: Client, until: Instant) -> Seen {
             continue;
         };
         seen.events += 1;
+        let seq = field(event, "seq").and_then(|v| v.as_u64()).unwrap_or(0);
+        seen.seqs.push(seq);
+        if seq >= *end.borrow() {
+            break;
+        }
         // Only the fields needed, read in place: decoding whole records would make this
         // client, not the host, the bottleneck being measured.
         let Some(s) = field(event, "session") else {
@@ -248,9 +258,9 @@ fn a_hundred_sessions_twenty_subscribers_and_a_client_that_never_reads() {
     let (_, rss_start) = host_proc(pid);
 
     let window = Duration::from_secs(8);
-    let (seen, attached_bytes, stuck, rss_mid, cpu) = rt.block_on(async {
+    let (seen, attached_bytes, stuck, rss_mid, cpu, run) = rt.block_on(async {
         // Never read from: subscribed to every event and attached to a session.
-        let mut stuck = subscribed(&env).await;
+        let (mut stuck, _) = subscribed(&env).await;
         let _: AttachResult = stuck
             .call(
                 method::ATTACH,
@@ -266,9 +276,19 @@ fn a_hundred_sessions_twenty_subscribers_and_a_client_that_never_reads() {
         let measuring = Instant::now();
         let cpu_before = host_cpu_ticks(pid);
         let mut watchers = tokio::task::JoinSet::new();
+        // The last event before every watcher's stream, and (once the window is over)
+        // the last one of the run: each watcher must see every event between.
+        let mut first = 0;
+        let (end_tx, end) = watch::channel(u64::MAX);
         for _ in 0..20 {
-            let c = subscribed(&env).await;
-            watchers.spawn(watch_events(c, until));
+            let (c, seq) = subscribed(&env).await;
+            first = first.max(seq);
+            // Past the window, time enough for a watcher behind to catch up.
+            watchers.spawn(watch_events(
+                c,
+                end.clone(),
+                until + Duration::from_secs(60),
+            ));
         }
         let mut readers = tokio::task::JoinSet::new();
         for name in &names[95..99] {
@@ -277,6 +297,13 @@ fn a_hundred_sessions_twenty_subscribers_and_a_client_that_never_reads() {
         }
         tokio::time::sleep_until(tokio::time::Instant::from_std(until - window / 2)).await;
         let (_, rss_mid) = host_proc(pid);
+        tokio::time::sleep_until(tokio::time::Instant::from_std(until)).await;
+        let mut c = env.client().await;
+        let status: Status = c
+            .call(method::STATUS, &HashMap::<String, String>::new())
+            .await
+            .expect("status");
+        let _ = end_tx.send(status.seq);
         let mut seen = Vec::new();
         while let Some(s) = watchers.join_next().await {
             seen.push(s.expect("watcher"));
@@ -287,7 +314,7 @@ fn a_hundred_sessions_twenty_subscribers_and_a_client_that_never_reads() {
         }
         // Percent of one core.
         let cpu = (host_cpu_ticks(pid) - cpu_before) as f64 / measuring.elapsed().as_secs_f64();
-        (seen, bytes, stuck, rss_mid, cpu)
+        (seen, bytes, stuck, rss_mid, cpu, first..=status.seq)
     });
     let (fds, rss_end) = host_proc(pid);
     drop(stuck);
@@ -315,13 +342,21 @@ fn a_hundred_sessions_twenty_subscribers_and_a_client_that_never_reads() {
         rss_mid / 1024,
         rss_end / 1024,
     );
-    // Every reading subscriber saw the same reports; none fell behind enough to resync.
-    let most = seen.iter().map(|s| s.latencies.len()).max().unwrap_or(0);
+    // Every reading subscriber saw every event of the run, in order; none fell behind
+    // enough to be resynced.
+    let (first, last) = (*run.start(), *run.end());
+    assert!(last > first + 100, "events {first}..={last}");
     for s in &seen {
-        assert!(
-            s.latencies.len() * 10 >= most * 9,
-            "{} of {most}",
-            s.latencies.len()
+        let got: Vec<u64> = s
+            .seqs
+            .iter()
+            .copied()
+            .filter(|q| run.contains(q) && *q > first)
+            .collect();
+        assert_eq!(
+            got,
+            ((first + 1)..=last).collect::<Vec<_>>(),
+            "a watcher missed events"
         );
         assert_eq!(s.resyncs, 0);
     }
@@ -358,7 +393,7 @@ fn a_client_that_never_reads_holds_bounded_memory_and_is_repainted() {
         )
         .await;
         create(&env, &["talk".to_owned()], &["claude"], "@stream:400", 1).await;
-        let mut stuck = subscribed(&env).await;
+        let (mut stuck, _) = subscribed(&env).await;
         let _: AttachResult = stuck
             .call(
                 method::ATTACH,
@@ -376,9 +411,9 @@ fn a_client_that_never_reads_holds_bounded_memory_and_is_repainted() {
         let window = Duration::from_secs(5);
         let until = Instant::now() + window;
         let reading = attached(&env, "flood").await;
-        let watcher = subscribed(&env).await;
+        let (watcher, _) = subscribed(&env).await;
         let bytes = tokio::spawn(read_output(reading, until));
-        let seen = tokio::spawn(watch_events(watcher, until));
+        let seen = tokio::spawn(watch_events(watcher, watch::channel(u64::MAX).1, until));
         tokio::time::sleep(window / 2).await;
         let (_, rss_mid) = host_proc(pid);
         let bytes = bytes.await.expect("reader");
@@ -451,7 +486,7 @@ fn a_thousand_connections_leave_no_descriptors_or_tasks_behind() {
         let started = Instant::now();
         for _ in 0..1000 {
             drop(env.client().await);
-            drop(subscribed(&env).await);
+            drop(subscribed(&env).await.0);
             drop(attached(&env, "a").await);
         }
         let took = started.elapsed();

@@ -500,6 +500,19 @@ fn subcommands_do_what_they_say() {
             assert_eq!(again, first[2], "the attach buffer is reused");
             nv.cmd("stopinsert | only").await.expect("leave");
 
+            // capture: the scrollback and screen as text in a scratch buffer, at its end.
+            nv.cmd("Canopy capture s").await.expect("capture");
+            let captured = nv
+                .lua("return {vim.api.nvim_buf_get_name(0), vim.bo.modifiable, table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\\n'), vim.fn.line('.') == vim.fn.line('$')}")
+                .await;
+            assert!(captured[0].as_str().unwrap_or("").ends_with("canopy://capture/s"), "{captured}");
+            assert_eq!(captured[1], Json::Bool(false));
+            assert!(captured[2].as_str().unwrap_or("").contains("fake output of ls"), "{captured}");
+            assert_eq!(captured[3], Json::Bool(true), "the cursor at the end");
+            nv.cmd("normal q").await.expect("q closes it");
+            let wins = nv.lua("return #vim.api.nvim_tabpage_list_wins(0)").await;
+            assert_eq!(wins, Json::from(1));
+
             // approve/deny: the dialog is answered.
             nv.cmd("Canopy send s @ask:Bash:rm-x").await.expect("send ask");
             nv.wait_line("s", "waiting_permission").await;

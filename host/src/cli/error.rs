@@ -13,8 +13,6 @@ pub struct CliError {
     pub message: String,
     pub details: Vec<String>,
     pub hint: Option<String>,
-    /// Stdout's reader went away (`canopy capture x | head`): nothing more to say.
-    pub reader_gone: bool,
 }
 
 impl CliError {
@@ -23,7 +21,6 @@ impl CliError {
             message: message.into(),
             details: Vec::new(),
             hint: None,
-            reader_gone: false,
         }
     }
 
@@ -34,9 +31,6 @@ impl CliError {
 
     /// Print to stderr and give the exit code.
     pub fn report(&self) -> ExitCode {
-        if self.reader_gone {
-            return ExitCode::SUCCESS;
-        }
         eprintln!("error: {}", self.message);
         for d in &self.details {
             eprintln!("  - {d}");
@@ -54,7 +48,6 @@ impl From<RpcError> for CliError {
             message: e.message,
             details: e.details,
             hint: e.hint,
-            reader_gone: false,
         }
     }
 }
@@ -87,9 +80,6 @@ impl From<crate::config::ConfigError> for CliError {
 
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
-        CliError {
-            reader_gone: e.kind() == std::io::ErrorKind::BrokenPipe,
-            ..CliError::new(e.to_string())
-        }
+        CliError::new(e.to_string())
     }
 }

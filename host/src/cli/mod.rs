@@ -251,17 +251,31 @@ enum HostAction {
     Stop,
 }
 
+/// Let a closed stdout end the process quietly, as it ends `cat` (`canopy ls | head`).
+/// Rust ignores SIGPIPE, which turns every print into a panic once the reader has
+/// gone. Not for the host (a client closing its socket is routine) nor `canopy hook`
+/// (which must exit 0 whatever its agent does with its output).
+fn restore_sigpipe() {
+    // SAFETY: setting a signal's disposition to the default, before any threads start.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Entry point of the `canopy` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let paths = Paths::from_env();
     // These run before (or without) the CLI's runtime.
-    let command = match cli.command {
+    match cli.command {
         Some(Cmd::Host {
             action: None,
             daemon,
         }) => return host::run(paths, daemon),
         Some(Cmd::Hook { agent, payload }) => return hook::run(&paths, agent, payload),
+        _ => restore_sigpipe(),
+    }
+    let command = match cli.command {
         Some(Cmd::Setup { target, write, dir }) => {
             return match setup::run(&paths, target, write, dir) {
                 Ok(()) => ExitCode::SUCCESS,

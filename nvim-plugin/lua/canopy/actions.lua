@@ -187,6 +187,27 @@ function M.attach(name)
   vim.cmd('startinsert')
 end
 
+--- The session's scrollback and screen as text, in a scratch buffer in a split (the
+--- attach split's), the cursor on the last line; `q` closes it.
+---@param name string
+function M.capture(name)
+  local ok, r = H.request('capture', { name = name }, 'capture ' .. name)
+  if not ok then return end
+  local lines = vim.split(r.text or '', '\n', { plain = true })
+  if lines[#lines] == '' then table.remove(lines) end
+  vim.cmd(config.options.attach.split)
+  local buf = vim.api.nvim_create_buf(false, true)
+  vim.api.nvim_win_set_buf(0, buf)
+  vim.api.nvim_buf_set_lines(buf, 0, -1, false, lines)
+  local compat = require('canopy.compat')
+  compat.buf_set(buf, 'modifiable', false)
+  compat.buf_set(buf, 'bufhidden', 'wipe')
+  compat.buf_set(buf, 'filetype', 'canopy-capture')
+  pcall(vim.api.nvim_buf_set_name, buf, 'canopy://capture/' .. name)
+  vim.api.nvim_win_set_cursor(0, { math.max(#lines, 1), 0 })
+  vim.keymap.set('n', 'q', '<cmd>close<cr>', { buffer = buf, nowait = true, silent = true })
+end
+
 ---@param name string
 ---@return canopy.Session|nil
 function H.session(name)

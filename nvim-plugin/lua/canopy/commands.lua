@@ -53,6 +53,7 @@ M.subcommands = {
   inspect = { usage = 'inspect {name}', complete = { 'session' }, run = function(a) if need(a, 1, 'inspect {name}') then actions().inspect(a[1]) end end },
   diff = { usage = 'diff {name}', complete = { 'session' }, run = function(a) if need(a, 1, 'diff {name}') then actions().diff(a[1]) end end },
   explain = { usage = 'explain {name}', complete = { 'session' }, run = function(a) if need(a, 1, 'explain {name}') then actions().explain(a[1]) end end },
+  capture = { usage = 'capture {name}', complete = { 'session' }, run = function(a) if need(a, 1, 'capture {name}') then actions().capture(a[1]) end end },
 }
 
 --- Run `:Canopy` with its arguments (from `nvim_create_user_command`'s `fargs`).
