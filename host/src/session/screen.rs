@@ -68,7 +68,7 @@ impl Dimensions for Size {
 }
 
 /// Lines scrolled into the emulator's history are moved to [`History`] once this many
-/// have gathered (and whenever the output pauses), so the emulator holds few of them.
+/// have gathered, so the emulator holds few of them.
 const HISTORY_BATCH: usize = 256;
 
 /// A session's terminal screen and scrollback.
@@ -93,6 +93,21 @@ struct HistoryRow {
     bytes: Box<[u8]>,
     /// The row continues on the next one (a line longer than the terminal was wide).
     wrapped: bool,
+}
+
+impl HistoryRow {
+    /// The row encoded, by way of `scratch` (kept between rows, so each row costs one
+    /// allocation of its own size).
+    fn of(row: &Row<Cell>, cols: usize, scratch: &mut String) -> Self {
+        scratch.clear();
+        if write_row(scratch, row, cols, &mut Look::default()) {
+            scratch.push_str("\x1b[0m");
+        }
+        HistoryRow {
+            bytes: scratch.as_bytes().into(),
+            wrapped: row[Column(cols - 1)].flags.contains(Flags::WRAPLINE),
+        }
+    }
 }
 
 impl History {
@@ -153,24 +168,19 @@ impl Screen {
     }
 
     /// The output has paused: move the rest of the emulator's history out and free the
-    /// rows it held (the emulator keeps up to a thousand spare rows otherwise).
-    pub fn settle(&mut self) {
+    /// rows it keeps spare (up to a thousand, which it allocates again when the output
+    /// next scrolls: call this after a pause, not after every burst).
+    pub fn trim(&mut self) {
         self.keep_history(true);
     }
 
     fn keep_history(&mut self, free: bool) {
         let grid = self.term.grid_mut();
         let (scrolled, cols) = (grid.history_size(), grid.columns());
+        let mut scratch = String::with_capacity(cols * 2);
         for i in (1..=scrolled).rev() {
-            let row = &grid[Line(-(i as i32))];
-            let mut text = String::new();
-            if write_row(&mut text, row, cols, &mut Look::default()) {
-                text.push_str("\x1b[0m");
-            }
-            self.history.push(HistoryRow {
-                bytes: text.into_bytes().into_boxed_slice(),
-                wrapped: row[Column(cols - 1)].flags.contains(Flags::WRAPLINE),
-            });
+            self.history
+                .push(HistoryRow::of(&grid[Line(-(i as i32))], cols, &mut scratch));
         }
         if scrolled > 0 {
             grid.clear_history();
@@ -187,18 +197,9 @@ impl Screen {
         self.keep_history(false);
         let grid = self.term.grid();
         let cols = grid.columns();
+        let mut scratch = String::new();
         let mut screen: Vec<HistoryRow> = (0..grid.screen_lines())
-            .map(|line| {
-                let row = &grid[Line(line as i32)];
-                let mut text = String::new();
-                if write_row(&mut text, row, cols, &mut Look::default()) {
-                    text.push_str("\x1b[0m");
-                }
-                HistoryRow {
-                    bytes: text.into_bytes().into_boxed_slice(),
-                    wrapped: row[Column(cols - 1)].flags.contains(Flags::WRAPLINE),
-                }
-            })
+            .map(|line| HistoryRow::of(&grid[Line(line as i32)], cols, &mut scratch))
             .collect();
         while screen.last().is_some_and(|r| r.bytes.is_empty()) {
             screen.pop();
@@ -363,7 +364,7 @@ impl Default for Look {
     }
 }
 
-/// The flags with an SGR code, and the code.
+/// The flags that change how a cell looks, each with its SGR code.
 const STYLES: [(Flags, &str); 8] = [
     (Flags::BOLD, "1"),
     (Flags::DIM, "2"),
@@ -375,14 +376,21 @@ const STYLES: [(Flags, &str); 8] = [
     (Flags::STRIKEOUT, "9"),
 ];
 
+/// [`STYLES`]' flags as one mask.
+const STYLE_FLAGS: Flags = {
+    let mut all = Flags::empty();
+    let mut i = 0;
+    while i < STYLES.len() {
+        all = all.union(STYLES[i].0);
+        i += 1;
+    }
+    all
+};
+
 impl Look {
     fn of(cell: &Cell) -> Self {
-        let mut flags = Flags::empty();
-        for (flag, _) in STYLES {
-            flags.set(flag, cell.flags.contains(flag));
-        }
         Look {
-            flags,
+            flags: cell.flags.intersection(STYLE_FLAGS),
             fg: cell.fg,
             bg: cell.bg,
         }
@@ -404,19 +412,42 @@ impl Look {
 }
 
 fn color(s: &mut String, c: Color, base: u8, bright: u8, extended: u8) {
-    let _ = match c {
+    match c {
         Color::Named(n) => match n as usize {
-            i @ 0..8 => write!(s, ";{}", base as usize + i),
-            i @ 8..16 => write!(s, ";{}", bright as usize + i - 8),
+            i @ 0..8 => param(s, base + i as u8),
+            i @ 8..16 => param(s, bright + i as u8 - 8),
             // Dim variants carry the DIM flag; the colour is the plain one.
-            _ => match dim_base(n) {
-                Some(i) => write!(s, ";{}", base as usize + i),
-                None => Ok(()),
-            },
+            _ => {
+                if let Some(i) = dim_base(n) {
+                    param(s, base + i as u8);
+                }
+            }
         },
-        Color::Indexed(i) => write!(s, ";{extended};5;{i}"),
-        Color::Spec(rgb) => write!(s, ";{extended};2;{};{};{}", rgb.r, rgb.g, rgb.b),
-    };
+        Color::Indexed(i) => {
+            param(s, extended);
+            param(s, 5);
+            param(s, i);
+        }
+        Color::Spec(rgb) => {
+            param(s, extended);
+            param(s, 2);
+            for v in [rgb.r, rgb.g, rgb.b] {
+                param(s, v);
+            }
+        }
+    }
+}
+
+/// `;N`, without the formatting machinery: history rows are encoded by the thousand.
+fn param(s: &mut String, n: u8) {
+    s.push(';');
+    if n >= 100 {
+        s.push(char::from(b'0' + n / 100));
+    }
+    if n >= 10 {
+        s.push(char::from(b'0' + n / 10 % 10));
+    }
+    s.push(char::from(b'0' + n % 10));
 }
 
 fn dim_base(n: NamedColor) -> Option<usize> {
@@ -530,7 +561,7 @@ mod tests {
     fn scrollback_keeps_text_colours_and_wrapping_compactly() {
         let mut s = Screen::new(3, 10, 100);
         s.process(b"one\r\n\x1b[31mred\x1b[0m\r\n0123456789abc\r\nfour\r\nfive");
-        s.settle();
+        s.trim();
         assert_eq!(
             captured(&mut s, None, false),
             "one\nred\n0123456789abc\nfour\nfive\n"
@@ -548,7 +579,7 @@ mod tests {
         let mut s = Screen::new(4, 20, 1000);
         let burst: String = (0..5000).map(|i| format!("line {i}\r\n")).collect();
         s.process(burst.as_bytes());
-        s.settle();
+        s.trim();
         let text = captured(&mut s, None, false);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 1000 + 3, "the limit plus the screen's text");
@@ -560,7 +591,7 @@ mod tests {
     fn erasing_saved_lines_clears_the_scrollback() {
         let mut s = Screen::new(2, 10, 100);
         s.process(b"a\r\nb\r\nc\r\nd");
-        s.settle();
+        s.trim();
         s.process(b"\x1b[H\x1b[2J\x1b[3Je");
         assert_eq!(captured(&mut s, None, false), "e\n");
     }

@@ -119,6 +119,9 @@ pub fn rss(n: usize, lines: usize) -> Vec<Figure> {
             },
         );
     }
+    // At rest, as sessions spend most of their time: the host gives back its terminal
+    // model's spare rows 2 s into a pause in a session's output.
+    std::thread::sleep(Duration::from_secs(3));
     let full = rss_mib(pid);
     let per = (full - start) / n as f64;
     let tmux = tmux_rss(&stubs.join("printer"), n, lines);
@@ -136,7 +139,7 @@ pub fn rss(n: usize, lines: usize) -> Vec<Figure> {
             "MiB",
             Target::Info,
             format!(
-                "VmRSS from /proc once every session's agent has printed {} lines of ~75 characters (24×80 screens, `scrollback_lines = {lines}`; the default is 2000)",
+                "VmRSS from /proc 3 s after every session's agent has printed {} lines of ~75 characters (24×80 screens, `scrollback_lines = {lines}`; the default is 2000)",
                 lines + 100
             ),
         ),
