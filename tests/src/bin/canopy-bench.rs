@@ -4,7 +4,8 @@
 //!
 //! Run: `cargo run --release -p canopy-tests --features zellij-bench --bin canopy-bench`
 //! (it builds the release `canopy` first). `--quick` uses smaller sizes for a smoke run;
-//! `--only GROUP` measures one group (see [`GROUPS`]) and updates just its figures.
+//! `--only GROUP[,GROUP…]` measures those groups (see [`GROUPS`]) and updates just their
+//! figures.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -122,7 +123,7 @@ struct Run {
 
 type Group = (&'static str, fn(&Run) -> Vec<Figure>);
 
-/// Every group, in the order of BENCHMARKS.md: `--only NAME` runs one.
+/// Every group, in the order of BENCHMARKS.md: `--only NAME[,NAME…]` runs some.
 const GROUPS: &[Group] = &[
     ("ls", |r| host::ls_latency(if r.quick { 20 } else { 100 })),
     ("rss", |r| host::rss(if r.quick { 10 } else { 100 }, 10_000)),
@@ -149,24 +150,24 @@ const GROUPS: &[Group] = &[
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let only = args
+    let only: Option<Vec<String>> = args
         .iter()
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
-        .cloned();
-    if let Some(o) = &only
-        && !GROUPS.iter().any(|(name, _)| name == o)
-    {
-        let names: Vec<&str> = GROUPS.iter().map(|(name, _)| *name).collect();
-        eprintln!("canopy-bench: no group {o:?}; groups: {}", names.join(", "));
-        std::process::exit(2);
+        .map(|list| list.split(',').map(str::to_owned).collect());
+    for o in only.iter().flatten() {
+        if !GROUPS.iter().any(|(name, _)| name == o) {
+            let names: Vec<&str> = GROUPS.iter().map(|(name, _)| *name).collect();
+            eprintln!("canopy-bench: no group {o:?}; groups: {}", names.join(", "));
+            std::process::exit(2);
+        }
     }
     let root = workspace_root();
-    build_release_canopy(&root);
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let shipped = build_release_canopy(&root, &target);
     // SAFETY: setting our own environment before any threads start.
-    unsafe { std::env::set_var("CANOPY_BIN", target.join("release/canopy")) };
+    unsafe { std::env::set_var("CANOPY_BIN", shipped) };
     let run = Run {
         quick,
         root,
@@ -177,7 +178,7 @@ fn main() {
     let mut measured = Vec::new();
     let mut failed = Vec::new();
     for (name, group) in GROUPS {
-        if only.as_deref().is_none_or(|o| o == *name) {
+        if only.as_ref().is_none_or(|o| o.iter().any(|o| o == name)) {
             let start = Instant::now();
             // A group that fails (a missing tool, a timeout) must not throw away the
             // minutes of figures the others took: it is named at the end instead.
@@ -264,14 +265,27 @@ fn tmux_version() -> Option<String> {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
 }
 
-fn build_release_canopy(root: &Path) {
+/// Build `canopy` as `cargo install` would, in a target directory of its own: built
+/// beside this binary, its dependencies' features would be unified with the benches'
+/// (a different binary), and each of the two builds would invalidate the other.
+fn build_release_canopy(root: &Path, target: &Path) -> PathBuf {
+    let dir = target.join("shipped");
     let ok = cargo()
-        .args(["build", "--release", "-p", "canopy"])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "canopy",
+            "--target-dir",
+        ])
+        .arg(&dir)
         .current_dir(root)
         .status()
         .expect("run cargo")
         .success();
     assert!(ok, "building the release canopy failed");
+    dir.join("release/canopy")
 }
 
 fn machine() -> String {
