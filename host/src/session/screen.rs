@@ -100,7 +100,8 @@ impl HistoryRow {
     /// allocation of its own size).
     fn of(row: &Row<Cell>, cols: usize, scratch: &mut String) -> Self {
         scratch.clear();
-        if write_row(scratch, row, cols, &mut Look::default()) {
+        let end = row_end(row, cols).unwrap_or(0);
+        if write_cells(scratch, row, end, &mut Look::default()) {
             scratch.push_str("\x1b[0m");
         }
         HistoryRow {
@@ -269,11 +270,11 @@ impl Screen {
         let mut pen = Look::default();
         for line in 0..grid.screen_lines() {
             let row = &grid[Line(line as i32)];
-            if row_end(row, grid.columns()).is_none() {
+            let Some(end) = row_end(row, grid.columns()) else {
                 continue;
-            }
+            };
             let _ = write!(out, "\x1b[{};1H", line + 1);
-            write_row(&mut out, row, grid.columns(), &mut pen);
+            write_cells(&mut out, row, end, &mut pen);
         }
         let cursor = &grid.cursor;
         Look::of(&cursor.template).write_sgr(&mut out);
@@ -307,10 +308,10 @@ fn row_end(row: &Row<Cell>, cols: usize) -> Option<usize> {
         .map(|c| c + 1)
 }
 
-/// Append a row's cells up to its last visible one, with an SGR sequence wherever the
-/// look differs from `pen` (which follows along). Returns whether the pen ends styled.
-fn write_row(out: &mut String, row: &Row<Cell>, cols: usize, pen: &mut Look) -> bool {
-    for col in 0..row_end(row, cols).unwrap_or(0) {
+/// Append a row's cells before column `end`, with an SGR sequence wherever the look
+/// differs from `pen` (which follows along). Returns whether the pen ends styled.
+fn write_cells(out: &mut String, row: &Row<Cell>, end: usize, pen: &mut Look) -> bool {
+    for col in 0..end {
         let cell = &row[Column(col)];
         if cell
             .flags
@@ -331,7 +332,7 @@ fn write_row(out: &mut String, row: &Row<Cell>, cols: usize, pen: &mut Look) -> 
     *pen != Look::default()
 }
 
-/// Copy text, leaving out its SGR sequences (the only escapes [`write_row`] writes).
+/// Copy text, leaving out its SGR sequences (the only escapes [`write_cells`] writes).
 fn strip_sgr(text: &[u8], out: &mut Vec<u8>) {
     let mut rest = text;
     while let Some(at) = memchr::memchr(0x1b, rest) {
