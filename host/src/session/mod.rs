@@ -813,11 +813,6 @@ enum FromScreen {
     Reply(Vec<u8>),
 }
 
-/// How long a session's output must pause before the screen model gives back the rows
-/// it keeps spare (see [`Screen::trim`]): a pause, not every burst, since the emulator
-/// allocates them again as soon as the output scrolls.
-const TRIM_AFTER: Duration = Duration::from_secs(2);
-
 /// Parse the agent's output into the screen model, behind the relay, and classify the
 /// screen for the state engine.
 async fn screen_task(
@@ -828,41 +823,17 @@ async fn screen_task(
     session: mpsc::UnboundedSender<FromScreen>,
 ) {
     let mut last_cue = None;
-    // Armed by output, at most once per pause: it fires [`TRIM_AFTER`] after the first
-    // output since the last trim and re-arms while output keeps coming.
-    let mut trim: Option<Pin<Box<Sleep>>> = None;
-    let mut last_output = Instant::now();
-    loop {
-        let msg = tokio::select! {
-            msg = inbox.recv() => match msg {
-                Some(msg) => msg,
-                None => break,
-            },
-            () = sleep_until(&mut trim) => {
-                let quiet_until = last_output + TRIM_AFTER;
-                match &mut trim {
-                    Some(t) if quiet_until > Instant::now() => t.as_mut().reset(quiet_until),
-                    _ => {
-                        trim = None;
-                        screen.trim();
-                    }
-                }
-                continue;
-            }
-        };
+    while let Some(msg) = inbox.recv().await {
         match msg {
             ToScreen::Output(chunk) => {
                 screen.process(&chunk);
-                last_output = Instant::now();
-                if trim.is_none() {
-                    trim = Some(Box::pin(tokio::time::sleep_until(last_output + TRIM_AFTER)));
-                }
                 let replies = screen.take_replies();
                 if !replies.is_empty() && output.receiver_count() == 0 {
                     let _ = session.send(FromScreen::Reply(replies));
                 }
                 // Only when nothing else is queued: a burst is classified once, at its end.
                 if inbox.is_empty() {
+                    screen.trim();
                     let (cue, line) = cues.classify_with_line(&screen.text());
                     if last_cue != Some(cue) {
                         last_cue = Some(cue);

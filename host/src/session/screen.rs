@@ -169,8 +169,10 @@ impl Screen {
     }
 
     /// The output has paused: move the rest of the emulator's history out and free the
-    /// rows it keeps spare (up to a thousand, which it allocates again when the output
-    /// next scrolls: call this after a pause, not after every burst).
+    /// rows it keeps spare. The emulator allocates a thousand again at the next scroll
+    /// (some 0.3 ms at 80 columns); holding them instead would cost every session that
+    /// has scrolled 1.9 MiB (measured: 100 streaming sessions took 238 MiB instead of
+    /// 73, for 13 % of a core less).
     pub fn trim(&mut self) {
         self.keep_history(true);
     }

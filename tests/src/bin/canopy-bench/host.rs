@@ -119,8 +119,7 @@ pub fn rss(n: usize, lines: usize) -> Vec<Figure> {
             },
         );
     }
-    // At rest, as sessions spend most of their time: the host gives back its terminal
-    // model's spare rows 2 s into a pause in a session's output.
+    // At rest, as sessions spend most of their time.
     std::thread::sleep(Duration::from_secs(3));
     let full = rss_mib(pid);
     let per = (full - start) / n as f64;
