@@ -266,16 +266,19 @@ fn restore_sigpipe() {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let paths = Paths::from_env();
+    if !matches!(
+        cli.command,
+        Some(Cmd::Host { action: None, .. } | Cmd::Hook { .. })
+    ) {
+        restore_sigpipe();
+    }
     // These run before (or without) the CLI's runtime.
-    match cli.command {
+    let command = match cli.command {
         Some(Cmd::Host {
             action: None,
             daemon,
         }) => return host::run(paths, daemon),
         Some(Cmd::Hook { agent, payload }) => return hook::run(&paths, agent, payload),
-        _ => restore_sigpipe(),
-    }
-    let command = match cli.command {
         Some(Cmd::Setup { target, write, dir }) => {
             return match setup::run(&paths, target, write, dir) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -180,7 +180,8 @@ impl Screen {
     fn keep_history(&mut self, free: bool) {
         let grid = self.term.grid_mut();
         let (scrolled, cols) = (grid.history_size(), grid.columns());
-        let mut scratch = String::with_capacity(cols * 2);
+        // Allocates only once a row is written: most bursts end with nothing scrolled.
+        let mut scratch = String::new();
         for i in (1..=scrolled).rev() {
             self.history
                 .push(HistoryRow::of(&grid[Line(-(i as i32))], cols, &mut scratch));
