@@ -8,8 +8,15 @@
 //!   [`Timing::fresh`]. Each cue appearance counts at most once, so text that stays on
 //!   screen cannot fight later hook events.
 //! - While hooks work, only cues hooks cannot see count: a permission dialog, an
-//!   interrupt (Esc fires no hook). With no hooks (none configured, or none arrived),
-//!   every cue counts: busy → thinking, at rest → idle.
+//!   interrupt (Esc fires no hook), a screen that waits for the user before any work.
+//!   With no hooks (none configured, or none arrived), every cue counts: busy →
+//!   thinking, at rest → idle.
+//! - A state holds only while its evidence holds. `waiting_permission` ends the moment
+//!   its request is answered anywhere: from Canopy ([`Engine::answered`]: approve →
+//!   `tool`, deny → what the agent does next), or in the agent's terminal (the dialog
+//!   that was on screen leaves it: busy → `tool`, at rest or interrupted → `idle`).
+//!   That cue is about the request in hand, so it does not wait for a hook to grow
+//!   stale; it still holds for [`Timing::hold`], so a redraw cannot fake it.
 //! - An agent that should send hooks but sent none within [`Timing::grace`] has
 //!   degraded integration health, shown apart from its state.
 //!
@@ -41,7 +48,10 @@ pub struct Timing {
 impl Default for Timing {
     fn default() -> Self {
         Self {
-            hold: Duration::from_millis(300),
+            // Screen-evidenced changes reach subscribers within about this much; the
+            // classifier already sees whole bursts, so a short hold is enough to ride
+            // out a redraw.
+            hold: Duration::from_millis(200),
             fresh: Duration::from_millis(1500),
             grace: Duration::from_secs(30),
         }
@@ -52,9 +62,11 @@ impl Default for Timing {
 #[derive(Debug, Clone)]
 struct Candidate {
     cue: Cue,
-    /// The line behind it (an error's text).
+    /// The line behind it (an error's text, an input screen's question).
     line: Option<String>,
     since: Instant,
+    /// The permission dialog this cue replaced was answered in the terminal.
+    dialog_left: bool,
 }
 
 #[derive(Debug)]
@@ -70,6 +82,10 @@ pub struct Engine {
     seen: Option<Cue>,
     /// Whether the wait for a first hook has run out (noted once).
     grace_over: bool,
+    /// The open permission request's dialog has been on screen, so its leaving the
+    /// screen means the request was answered there (an agent may ask through a hook
+    /// before it draws the dialog: until then, the screen proves nothing).
+    dialog_seen: bool,
     signals: VecDeque<Signal>,
 }
 
@@ -84,6 +100,7 @@ impl Engine {
             candidate: None,
             seen: None,
             grace_over: false,
+            dialog_seen: false,
             signals: VecDeque::new(),
         }
     }
@@ -143,17 +160,71 @@ impl Engine {
         });
     }
 
-    /// Record something that is not a state input (process exit, approve, …).
-    pub fn record(&mut self, wall: u64, source: StateSource, event: &str, outcome: &str) {
-        self.note(wall, source, event, None, outcome.to_owned());
-    }
-
     /// Set a state directly (exit, host actions), with its evidence.
     pub fn set(&mut self, state: State, event: &str) {
         let outcome = format!("→ {}", state.kind);
         let (wall, source, detail) = (state.since, state.source, state.detail.clone());
-        self.state = state;
+        self.enter(state);
         self.note(wall, source, event, detail, outcome);
+    }
+
+    /// Move to `state`, keeping what is known about the permission dialog in step.
+    fn enter(&mut self, state: State) {
+        if state.kind == StateKind::WaitingPermission {
+            if self.state.kind != StateKind::WaitingPermission {
+                self.dialog_seen = self.seen == Some(Cue::Permission);
+            }
+        } else {
+            self.dialog_seen = false;
+        }
+        self.state = state;
+    }
+
+    /// The open permission request was answered from Canopy (`how`: through a hook,
+    /// the agent's server, keys typed into its dialog). An approval lets the tool run
+    /// at once; after a denial the agent goes on to `on_deny` (a model told "no" goes
+    /// on thinking; an agent whose dialog was refused ends its turn). Returns the new
+    /// state.
+    pub fn answered(
+        &mut self,
+        approve: bool,
+        how: &str,
+        on_deny: StateKind,
+        now: Instant,
+        wall: u64,
+    ) -> Option<State> {
+        if self.state.kind != StateKind::WaitingPermission {
+            return None;
+        }
+        let next = if approve {
+            State {
+                kind: StateKind::Tool,
+                tool: self.state.tool.clone(),
+                detail: self.state.detail.clone(),
+                since: wall,
+                source: StateSource::Host,
+            }
+        } else {
+            State::new(on_deny, StateSource::Host, wall)
+        };
+        let event = if approve {
+            "approved from canopy"
+        } else {
+            "denied from canopy"
+        };
+        self.note(
+            wall,
+            StateSource::Host,
+            event,
+            Some(how.to_owned()),
+            format!("→ {}", label(&next)),
+        );
+        // The screen that follows shows the answer taking effect; it is no new evidence.
+        self.candidate = None;
+        // The answer outranks the screen as a hook would.
+        self.last_hook = self.last_hook.map(|_| now);
+        self.enter(next.clone());
+        Some(next)
     }
 
     /// A hook event. Returns the new state when it changed.
@@ -187,11 +258,14 @@ impl Engine {
                 None
             }
             Effect::State { kind, tool, detail } => {
-                // A permission request that names no tool is about the one running.
+                // A permission request or tool run that names no tool is about the one
+                // in hand.
                 let tool = match (kind, tool, self.state.kind) {
-                    (StateKind::WaitingPermission, None, StateKind::Tool) => {
-                        self.state.tool.clone()
-                    }
+                    (
+                        StateKind::WaitingPermission | StateKind::Tool,
+                        None,
+                        StateKind::Tool | StateKind::WaitingPermission,
+                    ) => self.state.tool.clone(),
                     _ => tool.clone(),
                 };
                 let next = State {
@@ -216,7 +290,7 @@ impl Engine {
                 if changed {
                     // A hook supersedes whatever cue was waiting.
                     self.candidate = None;
-                    self.state = next.clone();
+                    self.enter(next.clone());
                     Some(next)
                 } else {
                     None
@@ -237,10 +311,15 @@ impl Engine {
             return None;
         }
         self.seen = Some(cue);
+        let waiting = self.state.kind == StateKind::WaitingPermission;
+        if waiting && cue == Cue::Permission {
+            self.dialog_seen = true;
+        }
         self.candidate = Some(Candidate {
             cue,
             line,
             since: now,
+            dialog_left: waiting && self.dialog_seen && cue != Cue::Permission,
         });
         self.tick(now, wall)
     }
@@ -250,8 +329,8 @@ impl Engine {
         let cue = self.candidate.as_ref().map(|c| {
             let held = c.since + self.timing.hold;
             match self.last_hook {
-                Some(h) => held.max(h + self.timing.fresh),
-                None => held,
+                Some(h) if !c.dialog_left => held.max(h + self.timing.fresh),
+                _ => held,
             }
         });
         let grace = (self.hooks_expected && self.last_hook.is_none() && !self.grace_over)
@@ -285,6 +364,7 @@ impl Engine {
         }
         if let Some(h) = self.last_hook
             && now < h + self.timing.fresh
+            && !c.dialog_left
         {
             return None;
         }
@@ -292,9 +372,14 @@ impl Engine {
         if !self.state.kind.is_live() {
             return None;
         }
+        if c.dialog_left && self.state.kind == StateKind::WaitingPermission {
+            return self.dialog_answered_on_screen(&c, wall);
+        }
         let hooks_working = self.last_hook.is_some();
         let next_kind = match c.cue {
             Cue::Permission => Some(StateKind::WaitingPermission),
+            // Hooks cannot see a screen that waits for the user before any work.
+            Cue::Input => Some(StateKind::WaitingInput),
             // Some agents report an API error nowhere but on screen.
             Cue::Error => Some(StateKind::Error),
             Cue::Interrupted => Some(StateKind::Idle),
@@ -313,6 +398,7 @@ impl Engine {
                 StateKind::Thinking | StateKind::Tool | StateKind::Compacting
             ) | (Cue::Permission, StateKind::WaitingPermission)
                 | (Cue::Error, StateKind::Error)
+                | (Cue::Input, StateKind::WaitingInput)
                 | (Cue::Quiet | Cue::Interrupted, StateKind::Idle)
         );
         match next_kind {
@@ -326,7 +412,7 @@ impl Engine {
                     None,
                     format!("→ {}", label(&next)),
                 );
-                self.state = next.clone();
+                self.enter(next.clone());
                 Some(next)
             }
             _ => {
@@ -345,6 +431,40 @@ impl Engine {
                 None
             }
         }
+    }
+}
+
+impl Engine {
+    /// The permission dialog left the screen without an answer from Canopy: the user
+    /// answered it in the terminal. A busy screen means the tool runs; a screen at rest
+    /// (or one that says it was interrupted) means the user refused and the agent
+    /// stopped, which fires no hook in Claude, Codex or Gemini.
+    fn dialog_answered_on_screen(&mut self, c: &Candidate, wall: u64) -> Option<State> {
+        let next = match c.cue {
+            Cue::Busy => State {
+                kind: StateKind::Tool,
+                tool: self.state.tool.clone(),
+                detail: self.state.detail.clone(),
+                since: wall,
+                source: StateSource::Screen,
+            },
+            Cue::Error => State::new(StateKind::Error, StateSource::Screen, wall)
+                .with_detail(c.line.clone().unwrap_or_else(|| c.cue.as_str().to_owned())),
+            Cue::Input => State::new(StateKind::WaitingInput, StateSource::Screen, wall)
+                .with_detail(c.line.clone().unwrap_or_else(|| c.cue.as_str().to_owned())),
+            Cue::Quiet | Cue::Interrupted | Cue::Permission => {
+                State::new(StateKind::Idle, StateSource::Screen, wall)
+            }
+        };
+        self.note(
+            wall,
+            StateSource::Screen,
+            "permission dialog left the screen",
+            Some(format!("answered in the terminal; now {}", c.cue.as_str())),
+            format!("→ {}", label(&next)),
+        );
+        self.enter(next.clone());
+        Some(next)
     }
 }
 
@@ -482,6 +602,96 @@ mod tests {
         );
         assert_eq!(e.tick(t0 + MS(6000), 0), None);
         assert_eq!(e.state().kind, StateKind::Thinking);
+    }
+
+    fn asked(e: &mut Engine, t0: Instant) {
+        e.hook(&hook(StateKind::Thinking, "UserPromptSubmit"), t0, 0);
+        let ask = HookEvent {
+            effect: Effect::tool(
+                StateKind::WaitingPermission,
+                Some("Bash".into()),
+                Some("make".into()),
+            ),
+            ..hook(StateKind::WaitingPermission, "PermissionRequest")
+        };
+        e.hook(&ask, t0, 0);
+    }
+
+    #[test]
+    fn an_answer_from_canopy_moves_on_at_once() {
+        let (mut e, t0) = start(true);
+        asked(&mut e, t0);
+        let s = e
+            .answered(true, "keys", StateKind::Idle, t0 + MS(10), 1)
+            .expect("approved");
+        assert_eq!(
+            (s.kind, s.tool.as_deref(), s.detail.as_deref()),
+            (StateKind::Tool, Some("Bash"), Some("make"))
+        );
+        assert_eq!(
+            e.answered(false, "keys", StateKind::Idle, t0, 2),
+            None,
+            "nothing is open any more"
+        );
+        let (mut e, t0) = start(true);
+        asked(&mut e, t0);
+        let s = e.answered(false, "hook", StateKind::Thinking, t0, 1);
+        assert_eq!(s.map(|s| s.kind), Some(StateKind::Thinking));
+    }
+
+    #[test]
+    fn a_dialog_answered_in_the_terminal_ends_the_wait_without_waiting_for_a_hook() {
+        let (mut e, t0) = start(true);
+        asked(&mut e, t0);
+        e.screen_changed(Cue::Permission, None, t0 + MS(50), 0);
+        // The user presses Enter 100 ms later; the tool runs and the screen is busy.
+        assert_eq!(e.screen_changed(Cue::Busy, None, t0 + MS(150), 0), None);
+        assert_eq!(e.deadline(), Some(t0 + MS(350)), "hold only, not freshness");
+        let s = e.tick(t0 + MS(350), 0).expect("the tool runs");
+        assert_eq!(
+            (s.kind, s.tool.as_deref(), s.source),
+            (StateKind::Tool, Some("Bash"), StateSource::Screen)
+        );
+        // Refused instead: the dialog gives way to the interrupted notice.
+        let (mut e, t0) = start(true);
+        asked(&mut e, t0);
+        e.screen_changed(Cue::Permission, None, t0, 0);
+        e.screen_changed(Cue::Interrupted, None, t0 + MS(100), 0);
+        assert_eq!(
+            e.tick(t0 + MS(300), 0).map(|s| s.kind),
+            Some(StateKind::Idle)
+        );
+    }
+
+    #[test]
+    fn a_screen_before_the_dialog_is_drawn_proves_nothing() {
+        // Codex asks through its hook before it draws the dialog: the busy screen that
+        // follows the request is not an answer.
+        let (mut e, t0) = start(true);
+        e.screen_changed(Cue::Busy, None, t0, 0);
+        asked(&mut e, t0 + MS(10));
+        e.screen_changed(Cue::Quiet, None, t0 + MS(20), 0);
+        assert_eq!(e.tick(t0 + MS(400), 0), None);
+        assert_eq!(e.state().kind, StateKind::WaitingPermission);
+        // Drawn, then answered: now it counts.
+        e.screen_changed(Cue::Permission, None, t0 + MS(500), 0);
+        e.screen_changed(Cue::Busy, None, t0 + MS(600), 0);
+        assert_eq!(
+            e.tick(t0 + MS(800), 0).map(|s| s.kind),
+            Some(StateKind::Tool)
+        );
+    }
+
+    #[test]
+    fn a_question_before_any_work_is_waiting_input_even_with_hooks() {
+        let (mut e, t0) = start(true);
+        e.hook(&hook(StateKind::Idle, "SessionStart"), t0, 0);
+        e.screen_changed(Cue::Input, Some("Meet GPT-6 Sol".into()), t0 + MS(2000), 0);
+        let s = e.tick(t0 + MS(2200), 0).expect("waiting for the user");
+        assert_eq!(
+            (s.kind, s.detail.as_deref()),
+            (StateKind::WaitingInput, Some("Meet GPT-6 Sol"))
+        );
     }
 
     #[test]

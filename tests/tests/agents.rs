@@ -70,6 +70,8 @@ fn scenario(agent: &str, tool: &str) {
         "thinking".to_owned(),
         format!("tool({tool})"),
         format!("waiting_permission({tool})"),
+        // Approved from Canopy: the tool runs at once.
+        format!("tool({tool})"),
         "thinking".to_owned(),
         "idle".to_owned(),
         "thinking".to_owned(),
@@ -449,6 +451,7 @@ fn opencode_scenario_through_its_event_stream() {
             "thinking",
             "tool(bash)",
             "waiting_permission(bash)",
+            "tool(bash)",
             "thinking",
             "idle",
             "thinking",
@@ -475,4 +478,107 @@ fn opencode_state_from_before_the_stream_connected_is_caught_up() {
     wait_for("the denial to take effect", WAIT, || {
         (state_of(&env, "q").state.kind != StateKind::WaitingPermission).then_some(())
     });
+}
+
+/// A fake agent asking to run a tool that takes `tool_ms` once approved, with the dialog
+/// drawn: `(env, the session's name)`.
+fn asking_for_a_long_tool(agent: &str, tool_ms: u64) -> TestEnv {
+    let mut env = TestEnv::with_fake_agents();
+    env.set_var("FAKE_TOOL_MS", tool_ms.to_string());
+    env.ok(&[
+        "new",
+        "l",
+        "--agent",
+        agent,
+        "--prompt",
+        "@ask:Bash:make-all",
+    ]);
+    wait_state(&env, "l", StateKind::WaitingPermission);
+    wait_for("the dialog on screen", WAIT, || {
+        env.ok(&["explain", "l"])
+            .contains("screen: permission dialog on screen")
+            .then_some(())
+    });
+    env
+}
+
+/// The state while the approved tool runs: it must say the tool runs for the whole run,
+/// not "waiting for permission" until the tool ends.
+fn assert_runs_the_tool(env: &TestEnv, agent: &str, tool: &str) {
+    let s = wait_for("the tool state", Duration::from_secs(2), || {
+        let s = state_of(env, "l");
+        (s.state.kind != StateKind::WaitingPermission).then_some(s)
+    });
+    assert_eq!(
+        (s.state.kind, s.state.tool.as_deref()),
+        (StateKind::Tool, Some(tool)),
+        "{agent}: {:?}\n{}",
+        s.state,
+        env.ok(&["explain", "l"])
+    );
+    // Well inside the tool's run: still the tool.
+    std::thread::sleep(Duration::from_secs(2));
+    let s = state_of(env, "l");
+    assert_eq!(s.state.kind, StateKind::Tool, "{agent}: {:?}", s.state);
+}
+
+/// Approved from Canopy, a tool that runs for seconds is `tool(NAME)` at once and all
+/// along (it was `waiting_permission` until PostToolUse).
+#[test]
+fn a_long_tool_approved_from_canopy_is_a_tool_at_once() {
+    for (agent, tool) in [
+        ("claude", "Bash"),
+        ("codex", "Bash"),
+        ("gemini", "run_shell_command"),
+    ] {
+        let env = asking_for_a_long_tool(agent, 6000);
+        env.ok(&["approve", "l"]);
+        assert_runs_the_tool(&env, agent, tool);
+        // The request is answered: a late deny is refused, not reported as done.
+        let err = env.fails(&["deny", "l", "stop that"]);
+        assert!(err.contains("not waiting for permission"), "{agent}: {err}");
+        wait_state(&env, "l", StateKind::Idle);
+    }
+}
+
+/// Approved in the agent's own terminal: the dialog leaves the screen, the tool runs,
+/// and the state follows within the hold time, naming that evidence in `explain`.
+#[test]
+fn a_long_tool_approved_in_the_terminal_is_a_tool_at_once() {
+    for (agent, tool, yes) in [
+        ("claude", "Bash", "1"),
+        ("codex", "Bash", "y"),
+        ("gemini", "run_shell_command", "1"),
+    ] {
+        let env = asking_for_a_long_tool(agent, 6000);
+        env.ok(&["send", "l", yes]);
+        assert_runs_the_tool(&env, agent, tool);
+        let explained = env.ok(&["explain", "l"]);
+        assert!(
+            explained.contains("permission dialog left the screen"),
+            "{agent}: {explained}"
+        );
+        // Claude's held hook was let go: a deny now is refused.
+        let err = env.fails(&["deny", "l", "stop that"]);
+        assert!(err.contains("not waiting for permission"), "{agent}: {err}");
+        wait_state(&env, "l", StateKind::Idle);
+    }
+}
+
+/// Refused in the terminal: no hook fires, the dialog leaves, and the session is idle.
+#[test]
+fn a_dialog_refused_in_the_terminal_is_idle() {
+    for agent in ["claude", "codex", "gemini"] {
+        let env = asking_for_a_long_tool(agent, 6000);
+        env.ok(&["send", "l", "\x1b"]);
+        let s = wait_for("idle", Duration::from_secs(2), || {
+            let s = state_of(&env, "l");
+            (s.state.kind == StateKind::Idle).then_some(s)
+        });
+        assert_eq!(s.state.source, StateSource::Screen, "{agent}");
+        assert!(
+            !env.worktree("l").join("make-all").exists(),
+            "{agent}: nothing ran"
+        );
+    }
 }

@@ -46,6 +46,13 @@ static CUES: LazyLock<Cues> = LazyLock::new(|| {
         &[r"esc to interrupt"],
     )
     .and_then(|c| c.with_errors(&[r#"API Error: \d{3}"#]))
+    // Strings of the 2.1 binary: the folder-trust dialog and the login menu.
+    .and_then(|c| {
+        c.with_inputs(&[
+            r"Quick safety check: [Ii]s this a project you created or one you trust",
+            r"Select login method:",
+        ])
+    })
     .expect("built-in patterns compile")
 });
 

@@ -29,6 +29,9 @@ static CUES: LazyLock<Cues> = LazyLock::new(|| {
         &[r"esc to interrupt"],
     )
     .and_then(|c| c.with_errors(&[r#"■ \{"error""#]))
+    // The model-upgrade menu shown before the first turn ("Meet GPT-6 Sol … 2. Use
+    // existing model"; tests/realcli/FINDINGS.md g).
+    .and_then(|c| c.with_inputs(&[r"(?s)Meet [^\n]+.*Use existing model"]))
     .expect("built-in patterns compile")
 });
 

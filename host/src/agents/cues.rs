@@ -8,6 +8,9 @@ use regex::Regex;
 pub enum Cue {
     /// A permission dialog is open.
     Permission,
+    /// A screen that waits for the user before any work: a model-upgrade menu, a
+    /// folder-trust dialog, a login or update prompt. No hook fires for these.
+    Input,
     /// The agent shows an error (an API error that fires no hook, for some agents).
     Error,
     /// The agent says it was interrupted and waits for the user.
@@ -22,6 +25,7 @@ impl Cue {
     pub fn as_str(self) -> &'static str {
         match self {
             Cue::Permission => "permission dialog on screen",
+            Cue::Input => "a question for the user on screen",
             Cue::Error => "error message on screen",
             Cue::Interrupted => "interrupted notice on screen",
             Cue::Busy => "busy indicator on screen",
@@ -30,10 +34,15 @@ impl Cue {
     }
 }
 
+fn compile(patterns: &[&str]) -> Result<Vec<Regex>, regex::Error> {
+    patterns.iter().map(|p| Regex::new(p)).collect()
+}
+
 /// An adapter's screen patterns.
 #[derive(Debug, Clone, Default)]
 pub struct Cues {
     pub permission: Vec<Regex>,
+    pub input: Vec<Regex>,
     pub error: Vec<Regex>,
     pub interrupted: Vec<Regex>,
     pub busy: Vec<Regex>,
@@ -46,12 +55,8 @@ impl Cues {
         interrupted: &[&str],
         busy: &[&str],
     ) -> Result<Self, regex::Error> {
-        let compile = |ps: &[&str]| {
-            ps.iter()
-                .map(|p| Regex::new(p))
-                .collect::<Result<Vec<_>, _>>()
-        };
         Ok(Self {
+            input: Vec::new(),
             error: Vec::new(),
             permission: compile(permission)?,
             interrupted: compile(interrupted)?,
@@ -61,10 +66,14 @@ impl Cues {
 
     /// Add error patterns.
     pub fn with_errors(mut self, error: &[&str]) -> Result<Self, regex::Error> {
-        self.error = error
-            .iter()
-            .map(|p| Regex::new(p))
-            .collect::<Result<_, _>>()?;
+        self.error = compile(error)?;
+        Ok(self)
+    }
+
+    /// Add patterns of screens that wait for the user before any work; the line a
+    /// pattern matches is what the screen asks, shown as the state's detail.
+    pub fn with_inputs(mut self, input: &[&str]) -> Result<Self, regex::Error> {
+        self.input = compile(input)?;
         Ok(self)
     }
 
@@ -73,17 +82,26 @@ impl Cues {
         self.classify_with_line(screen).0
     }
 
-    /// Classify the visible screen text; for an error, also the line that shows it.
+    /// Classify the visible screen text; for an error or a question, also the line
+    /// that shows it.
     pub fn classify_with_line(&self, screen: &str) -> (Cue, Option<String>) {
         let any = |rs: &[Regex]| rs.iter().any(|r| r.is_match(screen));
+        // The whole line where a pattern's match starts, for the state's detail.
+        let line_of = |rs: &[Regex]| {
+            rs.iter().find_map(|r| r.find(screen)).map(|m| {
+                let start = screen[..m.start()].rfind('\n').map_or(0, |i| i + 1);
+                let end = screen[m.start()..]
+                    .find('\n')
+                    .map_or(screen.len(), |i| m.start() + i);
+                super::one_line(&screen[start..end], 300)
+            })
+        };
         if any(&self.permission) {
             (Cue::Permission, None)
-        } else if let Some(m) = self.error.iter().find_map(|r| r.find(screen)) {
-            let start = screen[..m.start()].rfind('\n').map_or(0, |i| i + 1);
-            let end = screen[m.end()..]
-                .find('\n')
-                .map_or(screen.len(), |i| m.end() + i);
-            (Cue::Error, Some(super::one_line(&screen[start..end], 300)))
+        } else if let Some(line) = line_of(&self.input) {
+            (Cue::Input, Some(line))
+        } else if let Some(line) = line_of(&self.error) {
+            (Cue::Error, Some(line))
         } else if any(&self.interrupted) {
             (Cue::Interrupted, None)
         } else if any(&self.busy) {

@@ -30,9 +30,13 @@ static CUES: LazyLock<Cues> = LazyLock::new(|| {
             r"(?s)Apply this change\?.*1\. Allow once",
         ],
         &[r"Request cancelled"],
-        &[r"esc to cancel"],
+        // A long status line is cut at the screen's edge ("…(esc to cance"): the
+        // spinner that starts it is the steadier sign.
+        &[r"esc to cancel", r"(?m)^\s*[\u{2801}-\u{28FF}] \S"],
     )
     .and_then(|c| c.with_errors(&[r#"\[API Error"#]))
+    // The auth dialog of a first run (a string of the 0.61 bundle).
+    .and_then(|c| c.with_inputs(&[r"How would you like to authenticate for this project\?"]))
     .expect("built-in patterns compile")
 });
 

@@ -124,7 +124,12 @@ impl Adapter for OpenCode {
                     tool_detail(props.get("metadata")),
                 )
             }
-            "permission.replied" => Effect::state(StateKind::Thinking),
+            // An approved request's tool runs now (the tool part's own "running" event
+            // may come later); a rejected one ends the turn (session.idle follows).
+            "permission.replied" => match field(&props, "reply") {
+                Some("reject") => Effect::state(StateKind::Idle),
+                _ => Effect::state(StateKind::Tool),
+            },
             "message.part.updated" => {
                 let part = props.get("part").cloned().unwrap_or(Value::Null);
                 match (

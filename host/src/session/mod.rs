@@ -600,13 +600,18 @@ impl Actor {
         {
             // The agent closes its dialog itself; typing into it now would answer twice.
             self.dialog_answered = true;
-            self.record_answer(
-                approve,
-                &format!("answered through the agent's {event} hook"),
-            );
-            let _ = reply.send(held.send(Some(decision)).map_err(|_| {
+            let sent = held.send(Some(decision)).map_err(|_| {
                 "its permission hook had already ended; answer in its terminal".to_owned()
-            }));
+            });
+            if sent.is_ok() {
+                // A model told "no" through the hook goes on with its turn.
+                self.answered(
+                    approve,
+                    &format!("answered through the agent's {event} hook"),
+                    StateKind::Thinking,
+                );
+            }
+            let _ = reply.send(sent);
             return;
         }
         if let (Some(server), Some(id)) = (&self.server, self.pending_request.clone())
@@ -614,9 +619,11 @@ impl Actor {
         {
             self.pending_request = None;
             let url = format!("{server}{path}");
-            self.record_answer(
+            // A refused request ends the agent's turn.
+            self.answered(
                 approve,
                 &format!("request {id} answered over the agent's server"),
+                StateKind::Idle,
             );
             tokio::task::spawn_blocking(move || {
                 let _ = reply.send(events::post_json(&url, &body));
@@ -643,18 +650,16 @@ impl Actor {
             keys.push(b'\r');
             self.after_dialog = Some(keys);
         }
-        self.record_answer(approve, "keys typed into the dialog");
+        // A refused dialog ends the agent's turn (the reason, if any, is a new prompt).
+        self.answered(approve, "keys typed into the dialog", StateKind::Idle);
         Ok(())
     }
 
-    /// Note an answer given from Canopy, for `explain`.
-    fn record_answer(&mut self, approve: bool, how: &str) {
-        let what = if approve {
-            "approved from canopy"
-        } else {
-            "denied from canopy"
-        };
-        self.engine.record(now_ms(), StateSource::Host, what, how);
+    /// The open request was answered from Canopy: the state follows at once.
+    fn answered(&mut self, approve: bool, how: &str, on_deny: StateKind) {
+        let now = Instant::now().into_std();
+        let changed = self.engine.answered(approve, how, on_deny, now, now_ms());
+        self.publish(changed);
     }
 
     /// Tell the registry about a state or health change and re-arm the engine's timer.
