@@ -650,7 +650,7 @@ fn gitlab_here_from_a_nested_origin_with_the_glab_token() {
     let bin = env.stub_agents(&["glab"], &format!(
         "[ \"$*\" = \"auth status --hostname gitlab.acme.test --show-token\" ] || exit 1\nprintf 'gitlab.acme.test\\n  ✓ Logged in to gitlab.acme.test as jdoe (config.yml)\\n  ✓ Token: %s\\n' {GLAB_TOKEN} >&2"
     ));
-    env.set_var("PATH", bin.as_os_str());
+    env.prepend_path(&bin);
     env.git(
         &env.repo,
         &[

@@ -137,6 +137,9 @@ pub fn session_name(issue: &Issue) -> String {
 /// tracker is known, `#N` and `owner/repo#N` read as GitHub's).
 pub fn fallback_name(reference: &IssueRef) -> String {
     match reference {
+        IssueRef::Short { path, number } if path.matches('/').count() > 1 => {
+            format!("gl-{number}")
+        }
         IssueRef::GitHub { number, .. }
         | IssueRef::Short { number, .. }
         | IssueRef::Here { number } => format!("gh-{number}"),

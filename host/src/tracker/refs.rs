@@ -8,7 +8,7 @@
 //! | `https://gitlab.example.com/group/sub/project/-/issues/42` | GitLab (any host: the `/-/` marks it) |
 //! | `https://linear.app/TEAM/issue/ENG-123[/slug]` | Linear |
 //! | `owner/repo#12`, `#12` | GitHub, or GitLab when `origin` is on GitLab (`#12`: the repository of `origin`) |
-//! | `group/sub/project#12` | GitLab (GitHub has no nested paths) |
+//! | `group/sub/project#12` | GitLab: `origin`'s when it is on GitLab, else gitlab.com (GitHub has no nested paths) |
 //! | `KEY-12` | Jira, YouTrack or Linear, through the configured trackers |
 
 use super::TrackerError;
@@ -23,10 +23,10 @@ pub enum IssueRef {
         repo: String,
         number: u64,
     },
-    /// `owner/repo#N`: GitHub, unless `origin` is on a GitLab host.
+    /// `owner/repo#N` or `group/sub/project#N`: the host comes from `origin` when it is
+    /// on GitLab; otherwise GitHub (two segments) or gitlab.com (more).
     Short {
-        owner: String,
-        repo: String,
+        path: String,
         number: u64,
     },
     /// `#N`: the repository (and its tracker) comes from the `origin` remote.
@@ -89,17 +89,9 @@ impl IssueRef {
             if segments.len() < 2 || !segments.iter().all(|s| is_gh_name(s)) {
                 return Err(expected());
             }
-            return Ok(match segments.as_slice() {
-                [owner, repo] => IssueRef::Short {
-                    owner: (*owner).to_owned(),
-                    repo: (*repo).to_owned(),
-                    number,
-                },
-                _ => IssueRef::GitLab {
-                    host: GITLAB_COM.into(),
-                    project: path.to_owned(),
-                    iid: number,
-                },
+            return Ok(IssueRef::Short {
+                path: path.to_owned(),
+                number,
             });
         }
         let key = text.to_ascii_uppercase();
@@ -269,8 +261,7 @@ mod tests {
             (
                 "octocat/Hello-World#12",
                 IssueRef::Short {
-                    owner: "octocat".into(),
-                    repo: "Hello-World".into(),
+                    path: "octocat/Hello-World".into(),
                     number: 12,
                 },
             ),
@@ -283,7 +274,13 @@ mod tests {
                 "https://gitlab.com/g/p/-/issues/7#note_1",
                 gl("gitlab.com", "g/p", 7),
             ),
-            ("a/b/c#3", gl("gitlab.com", "a/b/c", 3)),
+            (
+                "a/b/c#3",
+                IssueRef::Short {
+                    path: "a/b/c".into(),
+                    number: 3,
+                },
+            ),
             (
                 "https://linear.app/acme/issue/ENG-123/fix-login",
                 IssueRef::Linear {

@@ -327,21 +327,24 @@ pub fn resolve(
             repo,
             number,
         } => Ok(github_target(user, env, host, owner, repo, *number)),
-        IssueRef::Short {
-            owner,
-            repo: name,
-            number,
-        } => match origin_repo(repo_dir) {
+        IssueRef::Short { path, number } => match origin_repo(repo_dir) {
             // `o/r#N` in a GitLab checkout means that GitLab.
-            Ok((host, _)) if is_gitlab_host(user, repo, &host) => Ok(gitlab_target(
-                user,
-                repo,
-                env,
-                &host,
-                &format!("{owner}/{name}"),
-                *number,
-            )),
-            _ => Ok(github_target(user, env, "github.com", owner, name, *number)),
+            Ok((host, _)) if is_gitlab_host(user, repo, &host) => {
+                Ok(gitlab_target(user, repo, env, &host, path, *number))
+            }
+            _ => match path.split_once('/') {
+                Some((owner, name)) if !name.contains('/') => {
+                    Ok(github_target(user, env, "github.com", owner, name, *number))
+                }
+                _ => Ok(gitlab_target(
+                    user,
+                    repo,
+                    env,
+                    refs::GITLAB_COM,
+                    path,
+                    *number,
+                )),
+            },
         },
         IssueRef::Here { number } => {
             let no_repo = |why: String| TrackerError::NoRepo {
