@@ -1137,6 +1137,202 @@ fn every_failure_is_one_line_naming_tracker_and_issue() {
 }
 
 #[test]
+fn gitlab_and_linear_failures_are_one_line_with_hints() {
+    let mock = Mock::start();
+    let far = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("now")
+        .as_secs()
+        + 3600;
+    let hang = Reply {
+        hang: true,
+        ..reply(200, "")
+    };
+    // GitLab REST: error bodies as `{"message":"404 Not found"}`; rate limits as 429
+    // with RateLimit-Reset in epoch seconds (docs.gitlab.com, "Rate limits").
+    let gitlab: Vec<(&str, Reply, &str, &str)> = vec![
+        (
+            "1",
+            reply(401, fixture("gitlab/error-401.json")),
+            "rejected the credentials (HTTP 401)",
+            "GITLAB_TOKEN",
+        ),
+        (
+            "2",
+            reply(403, fixture("gitlab/error-403.json")),
+            "access denied by",
+            "glab auth login",
+        ),
+        (
+            "3",
+            reply(404, fixture("gitlab/error-404.json")),
+            "not found on",
+            "check the number",
+        ),
+        (
+            "4",
+            reply(429, "Retry later\n")
+                .header("RateLimit-Remaining", "0")
+                .header("RateLimit-Reset", far.to_string()),
+            "rate limited by",
+            "try again later",
+        ),
+        (
+            "5",
+            reply(200, "{\"title\": oops"),
+            "unexpected response from",
+            "GitLab: https://HOST",
+        ),
+        ("6", reply(500, "boom"), "HTTP 500 from", "try again later"),
+        ("7", hang.clone(), "no answer from", "timeout_secs"),
+    ];
+    for (n, r, _, _) in &gitlab {
+        mock.route(
+            &format!("/api/v4/projects/g%2Fp/issues/{n}"),
+            &[],
+            vec![r.clone()],
+        );
+    }
+    // Linear GraphQL: errors in an `errors` list with `extensions.code`; RATELIMITED
+    // comes as HTTP 400 with X-RateLimit-Requests-Reset in epoch milliseconds
+    // (linear.app/developers/rate-limiting). The exact messages are approximate.
+    let linear: Vec<(&str, Reply, &str, &str)> = vec![
+        (
+            "ENG-1",
+            reply(200, fixture("linear/error-not-found.json")),
+            "not found on",
+            "check the key",
+        ),
+        (
+            "ENG-2",
+            reply(400, fixture("linear/error-auth.json")),
+            "rejected the credentials",
+            "LINEAR_API_KEY",
+        ),
+        (
+            "ENG-3",
+            reply(401, "{}"),
+            "rejected the credentials (HTTP 401)",
+            "personal API key",
+        ),
+        (
+            "ENG-4",
+            reply(400, fixture("linear/rate-limited.json"))
+                .header("X-RateLimit-Requests-Remaining", "0")
+                .header("X-RateLimit-Requests-Reset", (far * 1000).to_string()),
+            "rate limited by",
+            "try again later",
+        ),
+        (
+            "ENG-5",
+            reply(
+                200,
+                "{\"errors\":[{\"message\":\"Query too complex\",\"extensions\":{\"code\":\"GRAPHQL_VALIDATION_FAILED\"}}]}",
+            ),
+            "refused the query: Query too complex",
+            "LINEAR_API_KEY",
+        ),
+        (
+            "ENG-6",
+            reply(200, "{\"data\": nope"),
+            "unexpected response from",
+            "base_url",
+        ),
+        (
+            "ENG-7",
+            reply(502, "<html>bad gateway</html>"),
+            "HTTP 502 from",
+            "try again later",
+        ),
+        ("ENG-8", hang, "no answer from", "timeout_secs"),
+    ];
+    for (key, r, _, _) in &linear {
+        mock.route("/graphql", &[&format!("\"id\":\"{key}\"")], vec![r.clone()]);
+    }
+    let env = env_with(&mock);
+    for (n, _, message, hint) in &gitlab {
+        let (error, hint_line) = failure(&env, &format!("https://gitlab.com/g/p/-/issues/{n}"));
+        assert!(
+            error.starts_with(&format!("error: gitlab issue g/p#{n}: ")),
+            "{error}"
+        );
+        assert!(error.contains(message), "{n}: {error}");
+        assert!(hint_line.contains(hint), "{n}: {hint_line}");
+    }
+    for (key, _, message, hint) in &linear {
+        let (error, hint_line) = failure(&env, key);
+        assert!(
+            error.starts_with(&format!("error: linear issue {key}: ")),
+            "{error}"
+        );
+        assert!(error.contains(message), "{key}: {error}");
+        assert!(hint_line.contains(hint), "{key}: {hint_line}");
+    }
+    // The hour-long limits were neither waited for nor retried, and say how long.
+    assert_eq!(mock.requests("/api/v4/projects/g%2Fp/issues/4").len(), 1);
+    assert!(
+        failure(&env, "https://gitlab.com/g/p/-/issues/4")
+            .0
+            .contains("it asks to wait")
+    );
+    assert!(failure(&env, "ENG-4").0.contains("it asks to wait"));
+    // Without a key, a refusal says that no credentials were sent.
+    let mut anonymous = env_with(&mock);
+    anonymous.set_var("LINEAR_API_KEY", "");
+    let (_, hint) = failure(&anonymous, "ENG-3");
+    assert!(
+        hint.contains("no credentials were sent: $LINEAR_API_KEY is not set"),
+        "{hint}"
+    );
+}
+
+#[test]
+fn gitlab_and_linear_rate_limits_are_waited_out() {
+    let mock = Mock::start();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("now");
+    let api = "/api/v4/projects/group%2Fproject/issues/7";
+    mock.route(
+        api,
+        &[],
+        vec![
+            reply(429, "Retry later\n")
+                .header("RateLimit-Remaining", "0")
+                .header("RateLimit-Reset", now.as_secs().to_string()),
+            reply(200, fixture("gitlab/issue.json")),
+        ],
+    );
+    mock.route(&format!("{api}/notes"), &[], vec![reply(200, "[]")]);
+    mock.route(
+        "/graphql",
+        &["\"id\":\"ENG-123\""],
+        vec![
+            reply(400, fixture("linear/rate-limited.json"))
+                .header("X-RateLimit-Requests-Remaining", "0")
+                .header("X-RateLimit-Requests-Reset", now.as_millis().to_string()),
+            reply(200, fixture("linear/issue-2.json")),
+        ],
+    );
+    let env = env_with(&mock);
+    let (ok, out, err) = output(
+        &env,
+        &[
+            "issue",
+            "show",
+            "https://gitlab.com/group/project/-/issues/7",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("<title>Crash when the config file is empty</title>"));
+    assert_eq!(mock.requests(api).len(), 2);
+    let (ok, out, err) = output(&env, &["issue", "show", "ENG-123"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("<title>Fix login redirect loop</title>"));
+    assert_eq!(mock.requests("/graphql").len(), 2);
+}
+
+#[test]
 fn rate_limits_are_waited_out_a_bounded_number_of_times() {
     let mock = Mock::start();
     let now = std::time::SystemTime::now()
