@@ -91,7 +91,7 @@ pub fn fetch(client: &Client, target: &Target) -> Result<Issue, TrackerError> {
         fetched += page.len();
         comments.extend(page.into_iter().filter_map(|n| {
             let author = n.author?;
-            (!n.system && !author.is_bot()).then(|| Comment {
+            (!n.system && !author.is_bot()).then_some(Comment {
                 author: author.username,
                 created: n.created_at,
                 body: n.body,
