@@ -31,7 +31,7 @@ pub struct FetchFailed {
     pub fallback_name: Option<String>,
 }
 
-/// Resolve `reference` (URL, `owner/repo#N`, `#N`, `KEY-12`) for the repository around
+/// Resolve `reference` (URL, `owner/repo#N`, `group/project#N`, `#N`, `KEY-12`) for the repository around
 /// `repo` and fetch it.
 pub async fn fetch(paths: &Paths, reference: &str, repo: &Path) -> Result<Fetched, FetchFailed> {
     let parsed = IssueRef::parse(reference).map_err(|e| FetchFailed {
@@ -46,11 +46,7 @@ pub async fn fetch(paths: &Paths, reference: &str, repo: &Path) -> Result<Fetche
     let repo = repo.to_owned();
     let work = tokio::task::spawn_blocking(move || fetch_blocking(&parsed, &config, &repo));
     match work.await {
-        Ok(Ok(fetched)) => Ok(fetched),
-        Ok(Err(error)) => Err(FetchFailed {
-            error,
-            fallback_name,
-        }),
+        Ok(result) => result,
         Err(e) => Err(FetchFailed {
             error: CliError::new(format!("the issue fetch failed: {e}")),
             fallback_name,
@@ -58,12 +54,19 @@ pub async fn fetch(paths: &Paths, reference: &str, repo: &Path) -> Result<Fetche
     }
 }
 
-fn fetch_blocking(parsed: &IssueRef, config: &Config, repo: &Path) -> Result<Fetched, CliError> {
-    let repo_file = RepoFile::load(repo).map_err(|e| tracker_error(&e, None))?;
+fn fetch_blocking(parsed: &IssueRef, config: &Config, repo: &Path) -> Result<Fetched, FetchFailed> {
+    let unresolved = |e: TrackerError| FetchFailed {
+        error: tracker_error(&e, None),
+        fallback_name: Some(context::fallback_name(parsed)),
+    };
+    let repo_file = RepoFile::load(repo).map_err(unresolved)?;
     let target = settings::resolve(parsed, &config.trackers, &repo_file, repo, &ProcessEnv)
-        .map_err(|e| tracker_error(&e, None))?;
-    let issue = tracker::fetch(&target, config.trackers.timeout())
-        .map_err(|e| tracker_error(&e, target.anonymous_because.as_deref()))?;
+        .map_err(unresolved)?;
+    // Once resolved, the tracker is known: `#7` on GitLab falls back to `gl-7`.
+    let issue = tracker::fetch(&target, config.trackers.timeout()).map_err(|e| FetchFailed {
+        error: tracker_error(&e, target.anonymous_because.as_deref()),
+        fallback_name: Some(context::label_name(&target.label)),
+    })?;
     Ok(Fetched {
         context: context::render(&issue),
         task: context::task(&issue),

@@ -65,7 +65,7 @@ enum Cmd {
         /// Text typed into the agent once it starts
         #[arg(long, short)]
         prompt: Option<String>,
-        /// Start from a tracker issue (URL, owner/repo#N, #N or KEY-12): its context
+        /// Start from a tracker issue (URL, owner/repo#N, group/project#N, #N or KEY-12): its context
         /// opens the first prompt and is saved in .canopy/task.md
         #[arg(long, value_name = "REF")]
         issue: Option<String>,

@@ -3,7 +3,13 @@
 //! [`Auth::header`] reads it, to build the `Authorization` header.
 
 use std::fmt;
+use std::io::Read;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long `gh` or `glab` may take to hand over a token (`glab auth status` also asks
+/// its instance who the token belongs to, which can hang on a dead network).
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A token. The only way to the text is [`Secret::expose`].
 #[derive(Clone, PartialEq, Eq)]
@@ -39,6 +45,9 @@ pub enum Auth {
     Bearer(Secret),
     /// Jira Cloud: account email and API token.
     Basic { user: String, token: Secret },
+    /// Linear personal API keys, sent bare: Linear refuses them with a `Bearer` prefix
+    /// (which it keeps for OAuth tokens).
+    Plain(Secret),
 }
 
 impl Auth {
@@ -46,6 +55,7 @@ impl Auth {
     pub fn header(&self) -> Secret {
         match self {
             Auth::Bearer(token) => Secret(format!("Bearer {}", token.expose())),
+            Auth::Plain(token) => token.clone(),
             Auth::Basic { user, token } => Secret(format!(
                 "Basic {}",
                 base64(format!("{user}:{}", token.expose()).as_bytes())
@@ -57,14 +67,86 @@ impl Auth {
 /// `gh auth token --hostname HOST`: the token the GitHub CLI keeps for `host`, if `gh`
 /// is installed and logged in there (it exits 4 otherwise).
 pub fn gh_token(host: &str) -> Option<String> {
-    let out = Command::new("gh")
-        .args(["auth", "token", "--hostname", host])
+    let out = run_cli("gh", &["auth", "token", "--hostname", host])?;
+    let token = out.stdout.trim().to_owned();
+    (out.success && !token.is_empty()).then_some(token)
+}
+
+/// The token `glab` keeps for `host`, from `glab auth status --hostname HOST
+/// --show-token`. glab has no command that prints only the token.
+pub fn glab_token(host: &str) -> Option<String> {
+    let out = run_cli(
+        "glab",
+        &["auth", "status", "--hostname", host, "--show-token"],
+    )?;
+    // glab exits non-zero when its check of the token against the instance fails (for
+    // instance offline), yet still prints the token: the instance itself will judge it.
+    parse_glab_status(&out.stderr).or_else(|| parse_glab_status(&out.stdout))
+}
+
+/// The token in glab's status text, which it prints to stderr as
+/// `HOST` then indented lines such as `  ✓ Token: glpat-…` (`**…` when hidden).
+fn parse_glab_status(text: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let line = line.trim_start_matches(|c: char| !c.is_ascii_alphanumeric());
+        let token = line.strip_prefix("Token:")?.trim();
+        (!token.is_empty() && !token.chars().all(|c| c == '*') && !token.contains(' '))
+            .then(|| token.to_owned())
+    })
+}
+
+/// What a credential helper printed.
+struct CliOutput {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Run `program` when it is on the PATH, for at most [`CLI_TIMEOUT`]; `None` when it is
+/// missing, fails to start or takes too long (it is then killed).
+fn run_cli(program: &str, args: &[&str]) -> Option<CliOutput> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).find(|dir| dir.join(program).is_file())?;
+    let mut child = Command::new(program)
+        .args(args)
         .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .ok()?;
-    let token = String::from_utf8(out.stdout).ok()?.trim().to_owned();
-    (out.status.success() && !token.is_empty()).then_some(token)
+    // Read both pipes on threads so a chatty helper cannot block on a full pipe.
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let deadline = Instant::now() + CLI_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            _ => {
+                tracing::debug!(program, "credential helper took too long; killed");
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    };
+    Some(CliOutput {
+        success: status.success(),
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_string(&mut text);
+        }
+        text
+    })
 }
 
 /// Standard base64 with padding (RFC 4648), for Basic auth.
@@ -105,6 +187,20 @@ mod tests {
             auth.header().expose(),
             format!("Basic {}", base64(b"me@x.test:s3cret"))
         );
+    }
+
+    #[test]
+    fn glab_status_text() {
+        // As glab prints it (commands/auth/status in gitlab-org/cli), to stderr.
+        let shown = "gitlab.acme.com\n  ✓ Logged in to gitlab.acme.com as jdoe (/home/j/.config/glab-cli/config.yml)\n  ✓ Git operations for gitlab.acme.com configured to use ssh protocol.\n  ✓ Token: glpat-abc123\n";
+        assert_eq!(parse_glab_status(shown).as_deref(), Some("glpat-abc123"));
+        let hidden = "gitlab.com\n  ✓ Token: **************************\n";
+        assert_eq!(parse_glab_status(hidden), None);
+        let none =
+            "gl.io\n  x gl.io: API call failed\n  ! No token provided in configuration file.\n";
+        assert_eq!(parse_glab_status(none), None);
+        let plain = Auth::Plain(Secret::new("lin_api_x"));
+        assert_eq!(plain.header().expose(), "lin_api_x");
     }
 
     #[test]

@@ -90,7 +90,7 @@ pub fn fetch(client: &Client, target: &Target) -> Result<Issue, TrackerError> {
         ));
         let mut fetched = 0;
         while let Some(next) = url.take() {
-            let Page { json, next } = client.get(&next, HEADERS)?;
+            let Page { json, next, .. } = client.get(&next, HEADERS)?;
             let page: Vec<RawComment> = client.decode(json)?;
             fetched += page.len();
             comments.extend(page.into_iter().filter_map(|c| {
@@ -124,6 +124,7 @@ pub fn fetch(client: &Client, target: &Target) -> Result<Issue, TrackerError> {
             })
             .collect(),
         author: raw.user.map(|u| u.login),
+        assignee: None,
         description: raw.body.unwrap_or_default(),
         comments,
     })

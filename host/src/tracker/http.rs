@@ -1,5 +1,6 @@
-//! GET with a timeout, bounded retries on rate limits, and one [`TrackerError`] per
-//! failure. Blocking (ureq): a few calls at session start need no runtime.
+//! GET (REST) and POST (GraphQL) with a timeout, bounded retries on rate limits, and one
+//! [`TrackerError`] per failure. Blocking (ureq): a few calls at session start need no
+//! runtime.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -34,6 +35,10 @@ pub struct Client {
 pub struct Page {
     pub json: serde_json::Value,
     pub next: Option<String>,
+    /// GitLab's `X-Next-Page`: the number of the next page, empty on the last.
+    pub next_page: Option<u64>,
+    /// The HTTP status; not 2xx only for a GraphQL answer carrying `errors`.
+    pub status: u16,
 }
 
 impl Client {
@@ -58,16 +63,47 @@ impl Client {
 
     /// GET `url` as JSON, waiting out short rate limits up to [`MAX_RETRIES`] times.
     pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Page, TrackerError> {
+        self.send(url, headers, None)
+    }
+
+    /// POST a GraphQL `query` with its `variables` to `url`. GraphQL servers explain
+    /// failures in an `errors` list, whatever the status, so such an answer comes back
+    /// as a [`Page`] for the caller to read; a `RATELIMITED` one is waited out first.
+    pub fn graphql(
+        &self,
+        url: &str,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> Result<Page, TrackerError> {
+        let body = serde_json::json!({ "query": query, "variables": variables }).to_string();
+        self.send(url, &[("Content-Type", "application/json")], Some(&body))
+    }
+
+    fn send(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Result<Page, TrackerError> {
         let mut attempt = 0;
         loop {
-            let mut request = self.agent.get(url).header("Accept", "application/json");
+            let mut request = ureq::http::Request::builder()
+                .method(if body.is_some() { "POST" } else { "GET" })
+                .uri(url)
+                .header("Accept", "application/json");
             for (name, value) in headers {
                 request = request.header(*name, *value);
             }
             if let Some(auth) = &self.auth {
                 request = request.header("Authorization", auth.header().expose());
             }
-            let mut response = request.call().map_err(|e| self.transport(e))?;
+            let sent = match body {
+                Some(body) => request.body(body.to_owned()).map(|r| self.agent.run(r)),
+                None => request.body(()).map(|r| self.agent.run(r)),
+            };
+            let mut response = sent
+                .map_err(|e| self.malformed(format!("cannot build the request ({e})")))?
+                .map_err(|e| self.transport(e))?;
             let status = response.status().as_u16();
             let header = |name: &str| {
                 response
@@ -76,27 +112,55 @@ impl Client {
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned)
             };
+            // GitHub and Jira say `x-ratelimit-*`, GitLab `ratelimit-*`, Linear
+            // `x-ratelimit-requests-*` and `x-ratelimit-complexity-*` (its two budgets).
+            let first = |names: &[&str]| names.iter().find_map(|n| header(n));
             let limits = Limits {
                 retry_after: header("retry-after"),
-                remaining: header("x-ratelimit-remaining"),
-                reset: header("x-ratelimit-reset"),
+                remaining: [
+                    "x-ratelimit-remaining",
+                    "ratelimit-remaining",
+                    "x-ratelimit-requests-remaining",
+                    "x-ratelimit-complexity-remaining",
+                ]
+                .iter()
+                .find_map(|n| header(n).filter(|v| v.trim() == "0"))
+                .or_else(|| first(&["x-ratelimit-remaining", "ratelimit-remaining"])),
+                reset: first(&[
+                    "x-ratelimit-reset",
+                    "ratelimit-reset",
+                    "x-ratelimit-requests-reset",
+                    "x-ratelimit-complexity-reset",
+                ]),
             };
             let next = header("link").as_deref().and_then(next_link);
-            let body = response
+            let next_page = header("x-next-page").and_then(|p| p.trim().parse().ok());
+            let text = response
                 .body_mut()
                 .with_config()
                 .limit(MAX_BODY_BYTES)
                 .read_to_string()
                 .map_err(|e| self.transport(e))?;
-            if (200..300).contains(&status) {
-                let json = serde_json::from_str(&body).map_err(|e| TrackerError::Malformed {
-                    label: self.label.clone(),
-                    host: self.host.clone(),
-                    why: format!("not JSON ({e})"),
-                })?;
-                return Ok(Page { json, next });
+            let graphql_errors = body_is_graphql(body.is_some(), &text);
+            if (200..300).contains(&status) || graphql_errors.is_some() {
+                let json = match graphql_errors {
+                    Some(json) => json,
+                    None => serde_json::from_str(&text).map_err(|e| TrackerError::Malformed {
+                        label: self.label.clone(),
+                        host: self.host.clone(),
+                        why: format!("not JSON ({e})"),
+                    })?,
+                };
+                if !graphql_code(&json, "RATELIMITED") {
+                    return Ok(Page {
+                        json,
+                        next,
+                        next_page,
+                        status,
+                    });
+                }
             }
-            let Some(wait) = limits.wait(status, &body, attempt, unix_now()) else {
+            let Some(wait) = limits.wait(status, &text, attempt, unix_now()) else {
                 return Err(self.status_error(status));
             };
             if attempt >= MAX_RETRIES || wait > MAX_RETRY_WAIT {
@@ -129,7 +193,8 @@ impl Client {
         }
     }
 
-    fn status_error(&self, status: u16) -> TrackerError {
+    /// The error for an HTTP `status` (or a GraphQL code standing for one).
+    pub fn status_error(&self, status: u16) -> TrackerError {
         let (label, host) = (self.label.clone(), self.host.clone());
         match status {
             401 => TrackerError::Unauthorized { label, host },
@@ -188,14 +253,39 @@ impl Client {
     }
 }
 
+/// A GraphQL answer (to a POST) that carries an `errors` list, decoded.
+fn body_is_graphql(posted: bool, text: &str) -> Option<serde_json::Value> {
+    if !posted {
+        return None;
+    }
+    let json: serde_json::Value = serde_json::from_str(text).ok()?;
+    json.get("errors")
+        .is_some_and(serde_json::Value::is_array)
+        .then_some(json)
+}
+
+/// Whether a GraphQL answer has an error with `extensions.code == code`.
+pub fn graphql_code(json: &serde_json::Value, code: &str) -> bool {
+    json.get("errors")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|errors| {
+            errors.iter().any(|e| {
+                e.pointer("/extensions/code")
+                    .and_then(serde_json::Value::as_str)
+                    == Some(code)
+            })
+        })
+}
+
 /// The rate-limit headers of one answer.
 #[derive(Debug, Default)]
 struct Limits {
     /// `Retry-After`, seconds.
     retry_after: Option<String>,
-    /// GitHub's `x-ratelimit-remaining`.
+    /// What is left of the budget: `"0"` when any budget the answer names is spent.
     remaining: Option<String>,
-    /// `x-ratelimit-reset`: epoch seconds (GitHub) or ISO 8601 (Jira).
+    /// When the budget refills: epoch seconds (GitHub, GitLab), epoch milliseconds
+    /// (Linear) or ISO 8601 (Jira).
     reset: Option<String>,
 }
 
@@ -210,11 +300,16 @@ impl Limits {
             return Some(Duration::from_secs(secs));
         }
         let reset = self.reset.as_deref()?.trim();
-        let at = reset.parse::<u64>().ok().or_else(|| {
-            time::OffsetDateTime::parse(reset, &time::format_description::well_known::Rfc3339)
-                .ok()
-                .and_then(|t| u64::try_from(t.unix_timestamp()).ok())
-        })?;
+        // Epoch milliseconds have 13 digits until the year 2286; seconds have 10.
+        let at = reset
+            .parse::<u64>()
+            .ok()
+            .map(|n| if n >= 100_000_000_000 { n / 1000 } else { n })
+            .or_else(|| {
+                time::OffsetDateTime::parse(reset, &time::format_description::well_known::Rfc3339)
+                    .ok()
+                    .and_then(|t| u64::try_from(t.unix_timestamp()).ok())
+            })?;
         Some(Duration::from_secs(at.saturating_sub(now)))
     }
 
@@ -229,7 +324,8 @@ impl Limits {
                     || body.to_ascii_lowercase().contains("rate limit")
             }
             503 => self.retry_after.is_some(),
-            _ => false,
+            // Linear answers 400 with a `RATELIMITED` GraphQL error.
+            _ => body.contains("\"RATELIMITED\""),
         };
         if !limited {
             return None;
@@ -321,5 +417,15 @@ mod tests {
             ..Limits::default()
         };
         assert_eq!(jira.asked(now), Some(Duration::from_secs(10)));
+        // Linear: a 400 whose GraphQL error says RATELIMITED, reset in epoch ms.
+        let linear = Limits {
+            remaining: Some("0".into()),
+            reset: Some(((now + 4) * 1000).to_string()),
+            ..Limits::default()
+        };
+        let body =
+            r#"{"errors":[{"message":"Rate limit exceeded","extensions":{"code":"RATELIMITED"}}]}"#;
+        assert_eq!(linear.wait(400, body, 0, now), Some(Duration::from_secs(4)));
+        assert_eq!(none.wait(400, "{\"errors\":[]}", 0, now), None);
     }
 }

@@ -126,6 +126,7 @@ pub fn fetch(client: &Client, target: &Target) -> Result<Issue, TrackerError> {
         state: raw.fields.status.map_or_else(String::new, |s| s.name),
         labels: raw.fields.labels,
         author: raw.fields.reporter.as_ref().map(Person::shown),
+        assignee: None,
         description: text(&raw.fields.description),
         comments,
     })

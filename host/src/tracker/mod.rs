@@ -1,21 +1,27 @@
-//! Task context from issue trackers (GitHub, Jira, YouTrack), fetched by the CLI at
+//! Task context from issue trackers (GitHub, GitLab, Jira, YouTrack, Linear), fetched by the CLI at
 //! session start so that tokens stay in the user's process and never reach the host.
 //!
 //! # Layout
-//! - [`refs`]: what the user typed (`URL`, `owner/repo#N`, `#N`, `KEY-12`) → [`IssueRef`].
+//! - [`refs`]: what the user typed (`URL`, `owner/repo#N`, `group/project#N`, `#N`,
+//!   `KEY-12`) → [`IssueRef`].
 //! - [`settings`]: `[trackers.*]` in `config.toml` and `.canopy.toml`, and the trust rule
 //!   that decides where a token may go; resolves a reference to a [`Target`].
-//! - [`auth`]: tokens as [`auth::Secret`]s (never printed), `gh auth token`.
-//! - [`http`]: GET with timeouts, bounded rate-limit retries and one error per failure.
-//! - [`github`], [`jira`] (with [`adf`]), [`youtrack`]: each API → one [`Issue`].
+//! - [`auth`]: tokens as [`auth::Secret`]s (never printed), `gh auth token`,
+//!   `glab auth status --show-token`.
+//! - [`http`]: GET and GraphQL POST with timeouts, bounded rate-limit retries and one
+//!   error per failure.
+//! - [`github`], [`gitlab`], [`jira`] (with [`adf`]), [`youtrack`], [`linear`]: each API
+//!   → one [`Issue`].
 //! - [`context`]: the prompt block and `.canopy/task.md` text, session names.
 
 pub mod adf;
 pub mod auth;
 pub mod context;
 pub mod github;
+pub mod gitlab;
 pub mod http;
 pub mod jira;
+pub mod linear;
 pub mod refs;
 pub mod settings;
 pub mod youtrack;
@@ -28,15 +34,17 @@ pub use settings::{RepoFile, Target, TrackersConfig};
 
 /// Comments fetched at most per issue (the newest ones); bounds the number of requests.
 pub const MAX_COMMENTS: usize = 500;
-/// Items asked for per page of comments (the most GitHub, Jira and YouTrack allow).
+/// Items asked for per page of comments (the most GitHub, GitLab, Jira and YouTrack allow).
 pub const PAGE_SIZE: usize = 100;
 
 /// Which tracker an issue lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     GitHub,
+    GitLab,
     Jira,
     YouTrack,
+    Linear,
 }
 
 impl Kind {
@@ -44,8 +52,10 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::GitHub => "github",
+            Kind::GitLab => "gitlab",
             Kind::Jira => "jira",
             Kind::YouTrack => "youtrack",
+            Kind::Linear => "linear",
         }
     }
 }
@@ -60,7 +70,7 @@ impl fmt::Display for Kind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Issue {
     pub tracker: Kind,
-    /// `owner/repo#12` or `KEY-12`.
+    /// `owner/repo#12`, `group/project#12` or `KEY-12`.
     pub id: String,
     pub title: String,
     /// Where a person reads it.
@@ -68,7 +78,10 @@ pub struct Issue {
     pub state: String,
     pub labels: Vec<String>,
     pub author: Option<String>,
-    /// Markdown (GitHub, Jira Cloud after ADF conversion) or the tracker's wiki text.
+    /// Who the issue is assigned to, where the tracker's context names one (Linear).
+    pub assignee: Option<String>,
+    /// Markdown (GitHub, GitLab, Linear, Jira Cloud after ADF conversion) or the
+    /// tracker's wiki text.
     pub description: String,
     /// Oldest first; bots, system notes and deleted comments already dropped.
     pub comments: Vec<Comment>,
@@ -105,7 +118,7 @@ pub enum TrackerError {
     /// A bare key, but no configured tracker claims its project.
     #[error("no tracker for issue {key}: {why}")]
     NoTracker { key: String, why: String },
-    /// `#N` outside a repository whose `origin` is on GitHub.
+    /// `#N` outside a repository whose `origin` is on GitHub or GitLab.
     #[error("cannot resolve {reference}: {why}")]
     NoRepo { reference: String, why: String },
     /// A repository's `.canopy.toml` that cannot be read.
@@ -156,6 +169,13 @@ pub enum TrackerError {
         host: String,
         why: String,
     },
+    /// A GraphQL error the API explains in its own words (Linear).
+    #[error("{label}: {host} refused the query: {message}")]
+    Rejected {
+        label: Label,
+        host: String,
+        message: String,
+    },
     /// Any other non-success status.
     #[error("{label}: HTTP {status} from {host}")]
     Status {
@@ -185,11 +205,18 @@ impl TrackerError {
             | TrackerError::Timeout { label, .. }
             | TrackerError::Unreachable { label, .. }
             | TrackerError::Malformed { label, .. }
+            | TrackerError::Rejected { label, .. }
             | TrackerError::Status { label, .. } => Some(label.tracker),
             _ => None,
         };
         let credentials = match tracker {
             Some(Kind::GitHub) => "set GH_TOKEN (or GITHUB_TOKEN), or run `gh auth login`",
+            Some(Kind::GitLab) => {
+                "set GITLAB_TOKEN (a token with read_api), or run `glab auth login`; a self-hosted instance needs its host under [trackers.gitlab] hosts"
+            }
+            Some(Kind::Linear) => {
+                "set LINEAR_API_KEY (or the token_env of [trackers.linear]) to a personal API key"
+            }
             Some(Kind::Jira) => {
                 "check [trackers.jira] in config.toml and the token in its token_env variable (Cloud API tokens expire after a year)"
             }
@@ -198,19 +225,21 @@ impl TrackerError {
             }
         };
         match self {
-            TrackerError::BadRef { .. } => "use a tracker URL, owner/repo#N, #N or KEY-12".into(),
+            TrackerError::BadRef { .. } => {
+                "use a tracker URL, owner/repo#N, group/project#N, #N or KEY-12".into()
+            }
             TrackerError::NoTracker { .. } => {
-                "add its project to `projects` under [trackers.jira] or [trackers.youtrack], or pass the issue's URL".into()
+                "add its project to `projects` under [trackers.jira] or [trackers.youtrack], or its team to `teams` under [trackers.linear], or pass the issue's URL".into()
             }
             TrackerError::NoRepo { .. } => "pass owner/repo#N or the issue's URL".into(),
             TrackerError::RepoConfig { .. } => {
-                "fix the repository's .canopy.toml (only [trackers.jira] and [trackers.youtrack] base_url, api and projects)".into()
+                "fix the repository's .canopy.toml (only base_url, api and projects of [trackers.jira] and [trackers.youtrack], hosts of [trackers.gitlab], teams of [trackers.linear])".into()
             }
             TrackerError::Config { .. } => "see \"Start from an issue\" in the README".into(),
             TrackerError::Unauthorized { .. } => credentials.into(),
             TrackerError::Forbidden { .. } => format!("the credentials may not read it: {credentials}"),
             TrackerError::NotFound { .. } => match tracker {
-                Some(Kind::GitHub) => format!("check the number and repository; a private repository needs a token: {credentials}"),
+                Some(Kind::GitHub | Kind::GitLab) => format!("check the number and repository; a private repository needs a token: {credentials}"),
                 _ => format!("check the key; trackers also answer 404 when you may not see an issue: {credentials}"),
             },
             TrackerError::Gone { .. } => "the issue was deleted; pick another".into(),
@@ -225,8 +254,9 @@ impl TrackerError {
                 "check the network and the tracker's base_url in config.toml".into()
             }
             TrackerError::Malformed { .. } => {
-                "check that base_url points at the tracker itself (GitHub Enterprise: https://HOST/api/v3)".into()
+                "check that base_url points at the tracker itself (GitHub Enterprise: https://HOST/api/v3; GitLab: https://HOST)".into()
             }
+            TrackerError::Rejected { .. } => format!("check the key and the credentials: {credentials}"),
             TrackerError::Status { .. } => "try again later".into(),
         }
     }
@@ -237,7 +267,9 @@ pub fn fetch(target: &Target, timeout: Duration) -> Result<Issue, TrackerError> 
     let client = http::Client::new(target, timeout);
     match target.tracker() {
         Kind::GitHub => github::fetch(&client, target),
+        Kind::GitLab => gitlab::fetch(&client, target),
         Kind::Jira => jira::fetch(&client, target),
         Kind::YouTrack => youtrack::fetch(&client, target),
+        Kind::Linear => linear::fetch(&client, target),
     }
 }

@@ -5,8 +5,11 @@
 //! | `https://github.com/o/r/issues/1`, `…/pull/1`, the same on any other host | GitHub or GitHub Enterprise |
 //! | `https://x.atlassian.net/browse/KEY-1`, `https://host[/ctx]/browse/KEY-1`, `…?selectedIssue=KEY-1` | Jira Cloud or Data Center |
 //! | `https://x.youtrack.cloud/issue/PRJ-5[/slug]` | YouTrack |
-//! | `owner/repo#12`, `#12` | GitHub (`#12`: the repository of the `origin` remote) |
-//! | `KEY-12` | Jira or YouTrack, through the configured trackers |
+//! | `https://gitlab.example.com/group/sub/project/-/issues/42` | GitLab (any host: the `/-/` marks it) |
+//! | `https://linear.app/TEAM/issue/ENG-123[/slug]` | Linear |
+//! | `owner/repo#12`, `#12` | GitHub, or GitLab when `origin` is on GitLab (`#12`: the repository of `origin`) |
+//! | `group/sub/project#12` | GitLab: `origin`'s when it is on GitLab, else gitlab.com (GitHub has no nested paths) |
+//! | `KEY-12` | Jira, YouTrack or Linear, through the configured trackers |
 
 use super::TrackerError;
 
@@ -20,9 +23,26 @@ pub enum IssueRef {
         repo: String,
         number: u64,
     },
-    /// `#N`: the repository comes from the `origin` remote.
-    GitHubHere {
+    /// `owner/repo#N` or `group/sub/project#N`: the host comes from `origin` when it is
+    /// on GitLab; otherwise GitHub (two segments) or gitlab.com (more).
+    Short {
+        path: String,
         number: u64,
+    },
+    /// `#N`: the repository (and its tracker) comes from the `origin` remote.
+    Here {
+        number: u64,
+    },
+    GitLab {
+        /// The web host, lowercased, with its port.
+        host: String,
+        /// `group/sub/project`, as typed (GitLab paths are case-insensitive).
+        project: String,
+        iid: u64,
+    },
+    /// Linear's API is one endpoint for every workspace, so the URL gives only the key.
+    Linear {
+        key: String,
     },
     Jira {
         base: String,
@@ -35,6 +55,11 @@ pub enum IssueRef {
     /// A bare `KEY-12`.
     Key(String),
 }
+
+/// The web host of gitlab.com, the default GitLab instance.
+pub const GITLAB_COM: &str = "gitlab.com";
+/// The web host of Linear.
+pub const LINEAR_APP: &str = "linear.app";
 
 impl IssueRef {
     pub fn parse(text: &str) -> Result<IssueRef, TrackerError> {
@@ -49,24 +74,23 @@ impl IssueRef {
             .or_else(|| text.strip_prefix("http://").map(|r| ("http", r)))
         {
             return parse_url(rest.0, rest.1).ok_or_else(|| {
-                bad("not a GitHub issue or pull request, Jira /browse/KEY-1 or YouTrack /issue/KEY-1 URL")
+                bad("not a GitHub issue or pull request, GitLab /-/issues/N, Jira /browse/KEY-1, YouTrack or Linear /issue/KEY-1 URL")
             });
         }
         if let Some(n) = text.strip_prefix('#') {
             return number(n)
-                .map(|number| IssueRef::GitHubHere { number })
+                .map(|number| IssueRef::Here { number })
                 .ok_or_else(|| bad("#N takes a positive issue number"));
         }
-        if let Some((repo, n)) = text.split_once('#') {
-            let (owner, repo) = repo
-                .split_once('/')
-                .filter(|(o, r)| is_gh_name(o) && is_gh_name(r))
-                .ok_or_else(|| bad("expected owner/repo#N"))?;
-            let number = number(n).ok_or_else(|| bad("expected owner/repo#N"))?;
-            return Ok(IssueRef::GitHub {
-                host: "github.com".into(),
-                owner: owner.to_owned(),
-                repo: repo.to_owned(),
+        if let Some((path, n)) = text.split_once('#') {
+            let expected = || bad("expected owner/repo#N or group/project#N");
+            let number = number(n).ok_or_else(expected)?;
+            let segments: Vec<&str> = path.split('/').collect();
+            if segments.len() < 2 || !segments.iter().all(|s| is_gh_name(s)) {
+                return Err(expected());
+            }
+            return Ok(IssueRef::Short {
+                path: path.to_owned(),
                 number,
             });
         }
@@ -101,6 +125,27 @@ fn parse_url(scheme: &str, rest: &str) -> Option<IssueRef> {
             format!("{scheme}://{host}/{prefix}")
         }
     };
+    // GitLab puts `/-/` between a project's path and its pages, on every host.
+    if let Some(dash) = segments.iter().position(|s| *s == "-") {
+        return match &segments[dash + 1..] {
+            ["issues", n, ..] if dash >= 2 && segments[..dash].iter().all(|s| is_gh_name(s)) => {
+                Some(IssueRef::GitLab {
+                    host,
+                    project: segments[..dash].join("/"),
+                    iid: number(n)?,
+                })
+            }
+            _ => None,
+        };
+    }
+    if host == LINEAR_APP {
+        return match segments.as_slice() {
+            [_workspace, "issue", key, ..] if is_key(key) => Some(IssueRef::Linear {
+                key: (*key).to_owned(),
+            }),
+            _ => None,
+        };
+    }
     // Jira Software boards: …/jira/software/projects/KEY/boards/N?selectedIssue=KEY-12
     if let Some(key) = query
         .split('&')
@@ -190,6 +235,14 @@ mod tests {
         }
     }
 
+    fn gl(host: &str, project: &str, iid: u64) -> IssueRef {
+        IssueRef::GitLab {
+            host: host.into(),
+            project: project.into(),
+            iid,
+        }
+    }
+
     #[test]
     fn forms() {
         let cases = [
@@ -207,9 +260,33 @@ mod tests {
             ),
             (
                 "octocat/Hello-World#12",
-                gh("github.com", "octocat", "Hello-World", 12),
+                IssueRef::Short {
+                    path: "octocat/Hello-World".into(),
+                    number: 12,
+                },
             ),
-            ("#5", IssueRef::GitHubHere { number: 5 }),
+            ("#5", IssueRef::Here { number: 5 }),
+            (
+                "https://gitlab.example.com/group/sub/project/-/issues/42",
+                gl("gitlab.example.com", "group/sub/project", 42),
+            ),
+            (
+                "https://gitlab.com/g/p/-/issues/7#note_1",
+                gl("gitlab.com", "g/p", 7),
+            ),
+            (
+                "a/b/c#3",
+                IssueRef::Short {
+                    path: "a/b/c".into(),
+                    number: 3,
+                },
+            ),
+            (
+                "https://linear.app/acme/issue/ENG-123/fix-login",
+                IssueRef::Linear {
+                    key: "ENG-123".into(),
+                },
+            ),
             (
                 "https://acme.atlassian.net/browse/PROJ-123",
                 IssueRef::Jira {
@@ -261,7 +338,10 @@ mod tests {
             "#x",
             "o/r#",
             "o/#3",
-            "a/b/c#3",
+            "a//c#3",
+            "https://gitlab.com/g/p/-/merge_requests/1",
+            "https://gitlab.com/p/-/issues/1",
+            "https://linear.app/acme/issue/eng",
             "../r#3",
             "K-1",
             "1ABC-2",

@@ -1,10 +1,11 @@
 //! Tracker settings and where a token may go.
 //!
 //! The user's `config.toml` (`[trackers.*]`) is trusted. A repository's `.canopy.toml`
-//! is not: it may name Jira and YouTrack base URLs and project keys, and nothing else.
-//! A token is only ever sent to the base URL the user configured for it (GitHub: to
-//! github.com's API or the user's configured one, and to a GitHub Enterprise host through
-//! the token `gh` keeps for that host); any other base URL gets an anonymous request.
+//! is not: it may name Jira and YouTrack base URLs and project keys, GitLab hosts' base
+//! URLs and Linear team keys, and nothing else. A token is only ever sent to the base URL
+//! the user configured for it (GitHub and GitLab: to github.com's API, gitlab.com or the
+//! user's configured ones, and to another host through the token `gh` or `glab` keeps for
+//! that host); any other base URL gets an anonymous request.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -29,6 +30,8 @@ pub struct TrackersConfig {
     pub github: GitHubConfig,
     pub jira: Option<JiraConfig>,
     pub youtrack: Option<YouTrackConfig>,
+    pub gitlab: GitLabConfig,
+    pub linear: Option<LinearConfig>,
 }
 
 impl Default for TrackersConfig {
@@ -38,6 +41,8 @@ impl Default for TrackersConfig {
             github: GitHubConfig::default(),
             jira: None,
             youtrack: None,
+            gitlab: GitLabConfig::default(),
+            linear: None,
         }
     }
 }
@@ -61,6 +66,39 @@ pub struct GitHubConfig {
     /// Hosts listed here also receive `GH_ENTERPRISE_TOKEN`.
     pub hosts: BTreeMap<String, String>,
 }
+
+/// `[trackers.gitlab]`. Tokens come from `GITLAB_TOKEN` or `glab`, never from a file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GitLabConfig {
+    /// The instance behind gitlab.com issue URLs; default `https://gitlab.com`.
+    pub base_url: Option<String>,
+    /// Self-hosted instances: web host → base URL (the API is `{base}/api/v4`). Hosts
+    /// listed here also receive `GITLAB_TOKEN`.
+    pub hosts: BTreeMap<String, String>,
+}
+
+/// `[trackers.linear]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinearConfig {
+    /// The API host; default `https://api.linear.app` (the endpoint is `{base}/graphql`).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// The environment variable holding the personal API key.
+    #[serde(default = "linear_token_env")]
+    pub token_env: String,
+    /// Team keys that bare `ENG-12` references resolve to Linear.
+    #[serde(default)]
+    pub teams: Vec<String>,
+}
+
+fn linear_token_env() -> String {
+    "LINEAR_API_KEY".into()
+}
+
+/// Linear's API, the same for every workspace.
+pub const LINEAR_API: &str = "https://api.linear.app";
 
 /// Which Jira API: Cloud (REST v3, ADF, email + API token) or Data Center (REST v2,
 /// wiki text, personal access token).
@@ -124,6 +162,21 @@ pub struct RepoFile {
 pub struct RepoTrackers {
     pub jira: Option<RepoJira>,
     pub youtrack: Option<RepoYouTrack>,
+    pub gitlab: Option<RepoGitLab>,
+    pub linear: Option<RepoLinear>,
+}
+
+/// A repository may say where its self-hosted GitLab is; no token follows it there.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RepoGitLab {
+    pub hosts: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RepoLinear {
+    pub teams: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -205,6 +258,11 @@ pub enum Locator {
         repo: String,
         number: u64,
     },
+    GitLab {
+        /// `group/sub/project`.
+        project: String,
+        iid: u64,
+    },
     Key(String),
 }
 
@@ -219,6 +277,8 @@ pub trait Env {
     fn var(&self, key: &str) -> Option<String>;
     /// `gh auth token --hostname HOST`, when `gh` exists and has one.
     fn gh_token(&self, host: &str) -> Option<String>;
+    /// The token `glab` keeps for `host`, when `glab` exists and has one.
+    fn glab_token(&self, host: &str) -> Option<String>;
 }
 
 /// The calling process's environment.
@@ -232,6 +292,10 @@ impl Env for ProcessEnv {
 
     fn gh_token(&self, host: &str) -> Option<String> {
         auth::gh_token(host)
+    }
+
+    fn glab_token(&self, host: &str) -> Option<String> {
+        auth::glab_token(host)
     }
 }
 
@@ -263,78 +327,152 @@ pub fn resolve(
             repo,
             number,
         } => Ok(github_target(user, env, host, owner, repo, *number)),
-        IssueRef::GitHubHere { number } => {
-            let (host, owner, name) =
-                origin_repo(repo_dir).map_err(|why| TrackerError::NoRepo {
-                    reference: format!("#{number}"),
-                    why,
-                })?;
-            Ok(github_target(user, env, &host, &owner, &name, *number))
-        }
-        IssueRef::Jira { base, key } => jira_target(user, repo, env, &trim_base(base), key),
-        IssueRef::YouTrack { base, key } => youtrack_target(user, env, &trim_base(base), key),
-        IssueRef::Key(key) => {
-            let project = refs::project(key);
-            let jira_base = repo
-                .trackers
-                .jira
-                .as_ref()
-                .and_then(|r| r.base_url.clone())
-                .or_else(|| user.jira.as_ref().map(|u| u.base_url.clone()));
-            let yt_base = repo
-                .trackers
-                .youtrack
-                .as_ref()
-                .and_then(|r| r.base_url.clone())
-                .or_else(|| user.youtrack.as_ref().map(|u| u.base_url.clone()));
-            let jira_projects: Vec<&String> = user
-                .jira
-                .iter()
-                .flat_map(|u| &u.projects)
-                .chain(repo.trackers.jira.iter().flat_map(|r| &r.projects))
-                .collect();
-            let yt_projects: Vec<&String> = user
-                .youtrack
-                .iter()
-                .flat_map(|u| &u.projects)
-                .chain(repo.trackers.youtrack.iter().flat_map(|r| &r.projects))
-                .collect();
-            let claims = |projects: &[&String]| projects.iter().any(|p| p.as_str() == project);
-            let jira = jira_base.filter(|_| claims(&jira_projects) || jira_projects.is_empty());
-            let yt = yt_base.filter(|_| claims(&yt_projects) || yt_projects.is_empty());
-            // A tracker that names the project wins over one that names no projects.
-            let (jira, yt) = match (&jira, &yt) {
-                (Some(_), Some(_)) if claims(&jira_projects) && !claims(&yt_projects) => {
-                    (jira, None)
+        IssueRef::Short { path, number } => match origin_repo(repo_dir) {
+            // `o/r#N` in a GitLab checkout means that GitLab.
+            Ok((host, _)) if is_gitlab_host(user, repo, &host) => {
+                Ok(gitlab_target(user, repo, env, &host, path, *number))
+            }
+            _ => match path.split_once('/') {
+                Some((owner, name)) if !name.contains('/') => {
+                    Ok(github_target(user, env, "github.com", owner, name, *number))
                 }
-                (Some(_), Some(_)) if claims(&yt_projects) && !claims(&jira_projects) => (None, yt),
-                _ => (jira, yt),
-            };
-            let no_tracker = |why: String| TrackerError::NoTracker {
-                key: key.clone(),
+                _ => Ok(gitlab_target(
+                    user,
+                    repo,
+                    env,
+                    refs::GITLAB_COM,
+                    path,
+                    *number,
+                )),
+            },
+        },
+        IssueRef::Here { number } => {
+            let no_repo = |why: String| TrackerError::NoRepo {
+                reference: format!("#{number}"),
                 why,
             };
-            match (jira, yt) {
-                (Some(base), None) => jira_target(user, repo, env, &trim_base(&base), key),
-                (None, Some(base)) => youtrack_target(user, env, &trim_base(&base), key),
-                (Some(_), Some(_)) => Err(no_tracker(format!(
-                    "both Jira and YouTrack could hold project {project}"
-                ))),
-                (None, None)
-                    if user.jira.is_none()
-                        && user.youtrack.is_none()
-                        && repo.trackers.jira.is_none()
-                        && repo.trackers.youtrack.is_none() =>
-                {
-                    Err(no_tracker(
-                        "no [trackers.jira] or [trackers.youtrack] is configured".into(),
-                    ))
+            let (host, path) = origin_repo(repo_dir).map_err(no_repo)?;
+            if is_gitlab_host(user, repo, &host) {
+                return Ok(gitlab_target(user, repo, env, &host, &path, *number));
+            }
+            match path.split_once('/') {
+                Some((owner, name)) if !name.contains('/') => {
+                    Ok(github_target(user, env, &host, owner, name, *number))
                 }
-                (None, None) => Err(no_tracker(format!(
-                    "no configured tracker lists project {project}"
+                _ => Err(no_repo(format!(
+                    "`origin` ({host}/{path}) is neither a GitHub repository nor on a GitLab host in [trackers.gitlab] hosts"
                 ))),
             }
         }
+        IssueRef::GitLab { host, project, iid } => {
+            Ok(gitlab_target(user, repo, env, host, project, *iid))
+        }
+        IssueRef::Linear { key } => Ok(linear_target(user, env, key)),
+        IssueRef::Jira { base, key } => jira_target(user, repo, env, &trim_base(base), key),
+        IssueRef::YouTrack { base, key } => youtrack_target(user, env, &trim_base(base), key),
+        IssueRef::Key(key) => resolve_key(key, user, repo, env),
+    }
+}
+
+/// A tracker that could hold a bare key's project.
+struct Candidate {
+    kind: Kind,
+    /// Jira and YouTrack: the site; Linear needs none.
+    base: Option<String>,
+    /// The projects (Jira, YouTrack) or teams (Linear) it lists.
+    listed: Vec<String>,
+    /// Whether it takes any project when it lists none (Linear only takes its teams:
+    /// a key alone says nothing of the workspace).
+    takes_unlisted: bool,
+}
+
+/// A bare `KEY-12`: the one configured tracker that lists its project, else the one
+/// that lists none.
+fn resolve_key(
+    key: &str,
+    user: &TrackersConfig,
+    repo: &RepoFile,
+    env: &dyn Env,
+) -> Result<Target, TrackerError> {
+    let project = refs::project(key);
+    let listed = |a: Option<&Vec<String>>, b: Option<&Vec<String>>| -> Vec<String> {
+        a.into_iter().chain(b).flatten().cloned().collect()
+    };
+    let r = &repo.trackers;
+    let mut candidates = Vec::new();
+    let jira_base = r.jira.as_ref().and_then(|j| j.base_url.clone());
+    if let Some(base) = jira_base.or_else(|| user.jira.as_ref().map(|u| u.base_url.clone())) {
+        candidates.push(Candidate {
+            kind: Kind::Jira,
+            base: Some(base),
+            listed: listed(
+                user.jira.as_ref().map(|u| &u.projects),
+                r.jira.as_ref().map(|j| &j.projects),
+            ),
+            takes_unlisted: true,
+        });
+    }
+    let yt_base = r.youtrack.as_ref().and_then(|y| y.base_url.clone());
+    if let Some(base) = yt_base.or_else(|| user.youtrack.as_ref().map(|u| u.base_url.clone())) {
+        candidates.push(Candidate {
+            kind: Kind::YouTrack,
+            base: Some(base),
+            listed: listed(
+                user.youtrack.as_ref().map(|u| &u.projects),
+                r.youtrack.as_ref().map(|y| &y.projects),
+            ),
+            takes_unlisted: true,
+        });
+    }
+    if user.linear.is_some() || r.linear.is_some() {
+        candidates.push(Candidate {
+            kind: Kind::Linear,
+            base: None,
+            listed: listed(
+                user.linear.as_ref().map(|u| &u.teams),
+                r.linear.as_ref().map(|l| &l.teams),
+            ),
+            takes_unlisted: false,
+        });
+    }
+    let no_tracker = |why: String| TrackerError::NoTracker {
+        key: key.to_owned(),
+        why,
+    };
+    if candidates.is_empty() {
+        return Err(no_tracker(
+            "no [trackers.jira], [trackers.youtrack] or [trackers.linear] is configured".into(),
+        ));
+    }
+    let naming: Vec<&Candidate> = candidates
+        .iter()
+        .filter(|c| c.listed.iter().any(|p| p == project))
+        .collect();
+    // A tracker that names the project wins over one that names no projects.
+    let chosen = if naming.is_empty() {
+        candidates
+            .iter()
+            .filter(|c| c.takes_unlisted && c.listed.is_empty())
+            .collect()
+    } else {
+        naming
+    };
+    match chosen.as_slice() {
+        [] => Err(no_tracker(format!(
+            "no configured tracker lists project {project}"
+        ))),
+        [one] => match (one.kind, one.base.as_deref()) {
+            (Kind::Jira, Some(base)) => jira_target(user, repo, env, &trim_base(base), key),
+            (Kind::YouTrack, Some(base)) => youtrack_target(user, env, &trim_base(base), key),
+            _ => Ok(linear_target(user, env, key)),
+        },
+        many => Err(no_tracker(format!(
+            "{} could each hold project {project}",
+            many.iter()
+                .map(|c| c.kind.to_string())
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ))),
     }
 }
 
@@ -387,6 +525,109 @@ fn github_target(
         jira_api: JiraApi::Cloud,
         auth: token.map(|t| Auth::Bearer(auth::Secret::new(t))),
         anonymous_because,
+    }
+}
+
+/// Whether issues of repositories on `host` live in GitLab: gitlab.com, a host the user
+/// or the repository maps under `[trackers.gitlab] hosts`, or one named `gitlab.*`.
+fn is_gitlab_host(user: &TrackersConfig, repo: &RepoFile, host: &str) -> bool {
+    host == refs::GITLAB_COM
+        || host.starts_with("gitlab.")
+        || user.gitlab.hosts.contains_key(host)
+        || repo
+            .trackers
+            .gitlab
+            .as_ref()
+            .is_some_and(|g| g.hosts.contains_key(host))
+}
+
+fn gitlab_target(
+    user: &TrackersConfig,
+    repo: &RepoFile,
+    env: &dyn Env,
+    host: &str,
+    project: &str,
+    iid: u64,
+) -> Target {
+    let trusted = if host == refs::GITLAB_COM {
+        Some(
+            user.gitlab
+                .base_url
+                .as_deref()
+                .map_or_else(|| format!("https://{host}"), trim_base),
+        )
+    } else {
+        user.gitlab.hosts.get(host).map(|b| trim_base(b))
+    };
+    let repo_base = repo
+        .trackers
+        .gitlab
+        .as_ref()
+        .and_then(|g| g.hosts.get(host))
+        .map(|b| trim_base(b));
+    let (base, token, anonymous_because) = match (trusted, repo_base) {
+        (Some(base), _) => {
+            let token = env.var("GITLAB_TOKEN").or_else(|| env.glab_token(host));
+            let why = token
+                .is_none()
+                .then(|| format!("no GitLab token was found for {host}"));
+            (base, token, why)
+        }
+        (None, Some(base)) => (
+            base.clone(),
+            None,
+            Some(format!(
+                "{base} comes from the repository's .canopy.toml, not from [trackers.gitlab] hosts in your config.toml, so no token is sent to it"
+            )),
+        ),
+        // A host nobody configured gets only what `glab` keeps for that very host.
+        (None, None) => {
+            let token = env.glab_token(host);
+            let why = token.is_none().then(|| {
+                format!("{host} is not under [trackers.gitlab] hosts in your config.toml and glab has no token for it")
+            });
+            (format!("https://{host}"), token, why)
+        }
+    };
+    Target {
+        label: Label {
+            tracker: Kind::GitLab,
+            id: format!("{project}#{iid}"),
+        },
+        base,
+        locator: Locator::GitLab {
+            project: project.to_owned(),
+            iid,
+        },
+        jira_api: JiraApi::Cloud,
+        auth: token.map(|t| Auth::Bearer(auth::Secret::new(t))),
+        anonymous_because,
+    }
+}
+
+/// Linear has one API for every workspace, and a repository cannot move it, so the key
+/// always goes to the user's (or the default) API.
+fn linear_target(user: &TrackersConfig, env: &dyn Env, key: &str) -> Target {
+    let base = user
+        .linear
+        .as_ref()
+        .and_then(|l| l.base_url.as_deref())
+        .map_or_else(|| LINEAR_API.to_owned(), trim_base);
+    let token_env = user
+        .linear
+        .as_ref()
+        .map_or_else(linear_token_env, |l| l.token_env.clone());
+    let token = env.var(&token_env);
+    Target {
+        label: Label {
+            tracker: Kind::Linear,
+            id: key.to_owned(),
+        },
+        base,
+        locator: Locator::Key(key.to_owned()),
+        jira_api: JiraApi::Cloud,
+        anonymous_because: token.is_none().then(|| format!("${token_env} is not set")),
+        auth: token.map(|t| Auth::Plain(auth::Secret::new(t))),
     }
 }
 
@@ -488,18 +729,21 @@ fn youtrack_target(
     })
 }
 
-/// `(host, owner, repo)` of the `origin` remote of the repository around `dir`.
-fn origin_repo(dir: &Path) -> Result<(String, String, String), String> {
+/// `(host, path)` of the `origin` remote of the repository around `dir`; the path is
+/// `owner/repo`, or `group/sub/project` on GitLab.
+fn origin_repo(dir: &Path) -> Result<(String, String), String> {
     let repo = git2::Repository::discover(dir).map_err(|_| "not in a git repository".to_owned())?;
     let remote = repo
         .find_remote("origin")
         .map_err(|_| "the repository has no `origin` remote".to_owned())?;
     let url = remote.url().unwrap_or_default();
-    parse_remote(url).ok_or_else(|| format!("`origin` ({url}) is not a GitHub repository URL"))
+    parse_remote(url)
+        .ok_or_else(|| format!("`origin` ({url}) is not a GitHub or GitLab repository URL"))
 }
 
-/// `git@host:o/r.git`, `ssh://git@host[:port]/o/r.git`, `https://host/o/r[.git]`.
-fn parse_remote(url: &str) -> Option<(String, String, String)> {
+/// `git@host:o/r.git`, `ssh://git@host[:port]/o/r.git`, `https://host/o/r[.git]`, with
+/// any number of path segments (GitLab's nested groups).
+fn parse_remote(url: &str) -> Option<(String, String)> {
     let (host, path) = if let Some((_, rest)) = url.split_once("://") {
         let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
         let (host, path) = rest.split_once('/')?;
@@ -510,12 +754,14 @@ fn parse_remote(url: &str) -> Option<(String, String, String)> {
     };
     let path = path.trim_end_matches('/');
     let path = path.strip_suffix(".git").unwrap_or(path);
-    let (owner, repo) = path.split_once('/')?;
-    (refs::is_gh_name(owner) && refs::is_gh_name(repo) && !host.is_empty()).then(|| {
-        let host = host.to_ascii_lowercase();
-        let host = host.strip_prefix("www.").unwrap_or(&host).to_owned();
-        (host, owner.to_owned(), repo.to_owned())
-    })
+    let segments: Vec<&str> = path.split('/').collect();
+    (segments.len() >= 2 && segments.iter().all(|s| refs::is_gh_name(s)) && !host.is_empty()).then(
+        || {
+            let host = host.to_ascii_lowercase();
+            let host = host.strip_prefix("www.").unwrap_or(&host).to_owned();
+            (host, path.to_owned())
+        },
+    )
 }
 
 #[cfg(test)]
@@ -533,6 +779,9 @@ mod tests {
         }
         fn gh_token(&self, host: &str) -> Option<String> {
             self.var(&format!("gh:{host}"))
+        }
+        fn glab_token(&self, host: &str) -> Option<String> {
+            self.var(&format!("glab:{host}"))
         }
     }
 
@@ -561,11 +810,15 @@ mod tests {
         ] {
             assert_eq!(
                 parse_remote(url),
-                Some(("github.com".into(), "o".into(), "r".into())),
+                Some(("github.com".into(), "o/r".into())),
                 "{url}"
             );
         }
         assert_eq!(parse_remote("/srv/git/r"), None);
+        assert_eq!(
+            parse_remote("git@gitlab.acme.com:group/sub/project.git"),
+            Some(("gitlab.acme.com".into(), "group/sub/project".into()))
+        );
     }
 
     #[test]
@@ -708,6 +961,96 @@ mod tests {
         )
         .expect_err("nothing configured");
         assert!(err.to_string().contains("no [trackers.jira]"), "{err}");
+    }
+
+    #[test]
+    fn gitlab_tokens_go_only_to_the_users_hosts() {
+        let env = FakeEnv(vec![
+            ("GITLAB_TOKEN", "t-gitlab"),
+            ("glab:gitlab.other", "t-glab-other"),
+        ]);
+        let cfg = user("[gitlab.hosts]\n\"gitlab.acme.com\" = \"https://gitlab.acme.com/\"\n");
+        let none = RepoFile::default();
+        let dotcom = resolve_str("https://gitlab.com/g/p/-/issues/7", &cfg, &none, &env);
+        assert_eq!(dotcom.base, "https://gitlab.com");
+        assert_eq!(dotcom.label.id, "g/p#7");
+        assert!(matches!(&dotcom.auth, Some(Auth::Bearer(s)) if s.expose() == "t-gitlab"));
+        let own = resolve_str(
+            "https://gitlab.acme.com/a/b/c/-/issues/1",
+            &cfg,
+            &none,
+            &env,
+        );
+        assert_eq!(own.base, "https://gitlab.acme.com");
+        assert!(matches!(&own.auth, Some(Auth::Bearer(s)) if s.expose() == "t-gitlab"));
+        // A host the user did not list gets only what glab keeps for that host.
+        let other = resolve_str("https://gitlab.other/a/b/-/issues/1", &cfg, &none, &env);
+        assert!(matches!(&other.auth, Some(Auth::Bearer(s)) if s.expose() == "t-glab-other"));
+        let unknown = resolve_str("https://evil.example/a/b/-/issues/1", &cfg, &none, &env);
+        assert!(unknown.auth.is_none());
+        // A repository may map a host, but no token follows, not even for the user's host.
+        let hostile: RepoFile = toml::from_str(
+            "[trackers.gitlab.hosts]\n\"gitlab.com\" = \"https://evil.example\"\n\"gitlab.corp\" = \"https://evil.example\"\n",
+        )
+        .expect("repo file");
+        let kept = resolve_str("https://gitlab.com/g/p/-/issues/7", &cfg, &hostile, &env);
+        assert_eq!(kept.base, "https://gitlab.com");
+        let moved = resolve_str("https://gitlab.corp/g/p/-/issues/7", &cfg, &hostile, &env);
+        assert_eq!(moved.base, "https://evil.example");
+        assert!(moved.auth.is_none());
+        assert!(RepoFile::parse("[trackers.gitlab]\nbase_url = \"https://evil\"\n").is_err());
+    }
+
+    #[test]
+    fn linear_keys_need_a_listed_team() {
+        let env = FakeEnv(vec![("LINEAR_API_KEY", "lin_api_k")]);
+        let cfg = user("[linear]\nteams = [\"ENG\"]\n[youtrack]\nbase_url = \"https://y.test\"\n");
+        let none = RepoFile::default();
+        let t = resolve_str("ENG-123", &cfg, &none, &env);
+        assert_eq!(t.tracker(), Kind::Linear);
+        assert_eq!(t.base, LINEAR_API);
+        assert!(matches!(&t.auth, Some(Auth::Plain(s)) if s.expose() == "lin_api_k"));
+        // Other keys go to the tracker that takes any project.
+        assert_eq!(
+            resolve_str("OPS-1", &cfg, &none, &env).tracker(),
+            Kind::YouTrack
+        );
+        let only_linear = user("[linear]\nteams = [\"ENG\"]\n");
+        let err = resolve(
+            &IssueRef::Key("OPS-1".into()),
+            &only_linear,
+            &none,
+            Path::new("/"),
+            &env,
+        )
+        .expect_err("unlisted team");
+        assert!(
+            err.to_string()
+                .contains("no configured tracker lists project OPS")
+        );
+        // A repository may add teams, not move the API or name a key.
+        let repo: RepoFile =
+            toml::from_str("[trackers.linear]\nteams = [\"WEB\"]\n").expect("repo");
+        assert_eq!(
+            resolve_str("WEB-2", &only_linear, &repo, &env).tracker(),
+            Kind::Linear
+        );
+        for bad in [
+            "[trackers.linear]\nbase_url = \"https://evil\"\n",
+            "[trackers.linear]\ntoken_env = \"X\"\n",
+        ] {
+            assert!(RepoFile::parse(bad).is_err(), "{bad}");
+        }
+        let url = resolve_str(
+            "https://linear.app/acme/issue/ENG-9/x",
+            &TrackersConfig::default(),
+            &none,
+            &env,
+        );
+        assert_eq!(
+            (url.tracker(), url.label.id.as_str()),
+            (Kind::Linear, "ENG-9")
+        );
     }
 
     #[test]

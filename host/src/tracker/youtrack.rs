@@ -114,6 +114,7 @@ pub fn fetch(client: &Client, target: &Target) -> Result<Issue, TrackerError> {
         state,
         labels: raw.tags.into_iter().map(|t| t.name).collect(),
         author: raw.reporter.as_ref().map(User::shown),
+        assignee: None,
         description: raw.description.unwrap_or_default(),
         comments: raw_comments
             .into_iter()
