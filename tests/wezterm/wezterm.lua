@@ -1,65 +1,20 @@
--- A stand-in for WezTerm's `wezterm` module, for running the Canopy plugin under mlua
--- (Lua 5.4, as WezTerm embeds). It follows the real signatures and shapes
--- (docs: wezterm.org/config/lua): handlers registered with `wezterm.on`, actions as
--- `{ Name = args }` tables (how KeyAssignments are written in Lua),
--- `action_callback` as an `EmitEvent` of a generated `user-defined-N` event (what
--- WezTerm does), and FormatItems checked the way `wezterm.format` checks them.
---
--- What the plugin does is recorded for the tests: toasts, right status, performed
--- actions, log lines. Loaded by the harness with `json_parse` (serde_json, JSON null
--- → nil as in WezTerm) as its argument; returns `wezterm, stub`.
+-- The pure-Lua half of the WezTerm model (`model.rs` has the objects and events): the
+-- `wezterm` module's `format`, `action`, `action_callback`, `color.parse` and
+-- `json_parse`, each following the WezTerm source file named beside it. Loaded with
+-- `json_parse` (serde_json; JSON null → nil as in WezTerm) as its argument; returns the
+-- module, into which model.rs adds `on`, `emit` and the log functions.
 
 local json_parse = ...
 
-local wezterm = {}
-local stub = { handlers = {}, logs = {} }
+local wezterm = { json_parse = json_parse }
 
--- Events -----------------------------------------------------------------------------
-
-function wezterm.on(name, fn)
-  assert(type(name) == 'string', 'wezterm.on: event name must be a string')
-  assert(type(fn) == 'function', 'wezterm.on: handler must be a function')
-  stub.handlers[name] = stub.handlers[name] or {}
-  table.insert(stub.handlers[name], fn)
+function wezterm.config_builder()
+  return {}
 end
 
---- Fire `name` as WezTerm does: each handler in registration order until one returns
---- something other than nil (that value is the result, e.g. a tab title).
-function stub.emit(name, ...)
-  for _, fn in ipairs(stub.handlers[name] or {}) do
-    local result = fn(...)
-    if result ~= nil then
-      return result
-    end
-  end
-  return nil
-end
+-- Colours ----------------------------------------------------------------------------
 
-function stub.count(name)
-  return #(stub.handlers[name] or {})
-end
-
--- Actions ----------------------------------------------------------------------------
-
-wezterm.action = setmetatable({}, {
-  __index = function(_, name)
-    return function(args)
-      return { [name] = args }
-    end
-  end,
-})
-
-local callbacks = 0
-function wezterm.action_callback(fn)
-  assert(type(fn) == 'function', 'action_callback: expected a function')
-  callbacks = callbacks + 1
-  local name = 'user-defined-' .. callbacks
-  wezterm.on(name, fn)
-  return { EmitEvent = name }
-end
-
--- Formatting and data ----------------------------------------------------------------
-
+-- termwiz's `AnsiColor` variants: `AnsiColor = NAME` must be one of these, spelt so.
 local ANSI = {}
 for _, c in ipairs({
   'Black', 'Maroon', 'Green', 'Olive', 'Navy', 'Purple', 'Teal', 'Silver',
@@ -68,169 +23,237 @@ for _, c in ipairs({
   ANSI[c] = true
 end
 
+-- The CSS named colours csscolorparser knows. WezTerm also takes the X11 names of its
+-- rgb.txt (color-types/src/lib.rs `from_named`); the model leaves those out, so it is
+-- stricter than WezTerm there, never looser.
+local CSS = {}
+for name in ([[aliceblue antiquewhite aqua aquamarine azure beige bisque black
+  blanchedalmond blue blueviolet brown burlywood cadetblue chartreuse chocolate coral
+  cornflowerblue cornsilk crimson cyan darkblue darkcyan darkgoldenrod darkgray darkgreen
+  darkgrey darkkhaki darkmagenta darkolivegreen darkorange darkorchid darkred darksalmon
+  darkseagreen darkslateblue darkslategray darkslategrey darkturquoise darkviolet deeppink
+  deepskyblue dimgray dimgrey dodgerblue firebrick floralwhite forestgreen fuchsia
+  gainsboro ghostwhite gold goldenrod gray green greenyellow grey honeydew hotpink
+  indianred indigo ivory khaki lavender lavenderblush lawngreen lemonchiffon lightblue
+  lightcoral lightcyan lightgoldenrodyellow lightgray lightgreen lightgrey lightpink
+  lightsalmon lightseagreen lightskyblue lightslategray lightslategrey lightsteelblue
+  lightyellow lime limegreen linen magenta maroon mediumaquamarine mediumblue
+  mediumorchid mediumpurple mediumseagreen mediumslateblue mediumspringgreen
+  mediumturquoise mediumvioletred midnightblue mintcream mistyrose moccasin navajowhite
+  navy oldlace olive olivedrab orange orangered orchid palegoldenrod palegreen
+  paleturquoise palevioletred papayawhip peachpuff peru pink plum powderblue purple
+  rebeccapurple red rosybrown royalblue saddlebrown salmon sandybrown seagreen seashell
+  sienna silver skyblue slateblue slategray slategrey snow springgreen steelblue tan teal
+  thistle tomato turquoise violet wheat white whitesmoke yellow yellowgreen
+  transparent none clear]]):gmatch('%S+') do
+  CSS[name] = true
+end
+
+local function numbers(s, n)
+  local parts = {}
+  for p in s:gmatch('[^,%s/]+') do
+    if not p:match('^[-+]?%d*%.?%d+%%?$') and not p:match('^[-+]?%d*%.?%d+deg$') then
+      return false
+    end
+    parts[#parts + 1] = p
+  end
+  return #parts == n or (n == 3 and #parts == 4)
+end
+
+-- `SrgbaTuple::from_str` (color-types/src/lib.rs): `#` with 1–4 hex digits per channel,
+-- `rgb:`/`rgba:` X11 forms, `hsl:H S L`, then csscolorparser (functions and names).
+local function parse_color(s)
+  if type(s) ~= 'string' or s == '' or s:find('[\128-\255]') then
+    return false
+  end
+  if s:sub(1, 1) == '#' then
+    local digits = (#s - 1) // 3
+    if 1 + digits * 3 == #s and digits >= 1 and digits <= 4 and s:sub(2):match('^%x+$') then
+      return true
+    end
+    -- csscolorparser also reads #rgba and #rrggbbaa.
+    return (#s == 5 or #s == 9) and s:sub(2):match('^%x+$') ~= nil
+  end
+  local x11 = s:match('^rgba?:(.*)$')
+  if x11 then
+    local n = 0
+    for field in (x11 .. '/'):gmatch('([^/]*)/') do
+      if not field:match('^%x%x?%x?%x?$') then
+        return numbers(x11, 4) and s:sub(1, 5) == 'rgba:'
+      end
+      n = n + 1
+    end
+    return n == 3 or (n == 4 and s:sub(1, 5) == 'rgba:')
+  end
+  local h, sat, l = s:match('^hsl:%s*(%S+)%s+(%S+)%s+(%S+)%s*$')
+  if h then
+    return math.tointeger(tonumber(h)) ~= nil and math.tointeger(tonumber(sat)) ~= nil
+      and math.tointeger(tonumber(l)) ~= nil
+  end
+  local fn, args = s:lower():match('^%s*(%a+)%((.*)%)%s*$')
+  if fn then
+    local arity = ({ rgb = 3, rgba = 3, hsl = 3, hsla = 3, hwb = 3, hsv = 3, hsva = 3, lab = 3, lch = 3 })[fn]
+    return arity ~= nil and numbers(args, arity)
+  end
+  return CSS[s:lower()] == true
+end
+
+wezterm.color = {}
+
+--- `wezterm.color.parse` raises on what `SrgbaTuple::from_str` refuses
+--- (lua-api-crates/color-funcs).
+function wezterm.color.parse(s)
+  if not parse_color(s) then
+    error('unknown color name: ' .. tostring(s))
+  end
+  return s
+end
+
+-- wezterm.format ---------------------------------------------------------------------
+
+-- `FormatColor` (lua-api-crates/termwiz-funcs/src/lib.rs): `{ AnsiColor = NAME }`
+-- must name a variant or the conversion raises; `{ Color = STRING }` that does not parse
+-- is drawn white (`unwrap_or_else` to 0xffffff), silently; or the string 'Default'.
 local function color_tag(spec)
   if spec == 'Default' then
     return 'Default'
   end
-  assert(type(spec) == 'table', 'wezterm.format: a colour must be a table or "Default"')
-  if spec.AnsiColor then
-    assert(ANSI[spec.AnsiColor], 'wezterm.format: unknown AnsiColor ' .. tostring(spec.AnsiColor))
-    return spec.AnsiColor
+  if type(spec) ~= 'table' then
+    error('wezterm.format: a colour must be a table or "Default", not ' .. type(spec))
   end
-  assert(type(spec.Color) == 'string', 'wezterm.format: a colour needs AnsiColor or Color')
-  return spec.Color
+  local key, value = next(spec)
+  if next(spec, key) ~= nil then
+    error('wezterm.format: a colour has one of AnsiColor or Color')
+  end
+  if key == 'AnsiColor' then
+    if not ANSI[value] then
+      error('`' .. tostring(value) .. '` is not a valid AnsiColor variant', 0)
+    end
+    return value
+  elseif key == 'Color' and type(value) == 'string' then
+    return parse_color(value) and value or '#ffffff'
+  end
+  error('wezterm.format: unknown colour ' .. tostring(key))
 end
 
---- Renders FormatItems to text with readable markers in place of escape sequences:
---- `<Red>` for a foreground, `<bg:Red>` for a background, `<reset>` for ResetAttributes.
+--- Renders FormatItems (the `FormatItem` enum: one variant per table, or the string
+--- 'ResetAttributes'; anything else fails to convert) with readable markers in place of
+--- escapes: `<Red>` for a foreground, `<bg:Red>` for a background, `<reset>`.
 function wezterm.format(items)
-  assert(type(items) == 'table', 'wezterm.format: expected a table of FormatItems')
+  if type(items) ~= 'table' then
+    error('wezterm.format: expected a table of FormatItems, not ' .. type(items))
+  end
   local out = {}
   for _, item in ipairs(items) do
+    local key = type(item) == 'table' and next(item)
+    if type(item) == 'table' and next(item, key) ~= nil then
+      error('wezterm.format: a FormatItem has one variant, not several')
+    end
     if item == 'ResetAttributes' then
       out[#out + 1] = '<reset>'
-    elseif type(item) == 'table' and item.Text then
-      assert(type(item.Text) == 'string', 'wezterm.format: Text must be a string')
+    elseif key == 'Text' then
+      if type(item.Text) ~= 'string' then
+        error('wezterm.format: Text must be a string')
+      end
       out[#out + 1] = item.Text
-    elseif type(item) == 'table' and item.Foreground then
+    elseif key == 'Foreground' then
       out[#out + 1] = '<' .. color_tag(item.Foreground) .. '>'
-    elseif type(item) == 'table' and item.Background then
+    elseif key == 'Background' then
       out[#out + 1] = '<bg:' .. color_tag(item.Background) .. '>'
-    elseif type(item) == 'table' and item.Attribute then
-      out[#out + 1] = ''
-    else
-      error('wezterm.format: not a FormatItem: ' .. tostring(item))
+    elseif key ~= 'Attribute' then
+      error('wezterm.format: not a FormatItem: ' .. tostring(key or item))
     end
   end
   return table.concat(out)
 end
 
-wezterm.json_parse = json_parse
+-- Actions ----------------------------------------------------------------------------
 
-for _, level in ipairs({ 'info', 'warn', 'error' }) do
-  wezterm['log_' .. level] = function(...)
-    local parts = {}
-    for i = 1, select('#', ...) do
-      parts[i] = tostring((select(i, ...)))
+-- The KeyAssignment variants the plugin and tests use, with their fields
+-- (config/src/keyassignment.rs); `true` marks a required field. A struct variant
+-- denies unknown fields; a scalar one takes a value of its type
+-- (luahelper/src/enumctor.rs: `UnknownFieldAction::Deny`).
+local SPAWN = { args = false, cwd = false, label = false, set_environment_variables = false, domain = false, position = false }
+local VARIANTS = {
+  SpawnCommandInNewTab = SPAWN,
+  SpawnCommandInNewWindow = SPAWN,
+  InputSelector = { action = true, title = false, choices = false, fuzzy = false, alphabet = false, description = false, fuzzy_description = false },
+  PromptInputLine = { action = true, description = false, prompt = false, initial_value = false },
+  ActivateTab = 'number',
+  EmitEvent = 'string',
+  SpawnTab = 'string',
+  CopyTo = 'string',
+  ActivateCopyMode = 'unit',
+  Nop = 'unit',
+}
+
+local function construct(name, args)
+  local shape = VARIANTS[name]
+  if shape == nil then
+    error('`' .. tostring(name) .. '` is not a valid KeyAssignment variant', 2)
+  elseif shape == 'unit' then
+    return name
+  elseif type(shape) == 'string' then
+    if type(args) ~= shape then
+      error(name .. ' takes a ' .. shape .. ', not ' .. type(args), 2)
     end
-    table.insert(stub.logs, { level = level, msg = table.concat(parts, ' ') })
+    return { [name] = args }
   end
-end
-
--- Windows, tabs and panes ------------------------------------------------------------
-
-local Pane = {}
-Pane.__index = Pane
-
---- A MuxPane: `user_vars` as set by OSC 1337, `cwd` as its working directory.
-function stub.pane(user_vars, cwd)
-  return setmetatable({ user_vars = user_vars or {}, cwd = cwd }, Pane)
-end
-
-function Pane:get_user_vars()
-  local copy = {}
-  for k, v in pairs(self.user_vars) do
-    copy[k] = v
+  if type(args) ~= 'table' then
+    error(name .. ' takes a table, not ' .. type(args), 2)
   end
-  return copy
-end
-
---- Since 20240127 a Url object (`file_path` field); nil when unknown.
-function Pane:get_current_working_dir()
-  if self.cwd == nil then
-    return nil
+  for field in pairs(args) do
+    if shape[field] == nil then
+      error('`' .. tostring(field) .. '` is not a valid ' .. name .. ' field', 2)
+    end
   end
-  return { scheme = 'file', file_path = self.cwd }
-end
-
-local Window = {}
-Window.__index = Window
-
---- A GUI window whose mux window holds tabs, each a list of panes (`{ {pane, …}, … }`).
-function stub.window(tabs)
-  return setmetatable({ tabs = tabs or {}, toasts = {}, right_status = nil, actions = {} }, Window)
-end
-
-function Window:toast_notification(title, message, url, timeout_ms)
-  assert(type(title) == 'string' and type(message) == 'string', 'toast_notification: title and message are strings')
-  assert(url == nil or type(url) == 'string', 'toast_notification: url is a string or nil')
-  assert(timeout_ms == nil or math.type(timeout_ms) == 'integer', 'toast_notification: timeout_ms is an integer')
-  table.insert(self.toasts, { title = title, message = message, url = url, timeout_ms = timeout_ms })
-end
-
-function Window:set_right_status(text)
-  assert(type(text) == 'string', 'set_right_status: expected a string')
-  self.right_status = text
-end
-
---- Records the action; runs callbacks at once, as WezTerm does for EmitEvent.
-function Window:perform_action(action, pane)
-  assert(type(action) == 'table', 'perform_action: expected an action')
-  assert(pane ~= nil, 'perform_action: a pane is required')
-  table.insert(self.actions, action)
-  if action.EmitEvent then
-    stub.emit(action.EmitEvent, self, pane)
+  for field, required in pairs(shape) do
+    if required and args[field] == nil then
+      error(name .. ' is missing the field `' .. field .. '`', 2)
+    end
   end
-end
-
-function Window:mux_window()
-  local window = self
-  return {
-    tabs_with_info = function()
-      local infos = {}
-      for i, panes in ipairs(window.tabs) do
-        local tab = {
-          panes = function()
-            return panes
-          end,
-        }
-        infos[i] = { index = i - 1, is_active = i == 1, tab = tab }
+  if name == 'InputSelector' then
+    for _, choice in ipairs(args.choices or {}) do
+      for field in pairs(choice) do
+        if field ~= 'label' and field ~= 'id' then
+          error('`' .. tostring(field) .. '` is not a valid InputSelectorEntry field', 2)
+        end
       end
-      return infos
-    end,
-  }
-end
-
---- The last action the plugin performed with this name (`InputSelector`, …).
-function stub.last(window, name)
-  for i = #window.actions, 1, -1 do
-    if window.actions[i][name] then
-      return window.actions[i][name]
     end
   end
-  return nil
+  return { [name] = args }
 end
 
---- Answer the last InputSelector as a user would (nil id: cancel).
-function stub.choose(window, pane, id, label)
-  local selector = assert(stub.last(window, 'InputSelector'), 'no InputSelector was opened')
-  stub.emit(selector.action.EmitEvent, window, pane, id, label)
+-- `wezterm.action.Name(args)`, `wezterm.action.Unit` and `wezterm.action{ Name = args }`.
+wezterm.action = setmetatable({}, {
+  __index = function(_, name)
+    local shape = VARIANTS[name]
+    if shape == 'unit' then
+      return name
+    elseif shape == nil then
+      error('`' .. tostring(name) .. '` is not a valid KeyAssignment variant', 2)
+    end
+    return function(args)
+      return construct(name, args)
+    end
+  end,
+  __call = function(_, t)
+    local name, args = next(t)
+    return construct(name, args)
+  end,
+})
+
+-- An `EmitEvent` of a generated `user-defined-N` event, N counting from 0
+-- (config/src/lua.rs `wrap_callback`).
+local callbacks = 0
+function wezterm.action_callback(fn)
+  if type(fn) ~= 'function' then
+    error('action_callback: expected a function')
+  end
+  local name = 'user-defined-' .. callbacks
+  callbacks = callbacks + 1
+  wezterm.on(name, fn)
+  return { EmitEvent = name }
 end
 
---- Answer the last PromptInputLine (nil line: cancel).
-function stub.answer(window, pane, line)
-  local prompt = assert(stub.last(window, 'PromptInputLine'), 'no PromptInputLine was opened')
-  stub.emit(prompt.action.EmitEvent, window, pane, line)
-end
-
---- A TabInformation whose active pane has these user vars.
-function stub.tab_info(user_vars)
-  return {
-    tab_id = 1,
-    tab_index = 0,
-    is_active = true,
-    window_id = 1,
-    window_title = 'w',
-    tab_title = '',
-    active_pane = {
-      pane_id = 1,
-      pane_index = 0,
-      is_active = true,
-      is_zoomed = false,
-      title = 'zsh',
-      user_vars = user_vars or {},
-    },
-  }
-end
-
-return wezterm, stub
+return wezterm

@@ -10,10 +10,14 @@
 --- Which pane shows which session: `canopy attach` sets the `canopy_session` user var
 --- (OSC 1337 SetUserVar) when it runs inside WezTerm and clears it on the way out.
 ---
---- Load it with `wezterm.plugin.require(URL)` (when this directory is a git repository's
---- root: WezTerm clones plugins), through `package.path` (`…/?/plugin/init.lua`),
---- or `dofile` the file `canopy setup wezterm --write` installs, then
---- `canopy.apply_to_config(config, opts)`.
+--- WezTerm hands `format-tab-title` its TabInformation and PaneInformation as userdata
+--- (field getters, not tables), and calls only the first handler registered for it; the
+--- tab bar is drawn again only when something it watches changes (the right status
+--- string among them), so the right status carries a hash of the badges.
+---
+--- Load it with `require('canopy')` after `canopy setup wezterm --write` (installed as
+--- `canopy/init.lua` in WezTerm's config dir, which WezTerm puts on `package.path` and
+--- watches for reloads), then `canopy.apply_to_config(config, opts)`.
 
 local wezterm = require('wezterm')
 
@@ -28,17 +32,17 @@ local H = {} -- private helpers and state
 
 ---@class canopy.StateStyle
 ---@field symbol string The badge text.
----@field color string An ANSI colour name (`'Red'`, `'Grey'`, …) or `'#rrggbb'`.
+---@field color string An ANSI colour name (`'Red'`, `'Grey'`, …) or any colour WezTerm parses (`'#rrggbb'`, `'orange'`, `'rgb(255,0,0)'`, `'hsl:120 50 50'`, …).
 
 ---@alias canopy.NotifyOn 'waiting_permission' | 'waiting_input' | 'error' | 'finished'
 
 ---@class canopy.NotifyOptions
 ---@field enabled? boolean Toast at all (default true).
 ---@field on? canopy.NotifyOn[] Which transitions toast. `finished` is a turn ending (thinking, tool, compacting or waiting_permission → idle) or the agent exiting.
----@field timeout_ms? integer How long a toast stays, where the platform honours it.
+---@field timeout_ms? integer How long a toast stays (ms, 0 to 600000), where the platform honours it.
 
 ---@class canopy.PickerOptions
----@field key? string Bind the picker to this key (no binding unless set).
+---@field key? string Bind the picker to this key (no binding unless set; `'S'` with `'CTRL|SHIFT'` is free in WezTerm's default key table, `'C'` is Copy).
 ---@field mods? string Modifiers for `key`, e.g. `'CTRL|SHIFT'` or `'LEADER'`.
 ---@field title? string The selector's title.
 ---@field new_session? boolean Offer an entry that starts a new session (default true).
@@ -48,7 +52,7 @@ local H = {} -- private helpers and state
 ---@field status_file? string The snapshot to read; default beside Canopy's socket.
 ---@field canopy? string The `canopy` program for spawned tabs (default `'canopy'` on PATH).
 ---@field tab_title? boolean Register a `format-tab-title` handler (default true). Set false when another plugin owns tab titles, and call `badge(tab)` from it.
----@field right_status? boolean Set the right status in `update-status` (default true).
+---@field right_status? boolean Set the right status in `update-status` (default true). When false, badge changes redraw the tab bar through a `canopy_badges` user var set on the active pane.
 ---@field show_cost? boolean Show the total cost in the right status (default true).
 ---@field states? table<canopy.StateKind, canopy.StateStyle> Overrides per state, merged into the defaults.
 ---@field notify? canopy.NotifyOptions
@@ -122,7 +126,7 @@ H.opts = nil
 --- The last good snapshot. `text` is the file's raw content: an unchanged file is not
 --- parsed again (Lua cannot stat, and the file is small, so comparing text is the cheap
 --- way to see it is the same).
-H.cache = { text = nil, doc = nil, by_name = {} }
+H.cache = { text = nil, doc = nil, by_name = {}, hash = 0 }
 
 --- The state of each session at the last parse, to toast on transitions only. nil until
 --- a first snapshot is seen: sessions found at startup are not news.
@@ -132,6 +136,14 @@ H.last_kinds = nil
 --- Which event handlers are registered (apply_to_config may be called twice, and
 --- WezTerm keeps every handler registered for an event).
 H.registered = {}
+
+--- Whether WezTerm has called our `format-tab-title` handler, and how many updates ran
+--- before it did: WezTerm calls only the first handler, so another one registered
+--- earlier silences ours, which is worth one warning.
+H.title = { ran = false, updates = 0, warned = false }
+
+--- The badge hash each window was last nudged with (`right_status = false`).
+H.nudged = {}
 
 -- Options ----------------------------------------------------------------------------
 
@@ -147,100 +159,199 @@ function H.copy(v)
   return t
 end
 
-function H.fail(path, msg)
-  error('canopy.wezterm: opts.' .. path .. ' ' .. msg, 0)
+--- The colour names `AnsiColor` takes: the variants of termwiz's `AnsiColor`, spelt as
+--- WezTerm spells them (any other name raises inside `wezterm.format`).
+H.ANSI = {
+  Black = true, Maroon = true, Green = true, Olive = true, Navy = true, Purple = true,
+  Teal = true, Silver = true, Grey = true, Red = true, Lime = true, Yellow = true,
+  Blue = true, Fuchsia = true, Aqua = true, White = true,
+}
+
+--- The modifier names WezTerm's key parser knows.
+H.MODS = {
+  NONE = true, SHIFT = true, ALT = true, OPT = true, META = true, CTRL = true,
+  SUPER = true, CMD = true, WIN = true, LEADER = true,
+}
+
+--- Whether WezTerm can draw `color`: an ANSI name, or whatever its own parser takes
+--- (`wezterm.color.parse`, since 20220807); without it, the `#` forms only.
+function H.valid_color(color)
+  if H.ANSI[color] then
+    return true
+  end
+  local color_mod = wezterm.color
+  if type(color_mod) == 'table' and type(color_mod.parse) == 'function' then
+    return (pcall(color_mod.parse, color))
+  end
+  return color:match('^#%x+$') ~= nil and (#color - 1) % 3 == 0 and #color <= 13
 end
 
---- Check `value` against `default`'s shape: same types, no unknown keys (a typo should
---- say so, not be ignored). A nil default accepts `kinds` (e.g. 'string').
-function H.check(path, value, default, kinds)
-  if value == nil then
-    return
-  end
-  if kinds then
-    if not kinds[type(value)] then
-      H.fail(path, 'must be a ' .. table.concat(H.keys(kinds), ' or ') .. ', not ' .. type(value))
-    end
-    return
-  end
-  if type(value) ~= type(default) then
-    H.fail(path, 'must be a ' .. type(default) .. ', not ' .. type(value))
+function H.type_error(want, value)
+  return 'must be a ' .. want .. ', not ' .. type(value)
+end
+
+--- Checks for each option's value: nil when it is good, else what is wrong.
+H.checks = {}
+
+function H.checks.string(v)
+  if type(v) ~= 'string' then
+    return H.type_error('string', v)
   end
 end
+
+function H.checks.word(v)
+  if type(v) ~= 'string' then
+    return H.type_error('string', v)
+  elseif v == '' then
+    return 'must not be empty'
+  end
+end
+
+function H.checks.boolean(v)
+  if type(v) ~= 'boolean' then
+    return H.type_error('boolean', v)
+  end
+end
+
+function H.checks.color(v)
+  if type(v) ~= 'string' then
+    return H.type_error('string', v)
+  elseif not H.valid_color(v) then
+    return 'is not a colour WezTerm knows: ' .. string.format('%q', v)
+      .. ' (an ANSI name such as Red, or #rrggbb, rgb(…), hsl:…, a CSS name)'
+  end
+end
+
+function H.checks.timeout(v)
+  if type(v) ~= 'number' then
+    return H.type_error('number', v)
+  elseif v ~= math.floor(v) or v < 0 or v > 600000 then
+    return 'must be a whole number of milliseconds from 0 to 600000, not ' .. tostring(v)
+  end
+end
+
+function H.checks.mods(v)
+  if type(v) ~= 'string' then
+    return H.type_error('string', v)
+  end
+  for name in v:gmatch('[^|]+') do
+    local trimmed = name:match('^%s*(.-)%s*$')
+    if not H.MODS[trimmed] then
+      return 'has an unknown modifier ' .. string.format('%q', trimmed) .. ' (known: ' .. table.concat(H.keys(H.MODS), ', ') .. ')'
+    end
+  end
+end
+
+function H.checks.notify_on(v)
+  if type(v) ~= 'table' then
+    return H.type_error('table', v)
+  end
+  local known = { waiting_permission = true, waiting_input = true, error = true, finished = true }
+  for i, on in ipairs(v) do
+    if not known[on] then
+      return '[' .. i .. '] must be one of ' .. table.concat(H.keys(known), ', ') .. ', not ' .. tostring(on)
+    end
+  end
+end
+
+--- The check for each option, by its path; tables of fields are walked below.
+H.schema = {
+  status_file = 'string',
+  canopy = 'word',
+  tab_title = 'boolean',
+  right_status = 'boolean',
+  show_cost = 'boolean',
+  notify = { enabled = 'boolean', on = 'notify_on', timeout_ms = 'timeout' },
+  picker = { key = 'word', mods = 'mods', title = 'string', new_session = 'boolean', agent = 'word' },
+}
 
 function H.keys(t)
   local ks = {}
   for k in pairs(t) do
-    ks[#ks + 1] = k
+    ks[#ks + 1] = tostring(k)
   end
   table.sort(ks)
   return ks
 end
 
-local STRING = { string = true }
-
---- Validate `opts` and merge it over the defaults.
+--- Validate `opts` and merge it over the defaults. A bad value keeps its default and is
+--- named in the returned problems, so one typo costs that option, not the plugin.
 ---@param opts canopy.Options|nil
----@return canopy.Options
+---@return canopy.Options resolved
+---@return string[] problems
 function H.resolve(opts)
+  local r = H.copy(H.defaults)
+  local problems = {}
+  local function bad(path, msg)
+    problems[#problems + 1] = 'opts.' .. path .. ' ' .. msg
+  end
   if opts == nil then
-    opts = {}
+    return r, problems
   end
   if type(opts) ~= 'table' then
-    error('canopy.wezterm: opts must be a table, not ' .. type(opts), 0)
+    problems[1] = 'opts ' .. H.type_error('table', opts)
+    return r, problems
   end
-  local d = H.defaults
-  local r = H.copy(d)
   for k, v in pairs(opts) do
-    if k == 'status_file' or k == 'canopy' then
-      H.check(k, v, nil, STRING)
-      r[k] = v
-    elseif k == 'tab_title' or k == 'right_status' or k == 'show_cost' then
-      H.check(k, v, d[k])
-      r[k] = v
-    elseif k == 'states' then
-      H.check(k, v, d.states)
-      for kind, style in pairs(v) do
-        if not d.states[kind] then
-          H.fail('states', 'has an unknown state ' .. tostring(kind) .. ' (known: ' .. table.concat(H.keys(d.states), ', ') .. ')')
-        end
-        H.check('states.' .. kind, style, d.states[kind])
-        for field, x in pairs(style) do
-          if field ~= 'symbol' and field ~= 'color' then
-            H.fail('states.' .. kind, 'has an unknown field ' .. tostring(field) .. ' (known: color, symbol)')
-          end
-          H.check('states.' .. kind .. '.' .. field, x, nil, STRING)
-          r.states[kind][field] = x
-        end
+    local rule = H.schema[k]
+    if k == 'states' then
+      H.resolve_states(v, r, bad)
+    elseif rule == nil then
+      bad(tostring(k), 'is not an option (known: ' .. table.concat(H.keys(H.defaults), ', ') .. ')')
+    elseif type(rule) == 'string' then
+      local err = H.checks[rule](v)
+      if err then
+        bad(k, err)
+      else
+        r[k] = v
       end
-    elseif k == 'notify' or k == 'picker' then
-      H.check(k, v, d[k])
-      local kinds = {
-        notify = { enabled = 'boolean', on = 'table', timeout_ms = 'number' },
-        picker = { key = 'string', mods = 'string', title = 'string', new_session = 'boolean', agent = 'string' },
-      }
-      for field, x in pairs(v) do
-        local want = kinds[k][field]
-        if not want then
-          H.fail(k, 'has an unknown field ' .. tostring(field) .. ' (known: ' .. table.concat(H.keys(kinds[k]), ', ') .. ')')
-        end
-        H.check(k .. '.' .. field, x, nil, { [want] = true })
-        r[k][field] = H.copy(x)
-      end
+    elseif type(v) ~= 'table' then
+      bad(k, H.type_error('table', v))
     else
-      H.fail(tostring(k), 'is not an option (known: ' .. table.concat(H.keys(d), ', ') .. ')')
-    end
-  end
-  local known = { waiting_permission = true, waiting_input = true, error = true, finished = true }
-  for i, on in ipairs(r.notify.on) do
-    if not known[on] then
-      H.fail('notify.on[' .. i .. ']', 'must be one of ' .. table.concat(H.keys(known), ', ') .. ', not ' .. tostring(on))
+      for field, x in pairs(v) do
+        local check = rule[field]
+        local err = check and H.checks[check](x)
+        if not check then
+          bad(k, 'has an unknown field ' .. tostring(field) .. ' (known: ' .. table.concat(H.keys(rule), ', ') .. ')')
+        elseif err then
+          bad(k .. '.' .. field, err)
+        else
+          r[k][field] = H.copy(x)
+        end
+      end
     end
   end
   if r.picker.mods and not r.picker.key then
-    H.fail('picker.mods', 'needs picker.key')
+    bad('picker.mods', 'needs picker.key')
+    r.picker.mods = nil
   end
-  return r
+  return r, problems
+end
+
+function H.resolve_states(states, r, bad)
+  if type(states) ~= 'table' then
+    return bad('states', H.type_error('table', states))
+  end
+  for kind, style in pairs(states) do
+    local path = 'states.' .. tostring(kind)
+    if not H.defaults.states[kind] then
+      bad('states', 'has an unknown state ' .. tostring(kind) .. ' (known: ' .. table.concat(H.keys(H.defaults.states), ', ') .. ')')
+    elseif type(style) ~= 'table' then
+      bad(path, H.type_error('table', style))
+    else
+      for field, x in pairs(style) do
+        local check = ({ symbol = 'word', color = 'color' })[field]
+        local err = check and H.checks[check](x)
+        if not check then
+          bad(path, 'has an unknown field ' .. tostring(field) .. ' (known: color, symbol)')
+        elseif err then
+          bad(path .. '.' .. field, err)
+        else
+          r.states[kind][field] = x
+        end
+      end
+    end
+  end
 end
 
 -- The snapshot -----------------------------------------------------------------------
@@ -308,7 +419,7 @@ function H.refresh()
   if not text then
     -- No host (it removes the file when it stops): nothing to show. Forget the states
     -- too, so the next host's sessions are a fresh start and not a burst of toasts.
-    H.cache = { text = nil, doc = nil, by_name = {} }
+    H.cache = { text = nil, doc = nil, by_name = {}, hash = 0 }
     H.last_kinds = nil
     return {}
   end
@@ -328,8 +439,22 @@ function H.refresh()
       by_name[s.name] = s
     end
   end
-  H.cache = { text = text, doc = doc, by_name = by_name }
+  H.cache = { text = text, doc = doc, by_name = by_name, hash = H.badge_hash(by_name) }
   return H.transitions(by_name)
+end
+
+--- A 24-bit FNV-1a hash of every session's name and state: what the badges show. The
+--- right status carries it, so a badge change is a right-status change, which is what
+--- makes WezTerm draw the tab bar again (wezterm-gui/src/termwindow/mod.rs).
+function H.badge_hash(by_name)
+  local h = 0x811c9dc5
+  for _, name in ipairs(H.keys(by_name)) do
+    local text = name .. '\0' .. tostring(by_name[name].state.kind) .. '\0'
+    for i = 1, #text do
+      h = ((h ~ text:byte(i)) * 0x01000193) & 0xffffffff
+    end
+  end
+  return (h >> 8) ~ (h & 0xff)
 end
 
 function H.transitions(by_name)
@@ -368,19 +493,38 @@ end
 -- Rendering --------------------------------------------------------------------------
 
 function H.color(color)
-  if color:sub(1, 1) == '#' then
-    return { Color = color }
+  if H.ANSI[color] then
+    return { AnsiColor = color }
   end
-  return { AnsiColor = color }
+  return { Color = color }
 end
 
 function H.style(kind)
   return H.opts.states[kind] or { symbol = '?', color = 'Grey' }
 end
 
---- The session name in a pane's user vars, if Canopy set one.
-function H.pane_session(pane_info)
-  local vars = type(pane_info) == 'table' and pane_info.user_vars
+--- `obj[key]` for a TabInformation or PaneInformation: userdata with field getters in
+--- WezTerm (wezterm-gui/src/termwindow/mod.rs), where an unknown field raises, and a
+--- plain table when another plugin builds one. nil for anything else.
+function H.field(obj, key)
+  local t = type(obj)
+  if t == 'table' then
+    return obj[key]
+  elseif t ~= 'userdata' then
+    return nil
+  end
+  local ok, v = pcall(H.index, obj, key)
+  return ok and v or nil
+end
+
+function H.index(obj, key)
+  return obj[key]
+end
+
+--- The session name in a tab's active pane's user vars, if Canopy set one. A tab's
+--- `active_pane` is nil while it has none.
+function H.tab_session_name(tab_info)
+  local vars = H.field(H.field(tab_info, 'active_pane'), 'user_vars')
   local name = type(vars) == 'table' and vars[H.USER_VAR]
   if type(name) == 'string' and name ~= '' then
     return name
@@ -419,11 +563,10 @@ end
 --- The FormatItems of the state badge for a tab whose active pane is attached to a
 --- Canopy session, or an empty list. Reads only the cache, so it is safe in
 --- `format-tab-title`; for tab-bar plugins that own the title.
----@param tab_info table A TabInformation.
+---@param tab_info table|userdata A TabInformation (WezTerm's userdata, or a table).
 ---@return table[]
 function M.badge(tab_info)
-  local name = type(tab_info) == 'table' and H.pane_session(tab_info.active_pane)
-  local s = name and H.cache.by_name[name]
+  local s = M.session(tab_info)
   if not s then
     return {}
   end
@@ -436,10 +579,10 @@ function M.badge(tab_info)
 end
 
 --- The session a tab's active pane is attached to, if the host knows it.
----@param tab_info table A TabInformation.
+---@param tab_info table|userdata A TabInformation (WezTerm's userdata, or a table).
 ---@return table|nil session The Session record from the snapshot.
 function M.session(tab_info)
-  local name = type(tab_info) == 'table' and H.pane_session(tab_info.active_pane)
+  local name = H.tab_session_name(tab_info)
   return name and H.cache.by_name[name] or nil
 end
 
@@ -496,7 +639,8 @@ end
 --- Read the snapshot and toast about transitions. `update-status` calls this; call it
 --- yourself from your own `update-status` handler when `right_status` is off.
 ---@param window table|nil A Window, for toasts and the right status.
-function M.update(window)
+---@param pane table|nil The window's active pane, for the badge nudge (`right_status = false`).
+function M.update(window, pane)
   local due = H.refresh()
   if window and H.opts.notify.enabled then
     for _, t in ipairs(due) do
@@ -508,7 +652,67 @@ function M.update(window)
     end
   end
   if window and H.opts.right_status then
-    window:set_right_status(wezterm.format(M.status_items()))
+    window:set_right_status(wezterm.format(H.with_hash(M.status_items())))
+  elseif window then
+    H.nudge(window, pane)
+  end
+  H.check_title_handler()
+end
+
+--- The right status with the badge hash as the colour of its last space: invisible, but
+--- a different string whenever a badge changes.
+function H.with_hash(items)
+  if #items == 0 then
+    return items
+  end
+  items[#items + 1] = { Foreground = { Color = string.format('#%06x', H.cache.hash) } }
+  items[#items + 1] = { Text = ' ' }
+  return items
+end
+
+--- Without our right status, redraw the tab bar by setting the `canopy_badges` user var
+--- on the window's active pane when the badges changed (a user-var change redraws it).
+--- `inject_output` works on local panes only; elsewhere badges wait for the next event.
+function H.nudge(window, pane)
+  local ok, id = pcall(window.window_id, window)
+  if not ok or pane == nil or H.nudged[id] == H.cache.hash then
+    return
+  end
+  H.nudged[id] = H.cache.hash
+  local value = H.base64(string.format('%06x', H.cache.hash))
+  pcall(pane.inject_output, pane, '\27]1337;SetUserVar=canopy_badges=' .. value .. '\7')
+end
+
+H.B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+
+--- Base64 of a string whose length is a multiple of 3 (the hash's six hex digits).
+function H.base64(text)
+  local out = {}
+  for i = 1, #text, 3 do
+    local a, b, c = text:byte(i, i + 2)
+    local n = (a << 16) | (b << 8) | c
+    for shift = 18, 0, -6 do
+      local k = ((n >> shift) & 63) + 1
+      out[#out + 1] = H.B64:sub(k, k)
+    end
+  end
+  return table.concat(out)
+end
+
+--- Warn once when our title handler has not run after two updates with sessions: WezTerm
+--- calls only the first `format-tab-title` handler (config/src/lua.rs), so another one
+--- registered before ours owns the titles.
+function H.check_title_handler()
+  if not H.opts.tab_title or H.title.ran or H.title.warned or next(H.cache.by_name) == nil then
+    return
+  end
+  H.title.updates = H.title.updates + 1
+  if H.title.updates >= 2 then
+    H.title.warned = true
+    wezterm.log_warn(
+      'canopy.wezterm: another format-tab-title handler runs first, so Canopy badges no tab; '
+        .. 'set tab_title = false and call canopy.badge(tab) or canopy.format_tab_title(...) from it'
+    )
   end
 end
 
@@ -595,25 +799,33 @@ end
 --- Register the event handlers with `opts` (validated; errors name the bad option).
 ---@param opts canopy.Options|nil
 function M.setup(opts)
-  H.opts = H.resolve(opts)
+  local problems
+  H.opts, problems = H.resolve(opts)
+  if #problems > 0 then
+    wezterm.log_error('canopy.wezterm: ' .. table.concat(problems, '; ') .. ' (using the defaults for these)')
+  end
   H.resolved_file = nil
   if not H.registered['update-status'] then
     H.registered['update-status'] = true
-    wezterm.on('update-status', function(window)
-      M.update(window)
+    wezterm.on('update-status', function(window, pane)
+      M.update(window, pane)
     end)
   end
   -- Only when asked: another plugin may own tab titles and call `badge` itself.
   if H.opts.tab_title and not H.registered['format-tab-title'] then
     H.registered['format-tab-title'] = true
-    wezterm.on('format-tab-title', H.format_tab_title)
+    wezterm.on('format-tab-title', function(...)
+      H.title.ran = true
+      return M.format_tab_title(...)
+    end)
   end
 end
 
 --- The `format-tab-title` handler: badge and session name for attached tabs, nil (WezTerm's
---- own title) for the rest. Cache only: this runs on the GUI thread for every tab.
-function H.format_tab_title(tab, _tabs, _panes, _config, _hover, max_width)
-  local s = H.opts.tab_title and M.session(tab)
+--- own title) for the rest. Cache only: this runs on the GUI thread for every tab. Call it
+--- from your own handler (with `tab_title = false`) to keep Canopy's titles.
+function M.format_tab_title(tab, _tabs, _panes, _config, _hover, max_width)
+  local s = M.session(tab)
   if not s then
     return nil
   end

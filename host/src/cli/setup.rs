@@ -1,6 +1,9 @@
 //! `canopy setup TARGET`: what to add to another tool's configuration to use Canopy
 //! from it. The WezTerm plugin is built into the binary, so `--write` can install the
-//! very version that matches this host. The Zellij plugin is a separate wasm build
+//! very version that matches this host, as `canopy/init.lua` in WezTerm's config dir:
+//! WezTerm puts `<config dir>/?/init.lua` on `package.path` and watches every file
+//! `require` loads (config/src/lua.rs), so `require('canopy')` finds it and an upgrade
+//! is one `--write`. The Zellij plugin is a separate wasm build
 //! (`canopy-zellij.wasm`), which `--write` copies from beside the binary or `--from`.
 
 use std::path::{Path, PathBuf};
@@ -36,9 +39,10 @@ pub fn run(
                 Some(d) => std::path::absolute(d)?,
                 None => wezterm_dir(paths),
             };
-            let file = dir.join("plugin/init.lua");
+            let module = lua_module(&dir)?;
+            let file = dir.join("init.lua");
             if write {
-                std::fs::create_dir_all(dir.join("plugin"))?;
+                std::fs::create_dir_all(&dir)?;
                 crate::snapshot::write_atomically(&file, WEZTERM_PLUGIN.trim_end().as_bytes())
                     .map_err(|e| CliError::new(format!("cannot write {}: {e}", file.display())))?;
                 eprintln!("wrote {}", file.display());
@@ -49,9 +53,11 @@ pub fn run(
                 );
             }
             let canopy = std::env::current_exe().ok();
+            // Only WezTerm's own config dir is on its package.path already.
+            let search = (dir != wezterm_dir(paths)).then(|| dir.parent()).flatten();
             print!(
                 "{}",
-                wezterm_snippet(&file, canopy.as_deref(), &status_file(paths))
+                wezterm_snippet(module, search, canopy.as_deref(), &status_file(paths))
             );
         }
         Target::Zellij => zellij(paths, write, dir)?,
@@ -180,6 +186,21 @@ fn wezterm_dir(paths: &Paths) -> PathBuf {
         .join("wezterm/canopy")
 }
 
+/// The module name `require` loads the plugin by: the directory's name, which must
+/// not contain a dot (`require` reads dots as directory separators).
+fn lua_module(dir: &Path) -> Result<&str, CliError> {
+    dir.file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| !n.is_empty() && !n.contains('.'))
+        .ok_or_else(|| {
+            CliError::new(format!(
+                "{} cannot be loaded with require: its name must be plain UTF-8 without dots",
+                dir.display()
+            ))
+            .with_hint("pick a --dir such as ~/.config/wezterm/canopy")
+        })
+}
+
 /// The snapshot path to hard-code in the snippet, when the plugin cannot work it out
 /// from WezTerm's environment: it cannot learn the uid for the `/tmp/canopy-$UID`
 /// fallback on every platform, and it does not see a `CANOPY_SOCKET` set in a shell.
@@ -204,9 +225,12 @@ fn lua_string(s: &str) -> String {
     out
 }
 
-/// The lines to paste into `wezterm.lua`, after `local config = wezterm.config_builder()`.
+/// The lines to paste into `wezterm.lua`, after `local config = wezterm.config_builder()`:
+/// `require(module)`, with `search/?/init.lua` put on `package.path` first when the plugin
+/// is not in WezTerm's config dir.
 pub fn wezterm_snippet(
-    plugin: &Path,
+    module: &str,
+    search: Option<&Path>,
     canopy: Option<&Path>,
     status_file: &Option<PathBuf>,
 ) -> String {
@@ -224,11 +248,20 @@ pub fn wezterm_snippet(
             lua_string(&file.display().to_string())
         ));
     }
-    opts.push_str("  picker = { key = 'C', mods = 'CTRL|SHIFT' }, -- the session picker\n");
+    // CTRL|SHIFT+S is in none of WezTerm's default key assignments (C is Copy).
+    opts.push_str("  picker = { key = 'S', mods = 'CTRL|SHIFT' }, -- the session picker\n");
+    let path = search
+        .map(|dir| {
+            format!(
+                "package.path = {} .. package.path\n",
+                lua_string(&format!("{}/?/init.lua;", dir.display()))
+            )
+        })
+        .unwrap_or_default();
     format!(
         "-- Canopy: session badges on tabs, counts and cost on the right, toasts, a picker.\n\
-         local canopy = dofile({})\n\
+         {path}local canopy = require({})\n\
          canopy.apply_to_config(config, {{\n{opts}}})\n",
-        lua_string(&plugin.display().to_string())
+        lua_string(module)
     )
 }
