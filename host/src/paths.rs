@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// The longest socket path `sockaddr_un` holds with its closing NUL: 107 bytes on
 /// Linux, 103 on macOS.
-pub const SOCKET_PATH_MAX: usize =
+const SOCKET_PATH_MAX: usize =
     size_of::<libc::sockaddr_un>() - std::mem::offset_of!(libc::sockaddr_un, sun_path) - 1;
 
 /// A socket path longer than unix sockets take on this system.
@@ -182,7 +182,7 @@ mod tests {
         );
     }
 
-    #[cfg(target_os = "linux")]
+    #[cfg(not(target_os = "macos"))]
     #[test]
     fn tmp_with_uid_last() {
         let p = resolve(&[("HOME", "/h"), ("XDG_RUNTIME_DIR", "")]);
