@@ -31,6 +31,9 @@ pub enum ClientError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The socket path is too long for a unix socket on this system.
+    #[error(transparent)]
+    SocketPath(#[from] crate::paths::SocketPathTooLong),
     /// Starting a host failed.
     #[error("cannot start the Canopy host: {0}")]
     Start(String),
@@ -119,6 +122,7 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// Connect to a running host.
     pub async fn connect(path: &Path) -> Result<Client, ClientError> {
+        crate::paths::check_socket_path(path)?;
         let stream = UnixStream::connect(path)
             .await
             .map_err(|source| ClientError::Connect {

@@ -39,6 +39,9 @@ pub enum StartError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The socket path is too long for a unix socket on this system.
+    #[error(transparent)]
+    SocketPath(#[from] crate::paths::SocketPathTooLong),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
@@ -91,6 +94,7 @@ pub struct HostLock {
 
 /// Create the private runtime directory, take the host lock and bind the socket.
 pub fn bind(paths: &Paths) -> Result<(UnixListener, HostLock), StartError> {
+    crate::paths::check_socket_path(&paths.socket)?;
     ensure_private_dir(&paths.runtime_dir)?;
     let lock_path = paths.host_lock();
     let file = std::fs::OpenOptions::new()

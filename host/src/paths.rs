@@ -1,13 +1,82 @@
 //! Where Canopy keeps its socket, state, logs and configuration.
 //!
 //! Socket: `$CANOPY_SOCKET`, else `$XDG_RUNTIME_DIR/canopy/canopy.sock`, else
-//! `/tmp/canopy-$UID/canopy.sock`. The socket's directory also holds the status
+//! `/tmp/canopy-$UID/canopy.sock` (on macOS `$TMPDIR/canopy-$UID/canopy.sock`, the
+//! per-user temporary directory). The socket's directory also holds the status
 //! snapshot and the host lock. State (registry, logs): `$XDG_STATE_HOME/canopy`, else
 //! `~/.local/state/canopy`. Config: `$XDG_CONFIG_HOME/canopy/config.toml`, else
-//! `~/.config/canopy/config.toml`.
+//! `~/.config/canopy/config.toml` (on macOS too, as command-line tools there expect).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+
+/// The longest socket path `sockaddr_un` holds with its closing NUL: 107 bytes on
+/// Linux, 103 on macOS.
+const SOCKET_PATH_MAX: usize =
+    size_of::<libc::sockaddr_un>() - std::mem::offset_of!(libc::sockaddr_un, sun_path) - 1;
+
+/// A socket path longer than unix sockets take on this system.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the socket path {} is {len} bytes, longer than the {max} a unix socket takes here: set CANOPY_SOCKET to a shorter path",
+    path.display()
+)]
+pub struct SocketPathTooLong {
+    pub path: PathBuf,
+    pub len: usize,
+    pub max: usize,
+}
+
+/// Refuse a socket path the system would cut or reject, naming the way out (the OS's
+/// own error says only "path must be shorter than SUN_LEN").
+pub fn check_socket_path(path: &Path) -> Result<(), SocketPathTooLong> {
+    let len = path.as_os_str().len();
+    if len > SOCKET_PATH_MAX {
+        return Err(SocketPathTooLong {
+            path: path.to_owned(),
+            len,
+            max: SOCKET_PATH_MAX,
+        });
+    }
+    Ok(())
+}
+
+/// Where the runtime directory goes without `XDG_RUNTIME_DIR`: `/tmp`, shared by
+/// everyone, hence the uid in its name and the 0700 check.
+#[cfg(not(target_os = "macos"))]
+fn temp_dir(_env: &impl Fn(&str) -> Option<PathBuf>) -> PathBuf {
+    PathBuf::from("/tmp")
+}
+
+/// macOS has no `XDG_RUNTIME_DIR`; `$TMPDIR` is the user's private temporary
+/// directory (`/var/folders/…/T/`). Where it is unset (an ssh login), the same
+/// directory comes from `confstr`, so every shell finds the same host.
+#[cfg(target_os = "macos")]
+fn temp_dir(env: &impl Fn(&str) -> Option<PathBuf>) -> PathBuf {
+    env("TMPDIR")
+        .or_else(darwin_user_temp_dir)
+        .unwrap_or_else(|| PathBuf::from("/tmp"))
+}
+
+#[cfg(target_os = "macos")]
+fn darwin_user_temp_dir() -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: confstr writes at most buf.len() bytes, NUL included, and returns the
+    // length the whole value needs (0 on error).
+    let needed = unsafe {
+        libc::confstr(
+            libc::_CS_DARWIN_USER_TEMP_DIR,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if needed == 0 || needed > buf.len() {
+        return None;
+    }
+    buf.truncate(needed - 1);
+    Some(PathBuf::from(OsString::from_vec(buf)))
+}
 
 /// Every path Canopy uses, resolved once from the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +103,7 @@ impl Paths {
         let socket = nonempty("CANOPY_SOCKET").unwrap_or_else(|| {
             nonempty("XDG_RUNTIME_DIR")
                 .map(|d| d.join("canopy"))
-                .unwrap_or_else(|| PathBuf::from(format!("/tmp/canopy-{uid}")))
+                .unwrap_or_else(|| temp_dir(&nonempty).join(format!("canopy-{uid}")))
                 .join("canopy.sock")
         });
         let runtime_dir = socket
@@ -113,6 +182,7 @@ mod tests {
         );
     }
 
+    #[cfg(not(target_os = "macos"))]
     #[test]
     fn tmp_with_uid_last() {
         let p = resolve(&[("HOME", "/h"), ("XDG_RUNTIME_DIR", "")]);
@@ -121,6 +191,26 @@ mod tests {
             p.socket,
             PathBuf::from(format!("/tmp/canopy-{uid}/canopy.sock"))
         );
+    }
+
+    #[cfg(target_os = "macos")]
+    #[test]
+    fn tmpdir_with_uid_last_on_macos() {
+        let p = resolve(&[("HOME", "/h"), ("TMPDIR", "/var/folders/ab/xyz/T/")]);
+        let uid = unsafe { libc::getuid() };
+        assert_eq!(
+            p.socket,
+            PathBuf::from(format!("/var/folders/ab/xyz/T/canopy-{uid}/canopy.sock"))
+        );
+    }
+
+    #[test]
+    fn a_socket_path_too_long_names_the_way_out() {
+        let long = PathBuf::from(format!("/{}/canopy.sock", "d".repeat(SOCKET_PATH_MAX)));
+        let err = check_socket_path(&long).expect_err("too long");
+        assert!(err.to_string().contains("set CANOPY_SOCKET"), "{err}");
+        let fits = PathBuf::from(format!("/{}", "s".repeat(SOCKET_PATH_MAX - 1)));
+        assert!(check_socket_path(&fits).is_ok());
     }
 
     #[test]

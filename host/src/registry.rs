@@ -287,6 +287,7 @@ fn process_alive(pid: u32) -> bool {
     exists && !is_zombie(pid)
 }
 
+#[cfg(target_os = "linux")]
 fn is_zombie(pid: u32) -> bool {
     // /proc/<pid>/stat: "pid (comm) S ..."; comm may contain spaces and parentheses.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -296,6 +297,30 @@ fn is_zombie(pid: u32) -> bool {
                 .map(|(_, rest)| rest.trim_start().starts_with('Z'))
         })
         .unwrap_or(false)
+}
+
+#[cfg(target_os = "macos")]
+fn is_zombie(pid: u32) -> bool {
+    // SAFETY: all-zero is a valid proc_bsdshortinfo (integers and a char array).
+    let mut info: libc::proc_bsdshortinfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::proc_bsdshortinfo>() as libc::c_int;
+    // SAFETY: proc_pidinfo writes at most `size` bytes into `info` and returns how many.
+    let written = unsafe {
+        libc::proc_pidinfo(
+            pid as libc::c_int,
+            libc::PROC_PIDT_SHORTBSDINFO,
+            0,
+            (&raw mut info).cast(),
+            size,
+        )
+    };
+    written == size && info.pbsi_status == libc::SZOMB
+}
+
+/// No portable way to tell a zombie: `process_alive` counts it as alive.
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+fn is_zombie(_pid: u32) -> bool {
+    false
 }
 
 fn empty_status() -> Status {

@@ -5,22 +5,30 @@
 //! exactly, worktrees are untouched, every session resumes in its own worktree, and an
 //! agent killed by a signal is `exited` saying which signal.
 
+#[cfg(target_os = "linux")]
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use canopy_protocol::{Session, StateKind};
+#[cfg(target_os = "linux")]
+use canopy_protocol::Session;
+use canopy_protocol::StateKind;
 use canopy_tests::{TestEnv, wait_for};
 
 const WAIT: Duration = Duration::from_secs(20);
 
+// The kill -9 test reads /proc (liveness, an agent's cwd): Linux only, with the
+// helpers only it uses.
+
 /// A prompt that keeps a fake Claude busy for about `cycles` × 0.4 s: each cycle is one
 /// tool call (PreToolUse and PostToolUse hooks, two API responses) and a reply
 /// streamed in five responses (transcript lines and screen output, no hooks).
+#[cfg(target_os = "linux")]
 fn busy_prompt(cycles: usize) -> String {
     vec!["@tool:Bash:ls @stream:5"; cycles].join(" ")
 }
 
 /// Kill the host with SIGKILL and wait until its socket refuses connections.
+#[cfg(target_os = "linux")]
 fn kill_host(env: &TestEnv) -> i32 {
     let pid = env.host_pid().expect("host running");
     // SAFETY: kill has no memory-safety preconditions.
@@ -37,6 +45,7 @@ fn kill_host(env: &TestEnv) -> i32 {
 }
 
 /// The records as they are on disk, read without a host.
+#[cfg(target_os = "linux")]
 fn persisted(env: &TestEnv) -> Vec<Session> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -48,6 +57,7 @@ fn persisted(env: &TestEnv) -> Vec<Session> {
     sessions
 }
 
+#[cfg(target_os = "linux")]
 fn process_alive(pid: u32) -> bool {
     // Zombies are dead: /proc/PID/stat's state after the command name is `Z`.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -59,14 +69,17 @@ fn process_alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+#[cfg(target_os = "linux")]
 fn cwd_of(pid: u32) -> PathBuf {
     std::fs::read_link(format!("/proc/{pid}/cwd")).expect("agent's cwd")
 }
 
+#[cfg(target_os = "linux")]
 fn canonical(path: &Path) -> PathBuf {
     path.canonicalize().expect("canonical path")
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn kill_9_during_heavy_traffic_loses_nothing_and_every_session_resumes() {
     let env = TestEnv::with_fake_agents();

@@ -8,6 +8,9 @@
 //! Without the privileges for that the tests say so and pass, unless
 //! `CANOPY_REQUIRE_PRIVILEGED=1`, which makes them fail.
 
+// Mount namespaces, nsenter and /proc/PID/root: Linux only.
+#![cfg(target_os = "linux")]
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};

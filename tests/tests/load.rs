@@ -5,6 +5,9 @@
 //! the assertions are loose bounds that hold on a busy two-core machine, the figures
 //! themselves go to docs/reliability.md and BENCHMARKS.md.
 
+// The host's descriptors, memory and CPU time come from /proc: Linux only.
+#![cfg(target_os = "linux")]
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -6,18 +6,25 @@
 //! The second-uid tests need root (or CAP_SETUID) and `setpriv`. Without them they
 //! say so and pass, unless `CANOPY_REQUIRE_PRIVILEGED=1`, which makes them fail.
 
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
+#[cfg(target_os = "linux")]
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use canopy_protocol::StateSource;
 use canopy_tests::{TestEnv, spawn_with_stdin, wait_for};
 
 const WAIT: Duration = Duration::from_secs(10);
+
+// The second-uid test runs `setpriv` (util-linux): Linux only, with its helpers.
+
 /// The uid of `nobody`: a real user other than the test's.
+#[cfg(target_os = "linux")]
 const OTHER_UID: &str = "65534";
 
 /// Whether this machine lets the test run a process as another uid. When it cannot,
 /// the test is skipped, or fails when `CANOPY_REQUIRE_PRIVILEGED=1`.
+#[cfg(target_os = "linux")]
 fn can_switch_uid(test: &str) -> bool {
     let works = Command::new("setpriv")
         .args(["--reuid", OTHER_UID, "--regid", OTHER_UID, "--clear-groups"])
@@ -39,6 +46,7 @@ fn can_switch_uid(test: &str) -> bool {
 /// `canopy ARGS` in `env`, run as uid 65534. With `bypass_permissions` it keeps
 /// CAP_DAC_OVERRIDE, so file permissions do not stop it and only the host's own peer
 /// check is left.
+#[cfg(target_os = "linux")]
 fn as_other_user(env: &TestEnv, args: &[&str], bypass_permissions: bool) -> Output {
     let plain = env.canopy(args);
     let mut cmd = Command::new("setpriv");
@@ -68,11 +76,13 @@ fn as_other_user(env: &TestEnv, args: &[&str], bypass_permissions: bool) -> Outp
     out
 }
 
+#[cfg(target_os = "linux")]
 fn mode(path: &std::path::Path) -> u32 {
     let meta = std::fs::metadata(path).expect("stat");
     std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn another_user_is_kept_out_by_the_directory_and_by_the_peer_check() {
     if !can_switch_uid("another_user_is_kept_out_by_the_directory_and_by_the_peer_check") {

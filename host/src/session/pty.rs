@@ -1,6 +1,7 @@
 //! A process in a pseudo-terminal, driven without threads: the master side is a
 //! non-blocking fd registered with tokio, and the process's exit arrives through a
-//! pidfd (Linux) or, elsewhere, one thread blocked in `wait`.
+//! pidfd (Linux), a kqueue `EVFILT_PROC` filter (macOS) or, elsewhere, one thread
+//! blocked in `wait`.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -265,61 +266,101 @@ fn sys_write(fd: RawFd, data: &[u8]) -> io::Result<usize> {
 /// Deliver the child's exit status once, without polling.
 fn watch_exit(mut child: Box<dyn Child + Send + Sync>, pid: u32) -> oneshot::Receiver<ExitStatus> {
     let (tx, rx) = oneshot::channel();
-    #[cfg(target_os = "linux")]
-    if let Some(pidfd) = pidfd_open(pid).and_then(|fd| register(fd, Interest::READABLE).ok()) {
+    let unknown = ExitStatus {
+        code: None,
+        signal: None,
+    };
+    if let Some(exited) = exit_event(pid) {
         tokio::spawn(async move {
-            loop {
-                match child.try_wait() {
-                    Ok(Some(status)) => {
-                        let _ = tx.send(ExitStatus::from_pty(&status));
-                        return;
-                    }
-                    Ok(None) => match pidfd.readable().await {
-                        Ok(mut guard) => guard.clear_ready(),
-                        Err(_) => break,
-                    },
-                    Err(_) => break,
-                }
+            let mut status = child.try_wait();
+            if matches!(status, Ok(None)) {
+                // A failed watch ends this wait too: the blocking wait below covers it.
+                let _ = exited.readable().await;
+                status = child.try_wait();
             }
-            // The pidfd failed: fall back to blocking on the pool.
-            let status = tokio::task::spawn_blocking(move || child.wait()).await;
             let status = match status {
-                Ok(Ok(s)) => ExitStatus::from_pty(&s),
-                _ => ExitStatus {
-                    code: None,
-                    signal: None,
-                },
+                Ok(Some(status)) => Ok(status),
+                // macOS can report the exit a moment before the process can be reaped
+                // (libuv and others hit this), and a failed watch lands here too: block
+                // on the pool, for that moment in the first case.
+                _ => tokio::task::spawn_blocking(move || child.wait())
+                    .await
+                    .map_err(io::Error::other)
+                    .and_then(|waited| waited),
             };
-            let _ = tx.send(status);
+            let _ = tx.send(status.map_or(unknown, |s| ExitStatus::from_pty(&s)));
         });
         return rx;
     }
-    let _ = pid;
     std::thread::Builder::new()
         .name("canopy-wait".into())
         .spawn(move || {
-            let status = child
-                .wait()
-                .map(|s| ExitStatus::from_pty(&s))
-                .unwrap_or(ExitStatus {
-                    code: None,
-                    signal: None,
-                });
+            let status = child.wait().map_or(unknown, |s| ExitStatus::from_pty(&s));
             let _ = tx.send(status);
         })
         .ok();
     rx
 }
 
+/// A descriptor on the reactor that turns readable once `pid` has exited: a pidfd.
 #[cfg(target_os = "linux")]
-fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+fn exit_event(pid: u32) -> Option<AsyncFd<OwnedFd>> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
     if fd < 0 {
         return None;
     }
     // SAFETY: the syscall returned a fresh descriptor we now own.
-    Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    register(
+        unsafe { OwnedFd::from_raw_fd(fd as RawFd) },
+        Interest::READABLE,
+    )
+    .ok()
+}
+
+/// A descriptor on the reactor that turns readable once `pid` has exited: a kqueue of
+/// its own holding one `EVFILT_PROC`/`NOTE_EXIT` filter (a kqueue is readable while an
+/// event is pending, so tokio's kqueue watches it like any fd).
+#[cfg(target_os = "macos")]
+fn exit_event(pid: u32) -> Option<AsyncFd<OwnedFd>> {
+    // SAFETY: kqueue takes no arguments and returns a new fd or -1. A kqueue is not
+    // inherited across fork, so agents spawned later never hold it.
+    let kq = unsafe { libc::kqueue() };
+    if kq < 0 {
+        return None;
+    }
+    // SAFETY: kq is a fresh descriptor we now own.
+    let kq = unsafe { OwnedFd::from_raw_fd(kq) };
+    let change = libc::kevent {
+        ident: pid as libc::uintptr_t,
+        filter: libc::EVFILT_PROC,
+        flags: libc::EV_ADD | libc::EV_ONESHOT,
+        fflags: libc::NOTE_EXIT,
+        data: 0,
+        udata: std::ptr::null_mut(),
+    };
+    // SAFETY: one change read from `change`, no event buffer, no timeout. It fails with
+    // ESRCH when the process has already exited; the blocking wait then returns at once.
+    let added = unsafe {
+        libc::kevent(
+            kq.as_raw_fd(),
+            &change,
+            1,
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if added < 0 {
+        return None;
+    }
+    register(kq, Interest::READABLE).ok()
+}
+
+/// No exit event here: a thread blocks in `wait` instead.
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+fn exit_event(_pid: u32) -> Option<AsyncFd<OwnedFd>> {
+    None
 }
 
 #[cfg(test)]

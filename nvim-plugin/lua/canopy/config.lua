@@ -19,7 +19,7 @@ local M = {}
 
 ---@class canopy.Config
 ---@field cmd string the `canopy` executable (a name on PATH or a path)
----@field socket string|nil the host's socket; nil: $CANOPY_SOCKET, $XDG_RUNTIME_DIR/canopy/canopy.sock, /tmp/canopy-UID/canopy.sock
+---@field socket string|nil the host's socket; nil: $CANOPY_SOCKET, $XDG_RUNTIME_DIR/canopy/canopy.sock, /tmp/canopy-UID/canopy.sock ($TMPDIR/canopy-UID/… on macOS)
 ---@field autostart boolean start a host (through `cmd`) when a command needs one and none runs
 ---@field default_agent string|nil agent for `:Canopy new NAME` without one; nil: the CLI's default ($SHELL)
 ---@field agents string[] agent names offered by completion

@@ -39,6 +39,11 @@ function M.socket()
   if s and s ~= '' then return s end
   local rt = vim.env.XDG_RUNTIME_DIR
   if rt and rt ~= '' then return rt .. '/canopy/canopy.sock' end
+  -- macOS has no XDG_RUNTIME_DIR; the host uses the user's private $TMPDIR there.
+  local tmp = vim.env.TMPDIR
+  if vim.fn.has('mac') == 1 and tmp and tmp ~= '' then
+    return ('%s/canopy-%d/canopy.sock'):format((tmp:gsub('/+$', '')), H.uid())
+  end
   return ('/tmp/canopy-%d/canopy.sock'):format(H.uid())
 end
 
