@@ -376,13 +376,17 @@ impl Engine {
             return self.dialog_answered_on_screen(&c, wall);
         }
         let hooks_working = self.last_hook.is_some();
+        // An error or an interruption ends work; once hooks said the turn is over, the
+        // notice is an old one still in the transcript.
+        let ends_work = !hooks_working || self.state.kind.is_active();
         let next_kind = match c.cue {
             Cue::Permission => Some(StateKind::WaitingPermission),
             // Hooks cannot see a screen that waits for the user before any work.
             Cue::Input => Some(StateKind::WaitingInput),
             // Some agents report an API error nowhere but on screen.
-            Cue::Error => Some(StateKind::Error),
-            Cue::Interrupted => Some(StateKind::Idle),
+            Cue::Error if ends_work => Some(StateKind::Error),
+            Cue::Interrupted if ends_work => Some(StateKind::Idle),
+            Cue::Error | Cue::Interrupted => None,
             Cue::Busy if !hooks_working => Some(StateKind::Thinking),
             // An agent at rest on screen has started, whether or not a hook said so.
             Cue::Quiet if !hooks_working || self.state.kind == StateKind::Starting => {
@@ -418,6 +422,8 @@ impl Engine {
             _ => {
                 let why = if agrees {
                     "agrees with the current state"
+                } else if matches!(c.cue, Cue::Error | Cue::Interrupted) {
+                    "an old notice: the turn had already ended"
                 } else {
                     "hooks are the authority for this"
                 };

@@ -14,6 +14,11 @@ Python 3 stdlib only.  One server on 127.0.0.1:PORT serves:
 
 Scripted scenario, decided per request from the conversation so far:
   * last user text contains "API_ERROR"        -> HTTP 400, provider error JSON, "mock bad request"
+  * last user text contains "API_ERROR500"     -> HTTP 500 (a server error the CLI may retry)
+  * last user text contains "RATE_LIMIT_ONCE"  -> HTTP 429 with retry-after: 1 the first time that
+                                                  conversation asks, then the normal answer
+  * last user text contains "RUN_SAFE <cmd>"   -> like RUN_TOOL, but Codex is not asked to escalate
+                                                  (so its sandbox runs it without a dialog)
   * last user text contains "RUN_TOOL <cmd>"   -> ONE shell tool call running <cmd>
         Claude Code / OpenCode: tool named Bash/bash, input {"command": cmd, "description": ...}
         Codex:  function_call exec_command {"cmd": cmd, "sandbox_permissions":"require_escalated", ...}
@@ -94,7 +99,21 @@ def new_id(prefix):
     return prefix + uuid.uuid4().hex[:24]
 
 
-RUN_TOOL_RE = re.compile(r"RUN_TOOL[ \t]+([^\n\r]+)")
+RUN_TOOL_RE = re.compile(r"RUN_(?:TOOL|SAFE)[ \t]+([^\n\r]+)")
+# Conversations already refused once with 429, by their first words.
+_rate_limited = set()
+_rate_lock = threading.Lock()
+
+
+def rate_limited_now(text):
+    """True the first time a RATE_LIMIT_ONCE prompt asks, False on the retry."""
+    if "RATE_LIMIT_ONCE" not in (text or ""):
+        return False
+    with _rate_lock:
+        if text in _rate_limited:
+            return False
+        _rate_limited.add(text)
+        return True
 SLOW_RE = re.compile(r"SLOW[ \t]+([0-9]+(?:\.[0-9]+)?)")
 
 
@@ -107,6 +126,10 @@ def decide(last_text, tool_result, can_call_tool):
     tool result: API_ERROR > RUN_TOOL > tool result > plain text.
     """
     text = last_text or ""
+    if "API_ERROR500" in text:
+        return "server_error", "mock server error"
+    if rate_limited_now(text):
+        return "rate_limited", "mock rate limited"
     if "API_ERROR" in text:
         return "api_error", ERROR_TEXT
     m = RUN_TOOL_RE.search(text)
@@ -236,17 +259,27 @@ class Handler(BaseHTTPRequestHandler):
             if path.endswith("/messages/count_tokens"):
                 log(f"POST {self.path} model={body.get('model', '-')} branch=count_tokens")
                 return self._send_json(200, {"input_tokens": 1000})
+            # "ANSWERED <unix time>" once a model answer has gone out whole: when the
+            # truth changed, for tests that measure how soon Canopy shows it.
             if path.endswith("/messages"):
-                return self.anthropic(body)
+                self.anthropic(body)
+                return log(f"ANSWERED {time.time():.3f} {self.path}")
             if path.endswith("/responses"):
-                return self.openai(body)
+                self.openai(body)
+                return log(f"ANSWERED {time.time():.3f} {self.path}")
             m = re.search(r"/models/([^/:]+):(streamGenerateContent|generateContent|countTokens)$", path)
             if m:
-                return self.gemini(m.group(1), m.group(2), body)
+                self.gemini(m.group(1), m.group(2), body)
+                return log(f"ANSWERED {time.time():.3f} {self.path}")
             log(f"POST {self.path} model=- branch=404")
             self._send_json(404, {"error": {"message": f"mock: no route POST {path}"}})
         except (BrokenPipeError, ConnectionResetError):
             log(f"WARN client closed connection during {self.path}")
+
+    def _error_status(self, branch):
+        """HTTP status and headers of an error branch, or None."""
+        return {"api_error": (400, {}), "server_error": (500, {}),
+                "rate_limited": (429, {"retry-after": "1"})}.get(branch)
 
     # --- Anthropic ------------------------------------------------------
     def anthropic(self, body):
@@ -266,8 +299,11 @@ class Handler(BaseHTTPRequestHandler):
                     tool_result = _flatten_text(results[-1].get("content"))
                     if results[-1].get("is_error") and not tool_result:
                         tool_result = "error"
-                last_text = "\n".join(b.get("text", "") for b in content
-                                      if isinstance(b, dict) and b.get("type") == "text")
+                # The newest text block: a failed turn leaves its prompt in the same
+                # user message as the next one.
+                texts = [b.get("text", "") for b in content
+                         if isinstance(b, dict) and b.get("type") == "text"]
+                last_text = texts[-1] if texts else ""
         tools = body.get("tools") or []
         bash = next((t.get("name") for t in tools
                      if isinstance(t, dict) and str(t.get("name", "")).lower() == "bash"), None)
@@ -277,10 +313,11 @@ class Handler(BaseHTTPRequestHandler):
         delay = slow_secs(last_text)
         req_id = new_id("req_mock")
         hdrs = {"request-id": req_id, "anthropic-organization-id": "mock-org"}
-        if branch == "api_error":
-            return self._send_json(400, {"type": "error",
-                                         "error": {"type": "invalid_request_error", "message": ERROR_TEXT},
-                                         "request_id": req_id}, hdrs)
+        err = self._error_status(branch)
+        if err:
+            kind = {400: "invalid_request_error", 500: "api_error", 429: "rate_limit_error"}[err[0]]
+            return self._send_json(err[0], {"type": "error", "error": {"type": kind, "message": payload},
+                                            "request_id": req_id}, dict(hdrs, **err[1]))
         msg_id = new_id("msg_mock")
         if branch == "tool_call":
             block = {"type": "tool_use", "id": new_id("toolu_mock"), "name": bash,
@@ -352,21 +389,21 @@ class Handler(BaseHTTPRequestHandler):
         if ltype in ("function_call_output", "custom_tool_call_output", "local_shell_call_output"):
             tool_result = _flatten_text(last.get("output"))
         elif run:
-            texts = []
-            for it in run:
-                c = it.get("content")
-                texts.append(c if isinstance(c, str) else "\n".join(
-                    p.get("text", "") for p in (c or []) if isinstance(p, dict)))
-            last_text = "\n".join(texts)
+            # The newest user message: a failed turn leaves its prompt right before it.
+            c = run[-1].get("content")
+            last_text = c if isinstance(c, str) else "\n".join(
+                p.get("text", "") for p in (c or []) if isinstance(p, dict))
         tools = body.get("tools") or []
         names = {t.get("name") for t in tools if isinstance(t, dict)}
         tool_name = "exec_command" if "exec_command" in names else ("shell" if "shell" in names else None)
         branch, payload = decide(last_text, tool_result, tool_name is not None)
         log(f"POST {self.path} model={model} branch={branch} tools={len(tools)}")
         delay = slow_secs(last_text)
-        if branch == "api_error":
-            return self._send_json(400, {"error": {"message": ERROR_TEXT, "type": "invalid_request_error",
-                                                   "param": None, "code": None}})
+        err = self._error_status(branch)
+        if err:
+            kind = {400: "invalid_request_error", 500: "server_error", 429: "rate_limit_exceeded"}[err[0]]
+            return self._send_json(err[0], {"error": {"message": payload, "type": kind,
+                                                      "param": None, "code": None}}, err[1])
         resp_id = new_id("resp_mock")
         created = int(time.time())
         base = {"id": resp_id, "object": "response", "created_at": created, "model": model,
@@ -384,7 +421,10 @@ class Handler(BaseHTTPRequestHandler):
         if delay:
             time.sleep(delay)
         if branch == "tool_call":
-            if tool_name == "exec_command":
+            safe = "RUN_SAFE" in (last_text or "")
+            if tool_name == "exec_command" and safe:
+                args = {"cmd": payload}
+            elif tool_name == "exec_command":
                 args = {"cmd": payload, "sandbox_permissions": "require_escalated",
                         "justification": "mock: this command needs approval"}
             else:
@@ -436,7 +476,8 @@ class Handler(BaseHTTPRequestHandler):
             fr = [p["functionResponse"] for p in parts if isinstance(p, dict) and "functionResponse" in p]
             if fr:
                 tool_result = _flatten_text(fr[-1].get("response"))
-            last_text = "\n".join(p.get("text", "") for p in parts if isinstance(p, dict) and "text" in p)
+            texts = [p.get("text", "") for p in parts if isinstance(p, dict) and "text" in p]
+            last_text = texts[-1] if texts else ""
         decls = []
         for t in body.get("tools") or []:
             decls += [d.get("name") for d in (t.get("functionDeclarations") or t.get("function_declarations") or [])]
@@ -458,9 +499,11 @@ class Handler(BaseHTTPRequestHandler):
         branch, payload = decide(last_text, tool_result, has_shell)
         log(f"POST {self.path} model={model} branch={branch} method={method} tools={len(decls)}")
         delay = slow_secs(last_text)
-        if branch == "api_error":
-            return self._send_json(400, {"error": {"code": 400, "message": ERROR_TEXT,
-                                                   "status": "INVALID_ARGUMENT"}})
+        err = self._error_status(branch)
+        if err:
+            status = {400: "INVALID_ARGUMENT", 500: "INTERNAL", 429: "RESOURCE_EXHAUSTED"}[err[0]]
+            return self._send_json(err[0], {"error": {"code": err[0], "message": payload,
+                                                      "status": status}}, err[1])
         if branch == "tool_call":
             part = {"functionCall": {"name": "run_shell_command",
                                      "args": {"command": payload, "description": "mock tool call"}}}

@@ -582,3 +582,26 @@ fn a_dialog_refused_in_the_terminal_is_idle() {
         );
     }
 }
+
+/// An interrupted notice stays in the transcript: it must neither hide the next turn's
+/// busy screen nor end a later turn that finished normally (found with the real Claude:
+/// Esc in the second turn left the badge on `thinking`).
+#[test]
+fn an_old_interrupted_notice_hides_nothing() {
+    let env = asking_for_a_long_tool("claude", 6000);
+    env.ok(&["send", "l", "\x1b"]);
+    wait_state(&env, "l", StateKind::Idle);
+    env.ok(&["send", "l", "@sleep:20000", "--enter"]);
+    wait_state(&env, "l", StateKind::Thinking);
+    std::thread::sleep(Duration::from_secs(2));
+    env.ok(&["send", "l", "\x1b"]);
+    let s = wait_for("idle after Esc", Duration::from_secs(3), || {
+        let s = state_of(&env, "l");
+        (s.state.kind == StateKind::Idle).then_some(s)
+    });
+    assert_eq!(s.state.source, StateSource::Screen);
+    let seq = env.seq();
+    env.ok(&["send", "l", "hello", "--enter"]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(env.state_history("l", seq), ["thinking", "idle"]);
+}

@@ -133,6 +133,15 @@ impl StateKind {
         }
     }
 
+    /// Whether the agent is at work: thinking, in a tool or compacting (the time that
+    /// counts as active).
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            StateKind::Thinking | StateKind::Tool | StateKind::Compacting
+        )
+    }
+
     /// Whether an agent in this state still has a live process.
     pub fn is_live(self) -> bool {
         self != StateKind::Exited

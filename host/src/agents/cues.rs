@@ -3,7 +3,7 @@
 
 use regex::Regex;
 
-/// What the screen shows, most specific first.
+/// What the screen shows, in the order they are recognised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cue {
     /// A permission dialog is open.
@@ -96,16 +96,18 @@ impl Cues {
                 super::one_line(&screen[start..end], 300)
             })
         };
+        // A busy indicator outranks an error or interrupted notice: such notices stay in
+        // the transcript after the agent has gone back to work.
         if any(&self.permission) {
             (Cue::Permission, None)
         } else if let Some(line) = line_of(&self.input) {
             (Cue::Input, Some(line))
+        } else if any(&self.busy) {
+            (Cue::Busy, None)
         } else if let Some(line) = line_of(&self.error) {
             (Cue::Error, Some(line))
         } else if any(&self.interrupted) {
             (Cue::Interrupted, None)
-        } else if any(&self.busy) {
-            (Cue::Busy, None)
         } else {
             (Cue::Quiet, None)
         }

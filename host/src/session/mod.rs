@@ -291,11 +291,12 @@ struct Submit {
     /// agent has read the text, so Enter arrives as a read of its own.
     tail: Vec<u8>,
     echoed: bool,
-    reply: oneshot::Sender<()>,
+    /// Told once Enter is queued (a deny's reason typed by the host has no one to tell).
+    reply: Option<oneshot::Sender<()>>,
 }
 
 impl Submit {
-    fn new(text: &[u8], reply: oneshot::Sender<()>) -> Self {
+    fn new(text: &[u8], reply: Option<oneshot::Sender<()>>) -> Self {
         let line = text
             .rsplit(|b| *b == b'\n')
             .next()
@@ -348,7 +349,7 @@ struct Actor {
     health: Health,
     /// The dialog on screen was answered from Canopy; don't answer it twice.
     dialog_answered: bool,
-    /// Typed once the answered dialog has gone (a deny's reason).
+    /// Submitted as a prompt once the answered dialog has gone (a deny's reason).
     after_dialog: Option<Vec<u8>>,
     /// The agent's own loopback server, when it has one.
     server: Option<String>,
@@ -479,8 +480,8 @@ impl Actor {
     fn on_cue(&mut self, cue: Cue, line: Option<String>) {
         if cue != Cue::Permission {
             self.dialog_answered = false;
-            if let Some(keys) = self.after_dialog.take() {
-                self.pending_input.extend(keys);
+            if let Some(reason) = self.after_dialog.take() {
+                self.submit(reason, None);
             }
         }
         let now = Instant::now().into_std();
@@ -553,10 +554,7 @@ impl Actor {
             self.active_ms += now.duration_since(since).as_millis() as u64;
             let _ = self.usage.send(usage::ToUsage::Active(self.active_ms));
         }
-        if matches!(
-            kind,
-            StateKind::Thinking | StateKind::Tool | StateKind::Compacting
-        ) {
+        if kind.is_active() {
             self.active_since = Some(now);
         }
     }
@@ -566,8 +564,27 @@ impl Actor {
         self.submit_timer = None;
         if let Some(submit) = self.submit.take() {
             self.pending_input.push_back(b'\r');
-            let _ = submit.reply.send(());
+            if let Some(reply) = submit.reply {
+                let _ = reply.send(());
+            }
         }
+    }
+
+    /// Type `text` and press Enter as a keystroke of its own once the agent has echoed
+    /// it ([`Command::Submit`]).
+    fn submit(&mut self, text: Vec<u8>, reply: Option<oneshot::Sender<()>>) {
+        // One line at a time: an earlier one gets its Enter now.
+        self.press_enter();
+        if text.is_empty() {
+            self.pending_input.push_back(b'\r');
+            if let Some(reply) = reply {
+                let _ = reply.send(());
+            }
+            return;
+        }
+        self.submit = Some(Submit::new(&text, reply));
+        self.pending_input.extend(text);
+        self.submit_timer = Some(Box::pin(tokio::time::sleep(ENTER_WAIT)));
     }
 
     /// Let a held hook return without a decision (the request was answered elsewhere).
@@ -646,9 +663,7 @@ impl Actor {
         self.dialog_answered = true;
         self.pending_input.extend(self.adapter.answer_keys(approve));
         if let Some(reason) = reason.filter(|r| !r.trim().is_empty()).filter(|_| !approve) {
-            let mut keys = reason.into_bytes();
-            keys.push(b'\r');
-            self.after_dialog = Some(keys);
+            self.after_dialog = Some(reason.into_bytes());
         }
         // A refused dialog ends the agent's turn (the reason, if any, is a new prompt).
         self.answered(approve, "keys typed into the dialog", StateKind::Idle);
@@ -716,18 +731,7 @@ impl Actor {
                 let event = self.on_hook(&payload);
                 self.reply_to_hook(event, reply);
             }
-            Command::Submit { text, reply } => {
-                // One line at a time: an earlier one gets its Enter now.
-                self.press_enter();
-                if text.is_empty() {
-                    self.pending_input.push_back(b'\r');
-                    let _ = reply.send(());
-                    return;
-                }
-                self.submit = Some(Submit::new(&text, reply));
-                self.pending_input.extend(text);
-                self.submit_timer = Some(Box::pin(tokio::time::sleep(ENTER_WAIT)));
-            }
+            Command::Submit { text, reply } => self.submit(text, Some(reply)),
             Command::Explain { reply } => {
                 let (health, health_detail) = self.engine.health(Instant::now().into_std());
                 let _ = reply.send(Explained {
