@@ -221,7 +221,8 @@ impl Engine {
         );
         // The screen that follows shows the answer taking effect; it is no new evidence.
         self.candidate = None;
-        // The answer outranks the screen as a hook would.
+        // Like a hook, the answer outranks screen cues for a while (when hooks work at
+        // all: without them the screen is the only evidence there is).
         self.last_hook = self.last_hook.map(|_| now);
         self.enter(next.clone());
         Some(next)

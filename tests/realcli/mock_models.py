@@ -19,7 +19,8 @@ Scripted scenario, decided per request from the conversation so far:
                                                   conversation asks, then the normal answer
   * last user text contains "RUN_SAFE <cmd>"   -> like RUN_TOOL, but Codex is not asked to escalate
                                                   (so its sandbox runs it without a dialog)
-  * last user text contains "RUN_TOOL <cmd>"   -> ONE shell tool call running <cmd>
+  * last user text contains "RUN_TOOL <cmd>"   -> ONE shell tool call running <cmd>; with
+        "RUN_TOOL <a> THEN_TOOL <b>" a second call running <b> follows the first one's result
         Claude Code / OpenCode: tool named Bash/bash, input {"command": cmd, "description": ...}
         Codex:  function_call exec_command {"cmd": cmd, "sandbox_permissions":"require_escalated", ...}
         Gemini: functionCall run_shell_command {"command": cmd}
@@ -99,7 +100,8 @@ def new_id(prefix):
     return prefix + uuid.uuid4().hex[:24]
 
 
-RUN_TOOL_RE = re.compile(r"RUN_(?:TOOL|SAFE)[ \t]+([^\n\r]+)")
+RUN_TOOL_RE = re.compile(r"RUN_(?:TOOL|SAFE)[ \t]+(.+?)(?:[ \t]+THEN_TOOL[ \t]|[\n\r]|$)")
+THEN_TOOL_RE = re.compile(r"THEN_TOOL[ \t]+([^\n\r]+)")
 # Conversations already refused once with 429, by their first words.
 _rate_limited = set()
 _rate_lock = threading.Lock()
@@ -117,7 +119,7 @@ def rate_limited_now(text):
 SLOW_RE = re.compile(r"SLOW[ \t]+([0-9]+(?:\.[0-9]+)?)")
 
 
-def decide(last_text, tool_result, can_call_tool):
+def decide(last_text, tool_result, can_call_tool, turn_text="", results=0):
     """Return (branch, payload). branch in tool_result|api_error|tool_call|text.
 
     `last_text` is the user-typed text of the last user turn; `tool_result` the text of a tool
@@ -138,6 +140,10 @@ def decide(last_text, tool_result, can_call_tool):
         # strip closing quotes/markup a CLI may wrap around the prompt
         cmd = cmd.rstrip("\"'`<").strip()
         return "tool_call", cmd
+    # "RUN_TOOL a THEN_TOOL b": after the first tool's result, a second call in the turn.
+    then = THEN_TOOL_RE.search(turn_text or "")
+    if tool_result is not None and then and results == 1 and can_call_tool:
+        return "tool_call", then.group(1).strip().rstrip("\"'`<").strip()
     if tool_result is not None:
         return "tool_result", "done: " + tool_result[:40]
     return "text", MOCK_TEXT
@@ -307,7 +313,18 @@ class Handler(BaseHTTPRequestHandler):
         tools = body.get("tools") or []
         bash = next((t.get("name") for t in tools
                      if isinstance(t, dict) and str(t.get("name", "")).lower() == "bash"), None)
-        branch, payload = decide(last_text, tool_result, bash is not None)
+        turn_text, results = "", 0
+        for m in reversed(msgs):
+            c = m.get("content")
+            blocks = [{"type": "text", "text": c}] if isinstance(c, str) else (c or [])
+            if m.get("role") != "user":
+                continue
+            results += sum(1 for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result")
+            texts = [b.get("text", "") for b in blocks if isinstance(b, dict) and b.get("type") == "text"]
+            if texts:
+                turn_text = texts[-1]
+                break
+        branch, payload = decide(last_text, tool_result, bash is not None, turn_text, results)
         stream = bool(body.get("stream"))
         log(f"POST {self.path} model={model} branch={branch} stream={stream} tools={len(tools)}")
         delay = slow_secs(last_text)
@@ -396,7 +413,16 @@ class Handler(BaseHTTPRequestHandler):
         tools = body.get("tools") or []
         names = {t.get("name") for t in tools if isinstance(t, dict)}
         tool_name = "exec_command" if "exec_command" in names else ("shell" if "shell" in names else None)
-        branch, payload = decide(last_text, tool_result, tool_name is not None)
+        turn_text, results = "", 0
+        for it in reversed(items):
+            if it.get("type") in ("function_call_output", "custom_tool_call_output", "local_shell_call_output"):
+                results += 1
+            elif it.get("type", "message") == "message" and it.get("role") == "user":
+                c = it.get("content")
+                turn_text = c if isinstance(c, str) else "\n".join(
+                    p.get("text", "") for p in (c or []) if isinstance(p, dict))
+                break
+        branch, payload = decide(last_text, tool_result, tool_name is not None, turn_text, results)
         log(f"POST {self.path} model={model} branch={branch} tools={len(tools)}")
         delay = slow_secs(last_text)
         err = self._error_status(branch)
@@ -496,7 +522,17 @@ class Handler(BaseHTTPRequestHandler):
             self._start_sse()
             self._sse(resp)
             return
-        branch, payload = decide(last_text, tool_result, has_shell)
+        turn_text, results = "", 0
+        for c in reversed(contents):
+            if c.get("role", "user") != "user":
+                continue
+            ps = c.get("parts") or []
+            results += sum(1 for p in ps if isinstance(p, dict) and "functionResponse" in p)
+            texts = [p.get("text", "") for p in ps if isinstance(p, dict) and "text" in p]
+            if texts:
+                turn_text = texts[-1]
+                break
+        branch, payload = decide(last_text, tool_result, has_shell, turn_text, results)
         log(f"POST {self.path} model={model} branch={branch} method={method} tools={len(decls)}")
         delay = slow_secs(last_text)
         err = self._error_status(branch)

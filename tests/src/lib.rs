@@ -18,6 +18,7 @@ use canopy::client::Client;
 use canopy::paths::Paths;
 use canopy_protocol::Session;
 
+pub mod realcli;
 mod term;
 pub use term::{RawTerm, Term};
 
@@ -104,7 +105,7 @@ pub struct TestEnv {
     vars: Vec<(String, OsString)>,
     /// When each [`TestEnv::seq`] was read (Unix ms), so a history can leave out the
     /// state a session was already in then.
-    seq_times: std::cell::RefCell<std::collections::HashMap<u64, u64>>,
+    seq_times: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
 }
 
 impl Default for TestEnv {
@@ -286,7 +287,11 @@ impl TestEnv {
         let st: serde_json::Value =
             serde_json::from_str(&self.ok(&["status", "--json"])).expect("json");
         let seq = st["seq"].as_u64().expect("seq");
-        self.seq_times.borrow_mut().entry(seq).or_insert(at);
+        self.seq_times
+            .lock()
+            .expect("seq times")
+            .entry(seq)
+            .or_insert(at);
         seq
     }
 
@@ -304,7 +309,13 @@ impl TestEnv {
             "--timeout",
             "0.5",
         ]);
-        let after = self.seq_times.borrow().get(&since).copied().unwrap_or(0);
+        let after = self
+            .seq_times
+            .lock()
+            .expect("seq times")
+            .get(&since)
+            .copied()
+            .unwrap_or(0);
         let mut kinds: Vec<String> = Vec::new();
         let mut last: Option<(u64, String)> = None;
         for line in out.lines() {

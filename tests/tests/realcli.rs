@@ -24,14 +24,16 @@
 //! Missing CLIs are installed first (`tests/realcli/install.sh`, npm, pinned versions);
 //! `CANOPY_SKIP_REALCLI=1` skips this tier with one line per test.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use canopy::clock::now_ms;
-use canopy_protocol::{Event, Session, StateKind, StateSource};
+use canopy_protocol::{Session, StateKind, StateSource};
+use canopy_tests::realcli::realcli_dir;
+use canopy_tests::realcli::{
+    Cli, MockModels, Setup, Watch, claude, codex, gemini, opencode, should_run,
+};
 use canopy_tests::{Term, TestEnv};
 
 /// From `canopy new` to the permission request (OpenCode's server alone takes ~10 s to
@@ -46,377 +48,6 @@ const TOOL_SECS: u64 = 5;
 /// The attached terminal's size.
 const ROWS: u16 = 40;
 const COLS: u16 = 120;
-/// The Anthropic API key Claude Code is given (and told is approved).
-const CLAUDE_KEY: &str = "sk-mock-realcli-0123456789abcdefghijklmnopqrstuv";
-
-fn realcli_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("realcli")
-}
-
-/// Whether to run the test for `cli`: false (with one line) when the tier is skipped;
-/// a missing CLI fails the test.
-fn should_run(cli: &str) -> bool {
-    let bin = realcli_dir().join("bin").join(cli);
-    if std::env::var_os("CANOPY_SKIP_REALCLI").is_some_and(|v| v == "1") {
-        eprintln!(
-            "skipping the real {cli} test: CANOPY_SKIP_REALCLI=1 ({} {})",
-            bin.display(),
-            if bin.exists() { "exists" } else { "is missing" }
-        );
-        return false;
-    }
-    if !bin.exists() {
-        install_once();
-    }
-    assert!(
-        bin.exists(),
-        "{} is missing after `bash tests/realcli/install.sh` (or set CANOPY_SKIP_REALCLI=1 to \
-         skip this tier)",
-        bin.display()
-    );
-    true
-}
-
-/// Run the installer (npm, pinned by the lock file) once for all tests of this binary.
-fn install_once() {
-    static INSTALL: std::sync::Once = std::sync::Once::new();
-    INSTALL.call_once(|| {
-        let status = Command::new("bash")
-            .arg(realcli_dir().join("install.sh"))
-            .status()
-            .expect("run tests/realcli/install.sh");
-        assert!(status.success(), "tests/realcli/install.sh failed");
-    });
-}
-
-/// `mock_models.py` on a free loopback port, killed on drop.
-struct MockModels {
-    child: Child,
-    url: String,
-    log: PathBuf,
-}
-
-impl MockModels {
-    fn start(dir: &Path) -> Self {
-        let log = dir.join("mock.log");
-        let stderr = std::fs::File::create(&log).expect("create mock.log");
-        let mut child = Command::new("python3")
-            .arg(realcli_dir().join("mock_models.py"))
-            .args(["--port", "0", "--log-bodies"])
-            .arg(dir.join("mock_bodies.jsonl"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("start python3 tests/realcli/mock_models.py (is python3 installed?)");
-        let mut line = String::new();
-        let read = BufReader::new(child.stdout.take().expect("mock stdout")).read_line(&mut line);
-        let port = line
-            .trim()
-            .strip_prefix("PORT=")
-            .and_then(|p| p.parse::<u16>().ok());
-        let Some(port) = port else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "mock_models.py did not print PORT=<n> ({read:?}, {line:?}); its log:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        };
-        MockModels {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            log,
-        }
-    }
-
-    /// The request log (one line per request), for failure reports.
-    fn requests(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for MockModels {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// How to drive one real CLI.
-struct Cli {
-    agent: &'static str,
-    /// Arguments Canopy does not add (after `--`).
-    args: Vec<String>,
-    /// What to type (with Enter) to make it exit.
-    exit: &'static str,
-    /// Whether `exit` is sent with Enter.
-    exit_enter: bool,
-    /// How Canopy's approval reaches it, as `explain` words it.
-    answered: &'static str,
-    /// Its shell tool's name.
-    tool: &'static str,
-    /// Keys that approve and refuse its dialog in the terminal (FINDINGS d).
-    yes: &'static [u8],
-    no: &'static [u8],
-    /// Keys that interrupt it while it works.
-    interrupt: &'static [u8],
-}
-
-fn home(env: &TestEnv) -> PathBuf {
-    env.dir.path().join("home")
-}
-
-fn write(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    std::fs::write(path, text).expect("write config");
-}
-
-/// Claude Code: Anthropic API at the mock, onboarding and the worktree's trust dialog
-/// pre-accepted in `~/.claude.json`, the API key pre-approved; manual permission mode
-/// (it refuses bypassPermissions as root).
-fn claude(env: &mut TestEnv, url: &str) -> Cli {
-    let worktree = env.worktree("a").display().to_string();
-    let key_tail = &CLAUDE_KEY[CLAUDE_KEY.len() - 20..];
-    let state = serde_json::json!({
-        "hasCompletedOnboarding": true,
-        "numStartups": 1,
-        "projects": {
-            worktree: {"hasTrustDialogAccepted": true, "hasCompletedProjectOnboarding": true}
-        },
-        "customApiKeyResponses": {"approved": [key_tail], "rejected": []},
-    });
-    write(&home(env).join(".claude.json"), &state.to_string());
-    env.set_var("ANTHROPIC_BASE_URL", url);
-    env.set_var("ANTHROPIC_API_KEY", CLAUDE_KEY);
-    env.set_var("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1");
-    env.set_var("DISABLE_AUTOUPDATER", "1");
-    Cli {
-        agent: "claude",
-        // Settings allow plain `sleep`: scenario 8's tool needs no permission.
-        args: [
-            "--permission-mode",
-            "manual",
-            "--allowedTools",
-            "Bash(sleep:*)",
-        ]
-        .map(String::from)
-        .to_vec(),
-        exit: "/exit",
-        exit_enter: true,
-        answered: "through the agent's PermissionRequest hook",
-        tool: "Bash",
-        yes: b"\r",
-        no: b"\x1b",
-        interrupt: b"\x1b",
-    }
-}
-
-/// Codex: a custom Responses provider at the mock in `$CODEX_HOME/config.toml`, the
-/// worktree trusted, and the model-upgrade prompt for gpt-5.5 marked as seen (else it
-/// covers the first screen); on-request approvals in the workspace-write sandbox.
-fn codex(env: &mut TestEnv, url: &str) -> Cli {
-    let codex_home = home(env).join(".codex");
-    let worktree = toml::Value::String(env.worktree("a").display().to_string());
-    let config = format!(
-        r#"model = "gpt-5.5"
-model_provider = "mock"
-approval_policy = "on-request"
-sandbox_mode = "workspace-write"
-check_for_update_on_startup = false
-
-[model_providers.mock]
-name = "Mock"
-base_url = "{url}/v1"
-wire_api = "responses"
-env_key = "MOCK_API_KEY"
-# A user's retry settings: a 429 is retried (scenario 10); a 400 never is.
-request_max_retries = 2
-stream_max_retries = 0
-
-[features]
-enable_request_compression = false
-
-[projects.{worktree}]
-trust_level = "trusted"
-
-[notice.model_migrations]
-"gpt-5.5" = "gpt-6-sol"
-"#
-    );
-    write(&codex_home.join("config.toml"), &config);
-    env.set_var("CODEX_HOME", &codex_home);
-    env.set_var("MOCK_API_KEY", "mock");
-    Cli {
-        agent: "codex",
-        args: [
-            "--no-alt-screen",
-            "-a",
-            "on-request",
-            "-s",
-            "workspace-write",
-        ]
-        .map(String::from)
-        .to_vec(),
-        exit: "/quit",
-        exit_enter: true,
-        answered: "keys typed into the dialog",
-        tool: "Bash",
-        yes: b"y",
-        no: b"\x1b",
-        interrupt: b"\x1b",
-    }
-}
-
-/// Gemini CLI: API-key auth at the mock (`GOOGLE_GEMINI_BASE_URL`), no relaunch, no
-/// update checks; default approval mode, folder trust skipped.
-fn gemini(env: &mut TestEnv, url: &str) -> Cli {
-    let settings = serde_json::json!({
-        "security": {"auth": {"selectedType": "gemini-api-key"}},
-        "ui": {"theme": "Default"},
-        "general": {"disableAutoUpdate": true, "disableUpdateNag": true},
-        "privacy": {"usageStatisticsEnabled": false},
-    });
-    write(
-        &home(env).join(".gemini/settings.json"),
-        &settings.to_string(),
-    );
-    env.set_var("GEMINI_API_KEY", "mock-key");
-    env.set_var("GOOGLE_GEMINI_BASE_URL", url);
-    env.set_var("GEMINI_CLI_NO_RELAUNCH", "true");
-    Cli {
-        agent: "gemini",
-        // No `--allowed-tools` for scenario 8: with it, Gemini 0.61 denies every other
-        // shell command by policy instead of asking.
-        args: ["--approval-mode", "default", "--skip-trust"]
-            .map(String::from)
-            .to_vec(),
-        exit: "/quit",
-        exit_enter: true,
-        answered: "keys typed into the dialog",
-        tool: "run_shell_command",
-        yes: b"\r",
-        no: b"\x1b",
-        interrupt: b"\x1b",
-    }
-}
-
-/// OpenCode: its Anthropic provider at the mock through `OPENCODE_CONFIG_CONTENT`, bash
-/// and edits asking for permission, no model fetch, update or LSP download.
-fn opencode(env: &mut TestEnv, url: &str) -> Cli {
-    let config = serde_json::json!({
-        "$schema": "https://opencode.ai/config.json",
-        "model": "anthropic/claude-sonnet-4-5",
-        "autoupdate": false,
-        "share": "disabled",
-        "provider": {"anthropic": {"options": {"baseURL": format!("{url}/v1"), "apiKey": "mock-key"}}},
-        "permission": {"bash": {"*": "ask", "sleep *": "allow"}, "edit": "ask"},
-    });
-    env.set_var("OPENCODE_CONFIG_CONTENT", config.to_string());
-    env.set_var("OPENCODE_DISABLE_MODELS_FETCH", "1");
-    env.set_var("OPENCODE_DISABLE_AUTOUPDATE", "1");
-    env.set_var("OPENCODE_DISABLE_LSP_DOWNLOAD", "1");
-    Cli {
-        agent: "opencode",
-        args: Vec::new(),
-        exit: "\x03",
-        exit_enter: false,
-        answered: "over the agent's server",
-        tool: "bash",
-        yes: b"\r",
-        no: b"\x1b",
-        interrupt: b"\x1b",
-    }
-}
-
-/// A subscriber (`canopy watch --json`) that notes when each state reached it.
-struct Watch {
-    child: Child,
-    /// Session `a`'s states as they arrived: (wall ms at arrival, label, source).
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-#[derive(Debug, Clone)]
-struct Seen {
-    at: u64,
-    session: String,
-    label: String,
-    source: StateSource,
-}
-
-fn label(s: &Session) -> String {
-    match &s.state.tool {
-        Some(t) => format!("{}({t})", s.state.kind),
-        None => s.state.kind.to_string(),
-    }
-}
-
-impl Watch {
-    fn start(env: &TestEnv) -> Watch {
-        let mut child = env
-            .canopy(&["watch", "--json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start canopy watch --json");
-        let out = child.stdout.take().expect("watch stdout");
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let sink = seen.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                let at = now_ms();
-                let Ok(event) = serde_json::from_str::<Event>(&line) else {
-                    continue;
-                };
-                let Some(s) = event.session else { continue };
-                let mut seen = sink.lock().expect("watch lock");
-                let label = label(&s);
-                // Usage updates repeat the state: only a change of state counts.
-                let last = seen.iter().rev().find(|x: &&Seen| x.session == s.name);
-                if last.is_none_or(|x| x.label != label) {
-                    seen.push(Seen {
-                        at,
-                        session: s.name.clone(),
-                        label,
-                        source: s.state.source,
-                    });
-                }
-            }
-        });
-        Watch { child, seen }
-    }
-
-    fn mark(&self) -> usize {
-        self.seen.lock().expect("watch lock").len()
-    }
-
-    /// Session `name`'s states since `mark`.
-    fn since(&self, mark: usize, name: &str) -> Vec<Seen> {
-        self.seen.lock().expect("watch lock")[mark..]
-            .iter()
-            .filter(|s| s.session == name)
-            .cloned()
-            .collect()
-    }
-
-    /// Session `name`'s latest state label.
-    fn now(&self, name: &str) -> Option<String> {
-        let seen = self.seen.lock().expect("watch lock");
-        seen.iter()
-            .rev()
-            .find(|s| s.session == name)
-            .map(|s| s.label.clone())
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The issue's scenarios, by its numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Scenario {
@@ -475,7 +106,7 @@ impl Scenario {
             Scenario::TypedPrompt => "prompt typed into the attached terminal",
             Scenario::Exit => "exit, and SIGKILL",
             Scenario::HostRestart => "host killed and restarted mid-turn",
-            Scenario::StartupQuestion => "a question before any work",
+            Scenario::StartupQuestion => "a question before any work (own test)",
         }
     }
 }
@@ -578,6 +209,18 @@ impl Run {
         now_ms()
     }
 
+    /// Interrupt the agent at work as a user would; when the last key went in.
+    fn interrupt(&mut self) -> u64 {
+        let mut at = now_ms();
+        for (i, key) in self.cli.interrupt.iter().enumerate() {
+            if i > 0 {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            at = self.keys(key);
+        }
+        at
+    }
+
     /// Ask for a tool that runs `TOOL_SECS` and writes its end time to `done-N`, and wait
     /// for the dialog to be drawn.
     fn ask_for_long_tool(&self, n: u32) -> Result<(), String> {
@@ -647,8 +290,7 @@ impl Run {
         });
         // A step that did not end: interrupt, and go on if the agent is at rest again.
         let recovered = acted.is_err() && until == StateKind::Idle && {
-            let keys = self.cli.interrupt;
-            self.keys(keys);
+            self.interrupt();
             self.wait_state("a", StateKind::Idle, Duration::from_secs(20))
                 .is_ok()
         };
@@ -717,7 +359,7 @@ fn then(mut a: Vec<String>, b: &[&str]) -> Vec<String> {
 }
 
 /// Run the matrix against one real CLI.
-fn matrix(agent: &str, setup: fn(&mut TestEnv, &str) -> Cli) {
+fn matrix(agent: &str, setup: Setup) {
     if !should_run(agent) {
         return;
     }
@@ -846,8 +488,7 @@ fn matrix(agent: &str, setup: fn(&mut TestEnv, &str) -> Cli) {
             r.prompt("SLOW 20 think about it");
             r.wait_state("a", StateKind::Thinking, STEP)?;
             std::thread::sleep(Duration::from_secs(2));
-            let keys = r.cli.interrupt;
-            let at = r.keys(keys);
+            let at = r.interrupt();
             Ok(vec![Truth {
                 at,
                 shows: "idle".into(),
@@ -863,8 +504,7 @@ fn matrix(agent: &str, setup: fn(&mut TestEnv, &str) -> Cli) {
             r.env.ok(&["approve", "a"]);
             r.wait_state("a", StateKind::Tool, STEP)?;
             std::thread::sleep(Duration::from_secs(2));
-            let keys = r.cli.interrupt;
-            let at = r.keys(keys);
+            let at = r.interrupt();
             Ok(vec![Truth {
                 at,
                 shows: "idle".into(),
@@ -873,9 +513,32 @@ fn matrix(agent: &str, setup: fn(&mut TestEnv, &str) -> Cli) {
     );
     run.cell(
         Scenario::TwoTools,
-        Err("not run yet: the mock model does not script two tool calls in one turn"),
+        Ok(then(
+            then(
+                asking(t),
+                &[
+                    &tool,
+                    "thinking",
+                    &tool,
+                    &format!("waiting_permission({t})"),
+                ],
+            ),
+            &[&tool, "thinking", "idle"],
+        )),
         StateKind::Idle,
-        |_| Ok(Vec::new()),
+        |r| {
+            r.prompt(&format!(
+                "please RUN_TOOL touch started-7 && sleep {TOOL_SECS} && date +%s%3N > done-7 \
+                 THEN_TOOL touch second-7"
+            ));
+            for _ in 0..2 {
+                r.wait_state("a", StateKind::WaitingPermission, STEP)?;
+                r.wait_explained("permission dialog on screen", STEP)?;
+                r.env.ok(&["approve", "a"]);
+                r.wait_state("a", StateKind::Tool, STEP)?;
+            }
+            Ok(r.tool_ended(7).into_iter().collect())
+        },
     );
     run.cell(
         Scenario::AllowedTool,
@@ -920,9 +583,18 @@ fn matrix(agent: &str, setup: fn(&mut TestEnv, &str) -> Cli) {
     );
     run.cell(
         Scenario::Compact,
-        Err("not run yet"),
+        Ok(seq(&["compacting", "idle"])),
         StateKind::Idle,
-        |_| Ok(Vec::new()),
+        |r| {
+            let command = if is("gemini") {
+                "/compress"
+            } else {
+                "/compact"
+            };
+            r.prompt(command);
+            r.wait_state("a", StateKind::Compacting, STEP)?;
+            Ok(Vec::new())
+        },
     );
     run.cell(
         Scenario::TypedPrompt,
@@ -984,7 +656,7 @@ fn matrix(agent: &str, setup: fn(&mut TestEnv, &str) -> Cli) {
     );
     run.cell(
         Scenario::StartupQuestion,
-        Err("run by its own test where the CLI has such a screen"),
+        Err("see real_claude_trust_question_is_waiting_input and real_codex_model_menu_is_waiting_input"),
         StateKind::Exited,
         |_| Ok(Vec::new()),
     );
@@ -1215,4 +887,142 @@ fn real_gemini_matrix() {
 #[test]
 fn real_opencode_matrix() {
     matrix("opencode", opencode);
+}
+
+/// Scenario 16 on its own: a CLI that shows a question before any work. The session is
+/// `waiting_input` with the question as its detail; once the user answers in the
+/// terminal, the first prompt given to `canopy new --prompt` runs.
+fn startup_question(
+    agent: &str,
+    setup: Setup,
+    unsettle: fn(&TestEnv),
+    question: &str,
+    answer: &[u8],
+) {
+    if !should_run(agent) {
+        return;
+    }
+    let mut env = TestEnv::new();
+    let mock = MockModels::start(env.dir.path());
+    env.prepend_path(&realcli_dir().join("bin"));
+    let cli = setup(&mut env, &mock.url);
+    unsettle(&env);
+    env.ok(&["status"]);
+    let watch = Watch::start(&env);
+    let mut run = Run {
+        env,
+        mock,
+        cli,
+        watch,
+        term: None,
+        started: Instant::now(),
+        cells: Vec::new(),
+    };
+    let mut new = vec!["new", "a", "--agent", agent, "--prompt", "please say hi"];
+    let args = run.cli.args.clone();
+    if !args.is_empty() {
+        new.push("--");
+        new.extend(args.iter().map(String::as_str));
+    }
+    run.env.ok(&new);
+    if let Err(e) = run.wait_state("a", StateKind::WaitingInput, START) {
+        panic!("{agent}: {e}\n{}", run.diagnostics());
+    }
+    let s = run.session("a");
+    assert!(
+        s.state.detail.as_deref().unwrap_or("").contains(question),
+        "{agent}: {:?}",
+        s.state
+    );
+    run.term = Some(Term::spawn(&run.env.canopy(&["attach", "a"]), ROWS, COLS));
+    std::thread::sleep(Duration::from_secs(1));
+    let mark = run.watch.mark();
+    run.keys(answer);
+    if let Err(e) = run
+        .wait_state("a", StateKind::Thinking, STEP)
+        .and_then(|()| run.wait_state("a", StateKind::Idle, STEP))
+    {
+        panic!(
+            "{agent}: the first prompt did not run after the answer: {e}\n{}",
+            run.diagnostics()
+        );
+    }
+    let seen: Vec<String> = run
+        .watch
+        .since(mark, "a")
+        .into_iter()
+        .map(|s| s.label)
+        .collect();
+    eprintln!("real {agent}: after the answer {seen:?}");
+    assert_eq!(seen.last().map(String::as_str), Some("idle"), "{agent}");
+    assert!(
+        run.mock.requests().contains("branch=text"),
+        "{agent}: the prompt reached the model\n{}",
+        run.mock.requests()
+    );
+}
+
+/// Codex's model-upgrade menu ("Meet GPT-6 Sol … 2. Use existing model") before the
+/// first turn, as a user whose config names gpt-5.5 meets it.
+#[test]
+fn real_codex_model_menu_is_waiting_input() {
+    startup_question(
+        "codex",
+        codex,
+        |env| {
+            let path = env.dir.path().join("home/.codex/config.toml");
+            let config = std::fs::read_to_string(&path).expect("codex config");
+            let cut = config
+                .find("[notice.model_migrations]")
+                .expect("the notice table");
+            std::fs::write(&path, &config[..cut]).expect("write codex config");
+        },
+        "Meet GPT-6 Sol",
+        b"2\r",
+    );
+}
+
+/// Claude's folder-trust question in a worktree it has not seen.
+#[test]
+fn real_claude_trust_question_is_waiting_input() {
+    startup_question(
+        "claude",
+        claude,
+        |env| {
+            let path = env.dir.path().join("home/.claude.json");
+            let mut state: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).expect("claude state"))
+                    .expect("claude state json");
+            state["projects"] = serde_json::json!({});
+            std::fs::write(&path, state.to_string()).expect("write claude state");
+        },
+        "Quick safety check",
+        b"\r",
+    );
+}
+
+/// CI's short soak: the core scenario a few times over in two sessions at once; the
+/// full run is `canopy-bench --only truth` (figures in BENCHMARKS.md).
+fn short_soak(agent: &str, setup: Setup) {
+    if !should_run(agent) {
+        return;
+    }
+    let soak = canopy_tests::realcli::soak(agent, setup, 2, 3, 2);
+    assert_eq!(
+        (soak.wrong_final, soak.spurious),
+        (0, 0),
+        "{agent}: {} rounds\n{}",
+        soak.rounds,
+        soak.examples.join("\n")
+    );
+}
+
+#[test]
+fn real_claude_short_soak() {
+    short_soak("claude", claude);
+}
+
+#[test]
+fn real_codex_short_soak() {
+    short_soak("codex", codex);
 }

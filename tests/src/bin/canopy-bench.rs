@@ -25,6 +25,8 @@ mod micro;
 mod nvim;
 #[path = "canopy-bench/relay.rs"]
 mod relay;
+#[path = "canopy-bench/truth.rs"]
+mod truth;
 #[path = "canopy-bench/zellij.rs"]
 mod zellij;
 
@@ -145,6 +147,7 @@ const GROUPS: &[Group] = &[
         zellij::figures(if r.quick { 10 } else { 100 })
     }),
     ("criterion", micro::figures),
+    ("truth", |r| truth::figures(if r.quick { 2 } else { 25 })),
 ];
 
 fn main() {
