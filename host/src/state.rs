@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use canopy_protocol::params::Signal;
 use canopy_protocol::{Health, State, StateKind, StateSource};
 
-use crate::agents::{Cue, Effect, HookEvent};
+use crate::agents::{Cue, Effect, HookEvent, Reading};
 
 /// Signals kept for `canopy explain`.
 const SIGNALS_KEPT: usize = 20;
@@ -51,7 +51,7 @@ impl Default for Timing {
             // Screen-evidenced changes reach subscribers within about this much; the
             // classifier already sees whole bursts, so a short hold is enough to ride
             // out a redraw.
-            hold: Duration::from_millis(200),
+            hold: Duration::from_millis(150),
             fresh: Duration::from_millis(1500),
             grace: Duration::from_secs(30),
         }
@@ -67,6 +67,8 @@ struct Candidate {
     since: Instant,
     /// The permission dialog this cue replaced was answered in the terminal.
     dialog_left: bool,
+    /// A notice appeared that was not on screen when the current work began.
+    news: bool,
 }
 
 #[derive(Debug)]
@@ -75,11 +77,21 @@ pub struct Engine {
     timing: Timing,
     started: Instant,
     hooks_expected: bool,
+    /// Whether any hook (or event) has arrived: integration health.
+    hooks_arrived: bool,
+    /// When evidence that outranks the screen last set or confirmed the state (a hook
+    /// that implies a state, an answer from Canopy). Hooks that imply nothing (Gemini's
+    /// BeforeModel, OpenCode's heartbeats) do not count: they arrive all through a turn
+    /// and would keep every cue, an Esc among them, waiting.
     last_hook: Option<Instant>,
     /// The cue on screen now, if it has not counted yet.
     candidate: Option<Candidate>,
     /// The cue last seen (counted or not), to notice when it changes.
     seen: Option<Cue>,
+    /// Notices (errors, interruptions) on screen now, and how many of them are old:
+    /// on screen when the current work began, or already acted on.
+    notices: usize,
+    old_notices: usize,
     /// Whether the wait for a first hook has run out (noted once).
     grace_over: bool,
     /// The open permission request's dialog has been on screen, so its leaving the
@@ -96,10 +108,13 @@ impl Engine {
             timing,
             started: now,
             hooks_expected,
+            hooks_arrived: false,
             last_hook: None,
             candidate: None,
             seen: None,
             grace_over: false,
+            notices: 0,
+            old_notices: 0,
             dialog_seen: false,
             signals: VecDeque::new(),
         }
@@ -116,16 +131,16 @@ impl Engine {
 
     /// Integration health and why.
     pub fn health(&self, now: Instant) -> (Health, String) {
-        match (self.hooks_expected, self.last_hook) {
+        match (self.hooks_expected, self.hooks_arrived) {
             (false, _) => (
                 Health::Ok,
                 "no hooks for this agent; state comes from its screen".into(),
             ),
-            (true, Some(_)) => (Health::Ok, "hooks are arriving".into()),
-            (true, None) if now.duration_since(self.started) < self.timing.grace => {
+            (true, true) => (Health::Ok, "hooks are arriving".into()),
+            (true, false) if now.duration_since(self.started) < self.timing.grace => {
                 (Health::Ok, "waiting for the agent's first hook".into())
             }
-            (true, None) => (
+            (true, false) => (
                 Health::Degraded,
                 format!(
                     "no hook arrived within {}s; state comes from the screen",
@@ -168,8 +183,24 @@ impl Engine {
         self.note(wall, source, event, detail, outcome);
     }
 
-    /// Move to `state`, keeping what is known about the permission dialog in step.
+    /// The tool whose permission is asked for, running.
+    fn tool_state(&self, source: StateSource, wall: u64) -> State {
+        State {
+            kind: StateKind::Tool,
+            tool: self.state.tool.clone(),
+            detail: self.state.detail.clone(),
+            since: wall,
+            source,
+        }
+    }
+
+    /// Move to `state`, keeping what is known about the permission dialog and the
+    /// notices on screen in step.
     fn enter(&mut self, state: State) {
+        if state.kind.is_active() && !self.state.kind.is_active() {
+            // Work begins: whatever notices are on screen now belong to the past.
+            self.old_notices = self.notices;
+        }
         if state.kind == StateKind::WaitingPermission {
             if self.state.kind != StateKind::WaitingPermission {
                 self.dialog_seen = self.seen == Some(Cue::Permission);
@@ -197,13 +228,7 @@ impl Engine {
             return None;
         }
         let next = if approve {
-            State {
-                kind: StateKind::Tool,
-                tool: self.state.tool.clone(),
-                detail: self.state.detail.clone(),
-                since: wall,
-                source: StateSource::Host,
-            }
+            self.tool_state(StateSource::Host, wall)
         } else {
             State::new(on_deny, StateSource::Host, wall)
         };
@@ -223,16 +248,64 @@ impl Engine {
         self.candidate = None;
         // Like a hook, the answer outranks screen cues for a while (when hooks work at
         // all: without them the screen is the only evidence there is).
-        self.last_hook = self.last_hook.map(|_| now);
+        if self.hooks_arrived {
+            self.last_hook = Some(now);
+        }
         self.enter(next.clone());
         Some(next)
     }
 
     /// A hook event. Returns the new state when it changed.
     pub fn hook(&mut self, ev: &HookEvent, now: Instant, wall: u64) -> Option<State> {
-        self.last_hook = Some(now);
+        self.hooks_arrived = true;
+        if matches!(ev.effect, Effect::State { .. } | Effect::Answered { .. }) {
+            self.last_hook = Some(now);
+        }
         match &ev.effect {
             Effect::Noise => None,
+            Effect::Answered { approve } if self.state.kind == StateKind::WaitingPermission => {
+                let next = if *approve {
+                    self.tool_state(StateSource::Hook, wall)
+                } else {
+                    State::new(StateKind::Idle, StateSource::Hook, wall)
+                };
+                let what = if *approve { "approved" } else { "refused" };
+                self.note(
+                    wall,
+                    StateSource::Hook,
+                    &ev.name,
+                    Some(format!("the request was {what}")),
+                    format!("→ {}", label(&next)),
+                );
+                self.candidate = None;
+                self.enter(next.clone());
+                Some(next)
+            }
+            Effect::Answered { .. } => {
+                self.note(
+                    wall,
+                    StateSource::Hook,
+                    &ev.name,
+                    None,
+                    "no change: the request was answered already".into(),
+                );
+                None
+            }
+            // Some agents mark the tool running while its permission is asked (OpenCode's
+            // part "running"): only an answer ends the wait.
+            Effect::State {
+                kind: StateKind::Tool,
+                ..
+            } if self.state.kind == StateKind::WaitingPermission => {
+                self.note(
+                    wall,
+                    StateSource::Hook,
+                    &ev.name,
+                    None,
+                    "no change: its permission is not answered yet".into(),
+                );
+                None
+            }
             Effect::Ignore(why) => {
                 self.note(
                     wall,
@@ -301,14 +374,14 @@ impl Engine {
     }
 
     /// The screen's cue changed (or was first read). `line` is the text behind it.
-    pub fn screen_changed(
-        &mut self,
-        cue: Cue,
-        line: Option<String>,
-        now: Instant,
-        wall: u64,
-    ) -> Option<State> {
-        if self.seen == Some(cue) {
+    pub fn screen_changed(&mut self, reading: Reading, now: Instant, wall: u64) -> Option<State> {
+        let Reading { cue, line, notices } = reading;
+        // Notices that scrolled away leave fewer to tell a new one from.
+        self.old_notices = self.old_notices.min(notices);
+        let news = notices > self.old_notices;
+        let notices_changed = notices != self.notices;
+        self.notices = notices;
+        if self.seen == Some(cue) && !(news && notices_changed) {
             return None;
         }
         self.seen = Some(cue);
@@ -321,6 +394,7 @@ impl Engine {
             line,
             since: now,
             dialog_left: waiting && self.dialog_seen && cue != Cue::Permission,
+            news,
         });
         self.tick(now, wall)
     }
@@ -334,7 +408,7 @@ impl Engine {
                 _ => held,
             }
         });
-        let grace = (self.hooks_expected && self.last_hook.is_none() && !self.grace_over)
+        let grace = (self.hooks_expected && !self.hooks_arrived && !self.grace_over)
             .then_some(self.started + self.timing.grace);
         match (cue, grace) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -345,7 +419,7 @@ impl Engine {
     /// Apply a cue that has held long enough. Returns the new state when it changed.
     pub fn tick(&mut self, now: Instant, wall: u64) -> Option<State> {
         if self.hooks_expected
-            && self.last_hook.is_none()
+            && !self.hooks_arrived
             && !self.grace_over
             && now >= self.started + self.timing.grace
         {
@@ -376,10 +450,13 @@ impl Engine {
         if c.dialog_left && self.state.kind == StateKind::WaitingPermission {
             return self.dialog_answered_on_screen(&c, wall);
         }
-        let hooks_working = self.last_hook.is_some();
-        // An error or an interruption ends work; once hooks said the turn is over, the
-        // notice is an old one still in the transcript.
-        let ends_work = !hooks_working || self.state.kind.is_active();
+        let hooks_working = self.hooks_arrived;
+        // An error or an interruption ends work: it counts while the agent works and
+        // only if it is new (notices stay in the transcript through later turns).
+        let ends_work = !hooks_working || (self.state.kind.is_active() && c.news);
+        if matches!(c.cue, Cue::Error | Cue::Interrupted) {
+            self.old_notices = self.notices;
+        }
         let next_kind = match c.cue {
             Cue::Permission => Some(StateKind::WaitingPermission),
             // Hooks cannot see a screen that waits for the user before any work.
@@ -390,7 +467,11 @@ impl Engine {
             Cue::Error | Cue::Interrupted => None,
             Cue::Busy if !hooks_working => Some(StateKind::Thinking),
             // An agent at rest on screen has started, whether or not a hook said so.
-            Cue::Quiet if !hooks_working || self.state.kind == StateKind::Starting => {
+            // So has one whose compaction is over (Gemini fires no hook after it).
+            Cue::Quiet
+                if !hooks_working
+                    || matches!(self.state.kind, StateKind::Starting | StateKind::Compacting) =>
+            {
                 Some(StateKind::Idle)
             }
             Cue::Busy | Cue::Quiet => None,
@@ -448,13 +529,7 @@ impl Engine {
     /// stopped, which fires no hook in Claude, Codex or Gemini.
     fn dialog_answered_on_screen(&mut self, c: &Candidate, wall: u64) -> Option<State> {
         let next = match c.cue {
-            Cue::Busy => State {
-                kind: StateKind::Tool,
-                tool: self.state.tool.clone(),
-                detail: self.state.detail.clone(),
-                since: wall,
-                source: StateSource::Screen,
-            },
+            Cue::Busy => self.tool_state(StateSource::Screen, wall),
             Cue::Error => State::new(StateKind::Error, StateSource::Screen, wall)
                 .with_detail(c.line.clone().unwrap_or_else(|| c.cue.as_str().to_owned())),
             Cue::Input => State::new(StateKind::WaitingInput, StateSource::Screen, wall)
@@ -508,6 +583,59 @@ mod tests {
 
     const MS: fn(u64) -> Duration = Duration::from_millis;
 
+    /// A screen showing `cue`, with one notice when it is one.
+    fn read(cue: Cue) -> Reading {
+        Reading {
+            cue,
+            line: None,
+            notices: usize::from(matches!(cue, Cue::Error | Cue::Interrupted)),
+        }
+    }
+
+    /// Notices stay in the transcript: only a new one ends work (found with the real
+    /// Codex: an old API error line read as new while it retried a 429).
+    #[test]
+    fn an_old_notice_is_not_news() {
+        let (mut e, t0) = start(true);
+        e.hook(&hook(StateKind::Thinking, "UserPromptSubmit"), t0, 0);
+        e.screen_changed(read(Cue::Error), t0 + MS(2000), 0);
+        assert_eq!(
+            e.tick(t0 + MS(2200), 0).map(|s| s.kind),
+            Some(StateKind::Error)
+        );
+        // The next turn: busy, then a moment with no busy indicator and the old line.
+        e.hook(
+            &hook(StateKind::Thinking, "UserPromptSubmit"),
+            t0 + MS(3000),
+            0,
+        );
+        // The old line stays on screen all along.
+        e.screen_changed(
+            Reading {
+                notices: 1,
+                ..read(Cue::Busy)
+            },
+            t0 + MS(3100),
+            0,
+        );
+        e.screen_changed(read(Cue::Error), t0 + MS(5000), 0);
+        assert_eq!(e.tick(t0 + MS(5200), 0), None);
+        assert_eq!(e.state().kind, StateKind::Thinking);
+        // A second error line is news.
+        e.screen_changed(
+            Reading {
+                notices: 2,
+                ..read(Cue::Error)
+            },
+            t0 + MS(6000),
+            0,
+        );
+        assert_eq!(
+            e.tick(t0 + MS(6200), 0).map(|s| s.kind),
+            Some(StateKind::Error)
+        );
+    }
+
     #[test]
     fn hooks_set_state_at_once() {
         let (mut e, t0) = start(true);
@@ -530,7 +658,7 @@ mod tests {
         e.hook(&hook(StateKind::Thinking, "UserPromptSubmit"), t0, 0);
         // The dialog appears 100 ms after the hook: it waits out hold and freshness.
         assert_eq!(
-            e.screen_changed(Cue::Permission, None, t0 + MS(100), 0),
+            e.screen_changed(read(Cue::Permission), t0 + MS(100), 0),
             None
         );
         assert_eq!(e.deadline(), Some(t0 + MS(1500)));
@@ -560,13 +688,13 @@ mod tests {
     #[test]
     fn a_flicker_shorter_than_hold_changes_nothing() {
         let (mut e, t0) = start(false);
-        e.screen_changed(Cue::Busy, None, t0, 0);
-        e.screen_changed(Cue::Quiet, None, t0 + MS(100), 0);
-        e.screen_changed(Cue::Busy, None, t0 + MS(200), 0);
+        e.screen_changed(read(Cue::Busy), t0, 0);
+        e.screen_changed(read(Cue::Quiet), t0 + MS(100), 0);
+        e.screen_changed(read(Cue::Busy), t0 + MS(200), 0);
         assert_eq!(
-            e.tick(t0 + MS(350), 0),
+            e.tick(t0 + MS(300), 0),
             None,
-            "Busy since 200 ms has not held 300 ms"
+            "Busy since 200 ms has not held the hold time"
         );
         assert_eq!(
             e.tick(t0 + MS(500), 0).map(|s| s.kind),
@@ -578,7 +706,7 @@ mod tests {
     fn with_hooks_working_busy_and_quiet_cues_do_not_flip_state() {
         let (mut e, t0) = start(true);
         e.hook(&hook(StateKind::Tool, "PreToolUse"), t0, 0);
-        e.screen_changed(Cue::Quiet, None, t0 + MS(2000), 0);
+        e.screen_changed(read(Cue::Quiet), t0 + MS(2000), 0);
         assert_eq!(e.tick(t0 + MS(2400), 0), None);
         assert_eq!(e.state().kind, StateKind::Tool);
     }
@@ -587,7 +715,7 @@ mod tests {
     fn an_interrupt_with_no_hook_returns_to_idle() {
         let (mut e, t0) = start(true);
         e.hook(&hook(StateKind::Tool, "PreToolUse"), t0, 0);
-        e.screen_changed(Cue::Interrupted, None, t0 + MS(3000), 0);
+        e.screen_changed(read(Cue::Interrupted), t0 + MS(3000), 0);
         assert_eq!(
             e.tick(t0 + MS(3300), 0).map(|s| s.kind),
             Some(StateKind::Idle)
@@ -598,13 +726,13 @@ mod tests {
     fn a_cue_that_stays_on_screen_counts_once() {
         let (mut e, t0) = start(true);
         e.hook(&hook(StateKind::Idle, "Stop"), t0, 0);
-        e.screen_changed(Cue::Permission, None, t0 + MS(2000), 0);
+        e.screen_changed(read(Cue::Permission), t0 + MS(2000), 0);
         e.tick(t0 + MS(2300), 0);
         assert_eq!(e.state().kind, StateKind::WaitingPermission);
         e.hook(&hook(StateKind::Thinking, "PostToolUse"), t0 + MS(2500), 0);
         // The same cue reported again is not a new appearance.
         assert_eq!(
-            e.screen_changed(Cue::Permission, None, t0 + MS(5000), 0),
+            e.screen_changed(read(Cue::Permission), t0 + MS(5000), 0),
             None
         );
         assert_eq!(e.tick(t0 + MS(6000), 0), None);
@@ -650,11 +778,11 @@ mod tests {
     fn a_dialog_answered_in_the_terminal_ends_the_wait_without_waiting_for_a_hook() {
         let (mut e, t0) = start(true);
         asked(&mut e, t0);
-        e.screen_changed(Cue::Permission, None, t0 + MS(50), 0);
+        e.screen_changed(read(Cue::Permission), t0 + MS(50), 0);
         // The user presses Enter 100 ms later; the tool runs and the screen is busy.
-        assert_eq!(e.screen_changed(Cue::Busy, None, t0 + MS(150), 0), None);
-        assert_eq!(e.deadline(), Some(t0 + MS(350)), "hold only, not freshness");
-        let s = e.tick(t0 + MS(350), 0).expect("the tool runs");
+        assert_eq!(e.screen_changed(read(Cue::Busy), t0 + MS(150), 0), None);
+        assert_eq!(e.deadline(), Some(t0 + MS(300)), "hold only, not freshness");
+        let s = e.tick(t0 + MS(300), 0).expect("the tool runs");
         assert_eq!(
             (s.kind, s.tool.as_deref(), s.source),
             (StateKind::Tool, Some("Bash"), StateSource::Screen)
@@ -662,8 +790,8 @@ mod tests {
         // Refused instead: the dialog gives way to the interrupted notice.
         let (mut e, t0) = start(true);
         asked(&mut e, t0);
-        e.screen_changed(Cue::Permission, None, t0, 0);
-        e.screen_changed(Cue::Interrupted, None, t0 + MS(100), 0);
+        e.screen_changed(read(Cue::Permission), t0, 0);
+        e.screen_changed(read(Cue::Interrupted), t0 + MS(100), 0);
         assert_eq!(
             e.tick(t0 + MS(300), 0).map(|s| s.kind),
             Some(StateKind::Idle)
@@ -675,14 +803,14 @@ mod tests {
         // Codex asks through its hook before it draws the dialog: the busy screen that
         // follows the request is not an answer.
         let (mut e, t0) = start(true);
-        e.screen_changed(Cue::Busy, None, t0, 0);
+        e.screen_changed(read(Cue::Busy), t0, 0);
         asked(&mut e, t0 + MS(10));
-        e.screen_changed(Cue::Quiet, None, t0 + MS(20), 0);
+        e.screen_changed(read(Cue::Quiet), t0 + MS(20), 0);
         assert_eq!(e.tick(t0 + MS(400), 0), None);
         assert_eq!(e.state().kind, StateKind::WaitingPermission);
         // Drawn, then answered: now it counts.
-        e.screen_changed(Cue::Permission, None, t0 + MS(500), 0);
-        e.screen_changed(Cue::Busy, None, t0 + MS(600), 0);
+        e.screen_changed(read(Cue::Permission), t0 + MS(500), 0);
+        e.screen_changed(read(Cue::Busy), t0 + MS(600), 0);
         assert_eq!(
             e.tick(t0 + MS(800), 0).map(|s| s.kind),
             Some(StateKind::Tool)
@@ -693,11 +821,69 @@ mod tests {
     fn a_question_before_any_work_is_waiting_input_even_with_hooks() {
         let (mut e, t0) = start(true);
         e.hook(&hook(StateKind::Idle, "SessionStart"), t0, 0);
-        e.screen_changed(Cue::Input, Some("Meet GPT-6 Sol".into()), t0 + MS(2000), 0);
+        e.screen_changed(
+            Reading {
+                line: Some("Meet GPT-6 Sol".into()),
+                ..read(Cue::Input)
+            },
+            t0 + MS(2000),
+            0,
+        );
         let s = e.tick(t0 + MS(2200), 0).expect("waiting for the user");
         assert_eq!(
             (s.kind, s.detail.as_deref()),
             (StateKind::WaitingInput, Some("Meet GPT-6 Sol"))
+        );
+    }
+
+    #[test]
+    fn hooks_that_imply_nothing_do_not_hold_back_the_screen() {
+        // Gemini fires BeforeModel/AfterModel all through a turn: an Esc on screen must
+        // still count once it has held.
+        let (mut e, t0) = start(true);
+        e.hook(&hook(StateKind::Thinking, "BeforeAgent"), t0, 0);
+        let noise = HookEvent {
+            effect: Effect::Noise,
+            ..hook(StateKind::Thinking, "AfterModel")
+        };
+        e.hook(&noise, t0 + MS(3000), 0);
+        e.screen_changed(read(Cue::Interrupted), t0 + MS(3100), 0);
+        assert_eq!(
+            e.tick(t0 + MS(3250), 0).map(|s| s.kind),
+            Some(StateKind::Idle)
+        );
+        assert_eq!(e.health(t0).0, Health::Ok);
+    }
+
+    /// OpenCode marks the tool part running while its permission is asked; only the
+    /// answer (its `permission.replied`) ends the wait.
+    #[test]
+    fn a_tool_marked_running_while_asking_waits_for_the_answer() {
+        let (mut e, t0) = start(true);
+        asked(&mut e, t0);
+        assert_eq!(
+            e.hook(&hook(StateKind::Tool, "message.part.updated"), t0, 0),
+            None
+        );
+        assert_eq!(e.state().kind, StateKind::WaitingPermission);
+        let replied = HookEvent {
+            effect: Effect::Answered { approve: true },
+            ..hook(StateKind::Tool, "permission.replied")
+        };
+        let s = e.hook(&replied, t0, 0).expect("answered");
+        assert_eq!((s.kind, s.tool.as_deref()), (StateKind::Tool, Some("Bash")));
+        assert_eq!(e.hook(&replied, t0, 0), None, "answered once");
+    }
+
+    /// Gemini fires no hook when `/compress` is over: its screen at rest ends it.
+    #[test]
+    fn compaction_ends_when_the_screen_is_at_rest() {
+        let (mut e, t0) = start(true);
+        e.hook(&hook(StateKind::Compacting, "PreCompress"), t0, 0);
+        e.screen_changed(read(Cue::Quiet), t0 + MS(2000), 0);
+        assert_eq!(
+            e.tick(t0 + MS(2200), 0).map(|s| s.kind),
+            Some(StateKind::Idle)
         );
     }
 

@@ -313,17 +313,20 @@ class Handler(BaseHTTPRequestHandler):
         tools = body.get("tools") or []
         bash = next((t.get("name") for t in tools
                      if isinstance(t, dict) and str(t.get("name", "")).lower() == "bash"), None)
+        # The prompt that asked for two tools, and the tool results since it (Claude adds
+        # reminder text blocks to tool-result messages, so any text is no turn start).
         turn_text, results = "", 0
         for m in reversed(msgs):
             c = m.get("content")
             blocks = [{"type": "text", "text": c}] if isinstance(c, str) else (c or [])
             if m.get("role") != "user":
                 continue
-            results += sum(1 for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result")
             texts = [b.get("text", "") for b in blocks if isinstance(b, dict) and b.get("type") == "text"]
-            if texts:
-                turn_text = texts[-1]
+            asked = [t for t in texts if "THEN_TOOL" in t]
+            if asked:
+                turn_text = asked[-1]
                 break
+            results += sum(1 for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result")
         branch, payload = decide(last_text, tool_result, bash is not None, turn_text, results)
         stream = bool(body.get("stream"))
         log(f"POST {self.path} model={model} branch={branch} stream={stream} tools={len(tools)}")

@@ -261,13 +261,19 @@ pub fn gemini(env: &mut TestEnv, url: &str) -> Cli {
         &home(env).join(".gemini/settings.json"),
         &settings.to_string(),
     );
+    // Plain `sleep` allowed by the user's policy (scenario 8): the policy engine's rule
+    // format (`~/.gemini/policies/*.toml`); `--allowed-tools` would deny every other
+    // shell command instead of asking.
+    write(
+        &home(env).join(".gemini/policies/canopy-tests.toml"),
+        "[[rule]]\ntoolName = \"run_shell_command\"\ncommandPrefix = \"sleep\"\n\
+         decision = \"allow\"\npriority = 100\n",
+    );
     env.set_var("GEMINI_API_KEY", "mock-key");
     env.set_var("GOOGLE_GEMINI_BASE_URL", url);
     env.set_var("GEMINI_CLI_NO_RELAUNCH", "true");
     Cli {
         agent: "gemini",
-        // No `--allowed-tools` for scenario 8: with it, Gemini 0.61 denies every other
-        // shell command by policy instead of asking.
         args: ["--approval-mode", "default", "--skip-trust"]
             .map(String::from)
             .to_vec(),

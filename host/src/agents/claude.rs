@@ -125,6 +125,11 @@ impl Adapter for Claude {
         let name = field(p, "hook_event_name").unwrap_or("?").to_owned();
         let tool = field(p, "tool_name").map(str::to_owned);
         let effect = match name.as_str() {
+            // Compaction starts the conversation over from a summary: PostCompact says
+            // how it goes on.
+            "SessionStart" if field(p, "source") == Some("compact") => {
+                Effect::ignore("the conversation goes on after compaction")
+            }
             "SessionStart" => Effect::state(StateKind::Idle),
             "UserPromptSubmit" => Effect::state(StateKind::Thinking),
             "PreToolUse" => Effect::tool(StateKind::Tool, tool, tool_detail(p.get("tool_input"))),
@@ -133,9 +138,15 @@ impl Adapter for Claude {
                 tool,
                 tool_detail(p.get("tool_input")),
             ),
-            "PostToolUse" | "PostToolUseFailure" | "PermissionDenied" | "PostCompact" => {
+            "PostToolUse" | "PostToolUseFailure" | "PermissionDenied" => {
                 Effect::state(StateKind::Thinking)
             }
+            // An automatic compaction happens inside a turn, which goes on; `/compact`
+            // is a command of its own, and no Stop follows it.
+            "PostCompact" if field(p, "trigger") == Some("auto") => {
+                Effect::state(StateKind::Thinking)
+            }
+            "PostCompact" => Effect::state(StateKind::Idle),
             "PreCompact" => Effect::state(StateKind::Compacting),
             "Stop" => {
                 let background = p
@@ -204,8 +215,33 @@ mod tests {
     fn kind(e: &HookEvent) -> Option<StateKind> {
         match &e.effect {
             Effect::State { kind, .. } => Some(*kind),
-            Effect::Ignore(_) | Effect::Noise => None,
+            Effect::Answered { .. } | Effect::Ignore(_) | Effect::Noise => None,
         }
+    }
+
+    /// `/compact` (found with the real Claude 2.1.332): PreCompact, SessionStart with
+    /// source compact, PostCompact, and no Stop: it ends idle. Automatic compaction is
+    /// part of a turn that goes on.
+    #[test]
+    fn compaction_ends_idle_unless_it_was_automatic() {
+        let c = Claude::new();
+        let ev = |v: serde_json::Value| kind(&c.hook(&v, None));
+        assert_eq!(
+            ev(json!({"hook_event_name":"PreCompact","trigger":"manual"})),
+            Some(StateKind::Compacting)
+        );
+        assert_eq!(
+            ev(json!({"hook_event_name":"SessionStart","source":"compact"})),
+            None
+        );
+        assert_eq!(
+            ev(json!({"hook_event_name":"PostCompact","trigger":"manual"})),
+            Some(StateKind::Idle)
+        );
+        assert_eq!(
+            ev(json!({"hook_event_name":"PostCompact","trigger":"auto"})),
+            Some(StateKind::Thinking)
+        );
     }
 
     #[test]

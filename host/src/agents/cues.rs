@@ -38,6 +38,17 @@ fn compile(patterns: &[&str]) -> Result<Vec<Regex>, regex::Error> {
     patterns.iter().map(|p| Regex::new(p)).collect()
 }
 
+/// What one look at the screen found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reading {
+    pub cue: Cue,
+    /// The line behind the cue (an error's text, an input screen's question).
+    pub line: Option<String>,
+    /// How many error and interrupted notices are on screen. They stay in the
+    /// transcript through later turns, so only a new one (the count going up) is news.
+    pub notices: usize,
+}
+
 /// An adapter's screen patterns.
 #[derive(Debug, Clone, Default)]
 pub struct Cues {
@@ -80,6 +91,18 @@ impl Cues {
     /// Classify the visible screen text.
     pub fn classify(&self, screen: &str) -> Cue {
         self.classify_with_line(screen).0
+    }
+
+    /// Classify the visible screen text and count its notices.
+    pub fn read(&self, screen: &str) -> Reading {
+        let (cue, line) = self.classify_with_line(screen);
+        let notices = self
+            .error
+            .iter()
+            .chain(&self.interrupted)
+            .map(|r| r.find_iter(screen).count())
+            .sum();
+        Reading { cue, line, notices }
     }
 
     /// Classify the visible screen text; for an error or a question, also the line

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use canopy_protocol::StateKind;
 
-pub use cues::{Cue, Cues};
+pub use cues::{Cue, Cues, Reading};
 
 /// What an adapter needs to know to launch its agent.
 #[derive(Debug, Clone)]
@@ -112,6 +112,9 @@ pub enum Effect {
         tool: Option<String>,
         detail: Option<String>,
     },
+    /// The agent says its open permission request was answered (from anywhere):
+    /// approved, the tool runs; refused, its turn ends.
+    Answered { approve: bool },
     /// Nothing changes; the text says why (shown by `canopy explain`).
     Ignore(String),
     /// Keep-alives and the like: not even worth a line in `canopy explain`.

@@ -124,11 +124,9 @@ impl Adapter for OpenCode {
                     tool_detail(props.get("metadata")),
                 )
             }
-            // An approved request's tool runs now (the tool part's own "running" event
-            // may come later); a rejected one ends the turn (session.idle follows).
-            "permission.replied" => match field(&props, "reply") {
-                Some("reject") => Effect::state(StateKind::Idle),
-                _ => Effect::state(StateKind::Tool),
+            // A rejected request ends the turn (session.idle follows).
+            "permission.replied" => Effect::Answered {
+                approve: field(&props, "reply") != Some("reject"),
             },
             "message.part.updated" => {
                 let part = props.get("part").cloned().unwrap_or(Value::Null);
@@ -229,6 +227,15 @@ mod tests {
                 .effect,
             Effect::Noise
         );
+        let replied = |reply: &str| {
+            o.hook(
+                &json!({"type":"permission.replied","properties":{"sessionID":"ses_1","requestID":"per_1","reply":reply}}),
+                None,
+            )
+            .effect
+        };
+        assert_eq!(replied("once"), Effect::Answered { approve: true });
+        assert_eq!(replied("reject"), Effect::Answered { approve: false });
         assert_eq!(
             o.answer_request("per_1", false),
             Some((

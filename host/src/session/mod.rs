@@ -28,7 +28,7 @@ use canopy_protocol::{Health, State, StateKind, StateSource};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, Sleep};
 
-use crate::agents::{Adapter, Cue, Cues};
+use crate::agents::{Adapter, Cue, Cues, Reading};
 use crate::clock::now_ms;
 use crate::state::{Engine, Timing};
 pub use pty::{ExitStatus, SpawnSpec};
@@ -413,7 +413,7 @@ impl Actor {
                 },
                 Some(event) = events.recv() => { self.on_hook(&event); }
                 Some(msg) = from_screen.recv() => match msg {
-                    FromScreen::Cue(cue, line) => self.on_cue(cue, line),
+                    FromScreen::Cue(reading) => self.on_cue(reading),
                     // Only while no real terminal is attached to answer instead.
                     FromScreen::Reply(data) => if self.output.receiver_count() == 0 {
                         self.pending_input.extend(data);
@@ -477,15 +477,15 @@ impl Actor {
         let _ = self.screen.send(ToScreen::Output(chunk)).await;
     }
 
-    fn on_cue(&mut self, cue: Cue, line: Option<String>) {
-        if cue != Cue::Permission {
+    fn on_cue(&mut self, reading: Reading) {
+        if reading.cue != Cue::Permission {
             self.dialog_answered = false;
             if let Some(reason) = self.after_dialog.take() {
                 self.submit(reason, None);
             }
         }
         let now = Instant::now().into_std();
-        let changed = self.engine.screen_changed(cue, line, now, now_ms());
+        let changed = self.engine.screen_changed(reading, now, now_ms());
         self.publish(changed);
     }
 
@@ -493,14 +493,8 @@ impl Actor {
     fn on_hook(&mut self, payload: &serde_json::Value) -> String {
         let _ = self.usage.send(usage::ToUsage::Hook(payload.clone()));
         let event = self.adapter.hook(payload, self.agent_session_id.as_deref());
-        match (&event.request_id, &event.effect) {
-            (Some(id), _) => self.pending_request = Some(id.clone()),
-            (None, crate::agents::Effect::State { kind, .. })
-                if *kind != StateKind::WaitingPermission =>
-            {
-                self.pending_request = None;
-            }
-            _ => {}
+        if let Some(id) = &event.request_id {
+            self.pending_request = Some(id.clone());
         }
         if matches!(
             &event.effect,
@@ -679,8 +673,10 @@ impl Actor {
 
     /// Tell the registry about a state or health change and re-arm the engine's timer.
     fn publish(&mut self, changed: Option<State>) {
+        // A request is open exactly while the state waits for permission.
         if self.engine.state().kind != StateKind::WaitingPermission {
             self.release_held_hook();
+            self.pending_request = None;
         }
         if let Some(state) = &changed {
             self.track_active(state.kind);
@@ -816,8 +812,8 @@ enum ToScreen {
 /// they change and replies only when the agent asks, and the actor must never wait on
 /// the task it feeds.
 enum FromScreen {
-    /// The screen's cue changed (with the line behind it, for errors).
-    Cue(Cue, Option<String>),
+    /// What the screen shows changed.
+    Cue(Reading),
     /// The terminal model's answers to the agent's queries (cursor position, colours).
     Reply(Vec<u8>),
 }
@@ -831,7 +827,7 @@ async fn screen_task(
     output: broadcast::Sender<Bytes>,
     session: mpsc::UnboundedSender<FromScreen>,
 ) {
-    let mut last_cue = None;
+    let mut last_reading: Option<Reading> = None;
     while let Some(msg) = inbox.recv().await {
         match msg {
             ToScreen::Output(chunk) => {
@@ -843,10 +839,10 @@ async fn screen_task(
                 // Only when nothing else is queued: a burst is classified once, at its end.
                 if inbox.is_empty() {
                     screen.trim();
-                    let (cue, line) = cues.classify_with_line(&screen.text());
-                    if last_cue != Some(cue) {
-                        last_cue = Some(cue);
-                        let _ = session.send(FromScreen::Cue(cue, line));
+                    let reading = cues.read(&screen.text());
+                    if last_reading.as_ref() != Some(&reading) {
+                        last_reading = Some(reading.clone());
+                        let _ = session.send(FromScreen::Cue(reading));
                     }
                 }
             }

@@ -687,17 +687,18 @@ impl Flavour for Claude {
         );
         cx.history
             .push("✻ Conversation compacted (ctrl+o for history)".into());
-        self.fire(
-            cx,
-            "PostCompact",
-            Some("manual"),
-            json!({"trigger": "manual", "compact_summary": summary}),
-        );
+        // The real 2.1.332 starts the new session before PostCompact.
         self.fire(
             cx,
             "SessionStart",
             Some("compact"),
             json!({"source": "compact", "model": cx.model}),
+        );
+        self.fire(
+            cx,
+            "PostCompact",
+            Some("manual"),
+            json!({"trigger": "manual", "compact_summary": summary}),
         );
     }
 
