@@ -7,10 +7,11 @@
 //!   [`Timing::hold`] before it counts, and never overrides a hook event younger than
 //!   [`Timing::fresh`]. Each cue appearance counts at most once, so text that stays on
 //!   screen cannot fight later hook events.
-//! - While hooks work, only cues hooks cannot see count: a permission dialog, an
-//!   interrupt (Esc fires no hook), a screen that waits for the user before any work.
-//!   With no hooks (none configured, or none arrived), every cue counts: busy →
-//!   thinking, at rest → idle.
+//! - While hooks work, only cues hooks cannot see count: a permission dialog, a screen
+//!   that waits for the user before any work, and the busy indicator going away while
+//!   the agent works (an interrupt fires no hook): at rest → idle, with a new error
+//!   notice → error. With no hooks (none configured, or none arrived), every cue counts:
+//!   busy → thinking, at rest → idle.
 //! - A state holds only while its evidence holds. `waiting_permission` ends the moment
 //!   its request is answered anywhere: from Canopy ([`Engine::answered`]: approve →
 //!   `tool`, deny → what the agent does next), or in the agent's terminal (the dialog
@@ -451,9 +452,10 @@ impl Engine {
             return self.dialog_answered_on_screen(&c, wall);
         }
         let hooks_working = self.hooks_arrived;
-        // An error or an interruption ends work: it counts while the agent works and
-        // only if it is new (notices stay in the transcript through later turns).
-        let ends_work = !hooks_working || (self.state.kind.is_active() && c.news);
+        let working = self.state.kind.is_active();
+        // Notices stay in the transcript through later turns: only one that appeared
+        // since the work began is news.
+        let new_error = c.cue == Cue::Error && c.news;
         if matches!(c.cue, Cue::Error | Cue::Interrupted) {
             self.old_notices = self.notices;
         }
@@ -462,19 +464,19 @@ impl Engine {
             // Hooks cannot see a screen that waits for the user before any work.
             Cue::Input => Some(StateKind::WaitingInput),
             // Some agents report an API error nowhere but on screen.
-            Cue::Error if ends_work => Some(StateKind::Error),
-            Cue::Interrupted if ends_work => Some(StateKind::Idle),
-            Cue::Error | Cue::Interrupted => None,
-            Cue::Busy if !hooks_working => Some(StateKind::Thinking),
-            // An agent at rest on screen has started, whether or not a hook said so.
-            // So has one whose compaction is over (Gemini fires no hook after it).
-            Cue::Quiet
-                if !hooks_working
-                    || matches!(self.state.kind, StateKind::Starting | StateKind::Compacting) =>
+            Cue::Error if !hooks_working || (working && new_error) => Some(StateKind::Error),
+            // Every agent shows a busy indicator for as long as it works: one that went
+            // away means the work stopped, though no hook says so (Esc fires none, and
+            // Claude takes an interrupted prompt back without a notice). So has an agent
+            // at rest that was starting, or compacting (Gemini fires nothing after it).
+            Cue::Error | Cue::Interrupted | Cue::Quiet
+                if hooks_working && (working || self.state.kind == StateKind::Starting) =>
             {
                 Some(StateKind::Idle)
             }
-            Cue::Busy | Cue::Quiet => None,
+            Cue::Interrupted | Cue::Quiet if !hooks_working => Some(StateKind::Idle),
+            Cue::Busy if !hooks_working => Some(StateKind::Thinking),
+            Cue::Error | Cue::Interrupted | Cue::Busy | Cue::Quiet => None,
         };
         // Busy states agree with a busy screen; keep the more specific one.
         let agrees = matches!(
@@ -504,8 +506,8 @@ impl Engine {
             _ => {
                 let why = if agrees {
                     "agrees with the current state"
-                } else if matches!(c.cue, Cue::Error | Cue::Interrupted) {
-                    "an old notice: the turn had already ended"
+                } else if matches!(c.cue, Cue::Error | Cue::Interrupted | Cue::Quiet) {
+                    "the agent was not working"
                 } else {
                     "hooks are the authority for this"
                 };
@@ -618,20 +620,37 @@ mod tests {
             t0 + MS(3100),
             0,
         );
+        // The busy indicator goes away with only the old line on screen: the work
+        // stopped, with no new error.
         e.screen_changed(read(Cue::Error), t0 + MS(5000), 0);
-        assert_eq!(e.tick(t0 + MS(5200), 0), None);
-        assert_eq!(e.state().kind, StateKind::Thinking);
-        // A second error line is news.
+        assert_eq!(
+            e.tick(t0 + MS(5200), 0).map(|s| s.kind),
+            Some(StateKind::Idle)
+        );
+        // The next turn fails: a second error line is news.
+        e.hook(
+            &hook(StateKind::Thinking, "UserPromptSubmit"),
+            t0 + MS(5500),
+            0,
+        );
+        e.screen_changed(
+            Reading {
+                notices: 1,
+                ..read(Cue::Busy)
+            },
+            t0 + MS(5600),
+            0,
+        );
         e.screen_changed(
             Reading {
                 notices: 2,
                 ..read(Cue::Error)
             },
-            t0 + MS(6000),
+            t0 + MS(7100),
             0,
         );
         assert_eq!(
-            e.tick(t0 + MS(6200), 0).map(|s| s.kind),
+            e.tick(t0 + MS(7300), 0).map(|s| s.kind),
             Some(StateKind::Error)
         );
     }
@@ -703,12 +722,24 @@ mod tests {
     }
 
     #[test]
-    fn with_hooks_working_busy_and_quiet_cues_do_not_flip_state() {
+    fn with_hooks_working_a_busy_screen_changes_nothing() {
         let (mut e, t0) = start(true);
-        e.hook(&hook(StateKind::Tool, "PreToolUse"), t0, 0);
-        e.screen_changed(read(Cue::Quiet), t0 + MS(2000), 0);
+        e.hook(&hook(StateKind::Idle, "Stop"), t0, 0);
+        e.screen_changed(read(Cue::Busy), t0 + MS(2000), 0);
         assert_eq!(e.tick(t0 + MS(2400), 0), None);
-        assert_eq!(e.state().kind, StateKind::Tool);
+        assert_eq!(e.state().kind, StateKind::Idle);
+    }
+
+    /// Claude takes a prompt interrupted by Esc back into its input: no hook, no
+    /// notice, only the busy indicator gone (found with the real 2.1.332).
+    #[test]
+    fn a_busy_indicator_that_goes_away_while_working_is_idle() {
+        let (mut e, t0) = start(true);
+        e.hook(&hook(StateKind::Thinking, "UserPromptSubmit"), t0, 0);
+        e.screen_changed(read(Cue::Busy), t0 + MS(100), 0);
+        e.screen_changed(read(Cue::Quiet), t0 + MS(3000), 0);
+        let s = e.tick(t0 + MS(3200), 0).expect("stopped");
+        assert_eq!((s.kind, s.source), (StateKind::Idle, StateSource::Screen));
     }
 
     #[test]

@@ -605,3 +605,27 @@ fn an_old_interrupted_notice_hides_nothing() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(env.state_history("l", seq), ["thinking", "idle"]);
 }
+
+/// Claude's `--allowedTools` takes every value after it: the first prompt goes after
+/// `--`, or a user's `canopy new … -- --allowedTools …` swallows it (found with the
+/// real 2.1.332: "was read as a value of --allowedTools, not as a prompt").
+#[test]
+fn the_first_prompt_survives_options_that_take_many_values() {
+    let env = TestEnv::with_fake_agents();
+    env.ok(&[
+        "new",
+        "v",
+        "--agent",
+        "claude",
+        "--prompt",
+        "@tool:Bash:ls",
+        "--",
+        "--allowedTools",
+        "Bash(ls:*)",
+    ]);
+    wait_for("the prompt's tool to run", WAIT, || {
+        env.ok(&["explain", "v"])
+            .contains("PostToolUse")
+            .then_some(())
+    });
+}

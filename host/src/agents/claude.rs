@@ -105,7 +105,9 @@ impl Adapter for Claude {
         };
         args.extend(ctx.extra_args.iter().cloned());
         if let Some(p) = ctx.prompt {
-            args.push(p.to_owned());
+            // After `--`: options such as `--allowedTools` take every value that follows
+            // them, and would swallow the prompt.
+            args.extend(["--".to_owned(), p.to_owned()]);
         }
         Ok(Launch {
             program: "claude".into(),

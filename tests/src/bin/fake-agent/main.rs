@@ -830,6 +830,15 @@ impl Args {
                 out.values.push((k.to_owned(), v.to_owned()));
                 continue;
             }
+            // `--flag...`: takes every value up to the next flag, as Claude's
+            // `--allowedTools` does (it swallows a prompt that follows it).
+            if with_value.contains(&format!("{a}...").as_str()) {
+                while let Some(v) = it.as_slice().first().filter(|v| !v.starts_with('-')) {
+                    out.values.push((a.clone(), v.clone()));
+                    it.next();
+                }
+                continue;
+            }
             if with_value.contains(&a.as_str()) {
                 if let Some(v) = it.next() {
                     out.values.push((a.clone(), v.clone()));
