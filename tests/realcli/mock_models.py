@@ -13,9 +13,9 @@ Python 3 stdlib only.  One server on 127.0.0.1:PORT serves:
                        POST /v1beta/models/<m>:countTokens
 
 Scripted scenario, decided per request from the conversation so far:
-  * last user text contains "API_ERROR"        -> HTTP 400, provider error JSON, "mock bad request"
-  * last user text contains "API_ERROR500"     -> HTTP 500 (a server error the CLI may retry)
-  * last user text contains "RATE_LIMIT_ONCE"  -> HTTP 429 with retry-after: 1 the first time that
+  * last user text starts with "API_ERROR"     -> HTTP 400, provider error JSON, "mock bad request"
+  * last user text starts with "API_ERROR500"  -> HTTP 500 (a server error the CLI may retry)
+  * last user text starts with "RATE_LIMIT_ONCE" -> HTTP 429 with retry-after: 1 the first time that
                                                   conversation asks, then the normal answer
   * last user text contains "RUN_SAFE <cmd>"   -> like RUN_TOOL, but Codex is not asked to escalate
                                                   (so its sandbox runs it without a dialog)
@@ -128,11 +128,14 @@ def decide(last_text, tool_result, can_call_tool, turn_text="", results=0):
     tool result: API_ERROR > RUN_TOOL > tool result > plain text.
     """
     text = last_text or ""
-    if "API_ERROR500" in text:
+    # Error triggers count only at the start of a prompt: a compaction request quotes the
+    # whole conversation, earlier "API_ERROR" prompts included.
+    lead = text.lstrip()
+    if lead.startswith("API_ERROR500"):
         return "server_error", "mock server error"
-    if rate_limited_now(text):
+    if lead.startswith("RATE_LIMIT_ONCE") and rate_limited_now(text):
         return "rate_limited", "mock rate limited"
-    if "API_ERROR" in text:
+    if lead.startswith("API_ERROR"):
         return "api_error", ERROR_TEXT
     m = RUN_TOOL_RE.search(text)
     if m and can_call_tool:

@@ -711,30 +711,29 @@ fn matrix(agent: &str, setup: Setup) {
 /// a cell joins this list once it has passed on the real CLI.
 fn verified(agent: &str) -> Vec<Scenario> {
     use Scenario::*;
+    let mut cells = vec![
+        ApproveCanopy,
+        ApproveTerminal,
+        EscThinking,
+        TwoTools,
+        AllowedTool,
+        ApiError,
+        RateLimited,
+    ];
     match agent {
-        "claude" => vec![
-            ApproveCanopy,
-            ApproveTerminal,
+        "claude" => cells.extend([
             DenyCanopy,
             RefuseTerminal,
-            EscThinking,
             EscTool,
-            AllowedTool,
-            ApiError,
-            RateLimited,
+            Compact,
             TypedPrompt,
-        ],
-        "codex" => vec![
-            ApproveCanopy,
-            ApproveTerminal,
-            RefuseTerminal,
-            EscThinking,
-            EscTool,
-            AllowedTool,
-            ApiError,
-        ],
-        _ => Vec::new(),
+            Exit,
+        ]),
+        "codex" => cells.extend([DenyCanopy, RefuseTerminal, EscTool, TypedPrompt, Exit]),
+        "gemini" => cells.extend([DenyCanopy, RefuseTerminal, Compact, TypedPrompt, Exit]),
+        _ => {}
     }
+    cells
 }
 
 /// Save one CLI's cells and, when asked, write the whole table.
