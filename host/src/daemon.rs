@@ -61,6 +61,8 @@ pub struct Daemon {
     /// The built-in price table with the user's `[prices]` entries.
     pub prices: Arc<crate::usage::Prices>,
     pub info: HostInfo,
+    /// The links to remote hosts, which run requests for `HOST:NAME` there.
+    pub remotes: crate::remote::Remotes,
     /// Set to true to begin a graceful shutdown.
     pub shutdown: watch::Sender<bool>,
     /// The status snapshot writer, awaited at shutdown before its file is removed. The
@@ -170,6 +172,8 @@ pub fn start(paths: Paths, config: Config) -> Result<Arc<Daemon>, StartError> {
     };
     let (registry, reports, status) = Registry::start(store, loaded, info.clone());
     let (shutdown, _) = watch::channel(false);
+    let remotes =
+        crate::remote::Remotes::start(&config.hosts, &paths, &registry, shutdown.subscribe());
     let writer = tokio::spawn(crate::snapshot::keep_written(
         paths.snapshot_file(),
         status,
@@ -183,6 +187,7 @@ pub fn start(paths: Paths, config: Config) -> Result<Arc<Daemon>, StartError> {
         config,
         prices,
         info,
+        remotes,
         shutdown,
         snapshot_writer: std::sync::Mutex::new(Some(writer)),
     }))

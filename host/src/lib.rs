@@ -14,6 +14,7 @@
 //! - [`agents`]: one adapter per agent CLI: launch with hooks, read hooks and screens.
 //! - [`state`]: the state engine: hooks and screen cues in, state and evidence out.
 //! - [`usage`]: tokens, cost, context and tool calls from each agent's transcript.
+//! - [`remote`]: links to remote hosts (ssh to `canopy stdio`), routing `HOST:NAME`.
 //! - [`tracker`]: issue context from GitHub, Jira and YouTrack for `new --issue`.
 //! - [`git`]: worktrees with git2: create, check for unsaved work, remove.
 //! - [`snapshot`]: the atomically written `status.json` for front ends without a socket.
@@ -31,6 +32,7 @@ pub mod daemon;
 pub mod git;
 pub mod paths;
 pub mod registry;
+pub mod remote;
 pub mod rpc;
 pub mod session;
 pub mod snapshot;

@@ -37,6 +37,7 @@ pub const CAPABILITIES: &[&str] = &[
     "approve",
     "resume",
     "capture",
+    "remote",
 ];
 
 /// Methods whose handlers may take long (git, process stops); connections run them in
@@ -61,6 +62,9 @@ pub async fn handle(
     method: &str,
     params: &[Value],
 ) -> Result<Value, RpcError> {
+    if let Some(host) = crate::remote::addressed_host(method, params) {
+        return daemon.remotes.call(&host, method, params).await;
+    }
     match method {
         method::HELLO => {
             let p: HelloParams = parse(params)?;
@@ -75,6 +79,7 @@ pub async fn handle(
                         .metrics()
                         .num_alive_tasks() as u64,
                 ),
+                boot_id: Some(format!("{}-{}", daemon.info.pid, daemon.info.started_at)),
             })
         }
         method::LIST => encode(&daemon.registry.list().await?),
@@ -308,6 +313,8 @@ async fn new_session(daemon: &Arc<Daemon>, p: NewParams) -> Result<Session, RpcE
     let (rows, cols) = (p.rows.unwrap_or(24).max(1), p.cols.unwrap_or(80).max(1));
     let record = Session {
         name: p.name.clone(),
+        host: canopy_protocol::LOCAL_HOST.into(),
+        stale_since: None,
         agent: prepared.adapter.name().to_owned(),
         command: prepared.command(),
         repo: wt.repo.display().to_string(),

@@ -12,7 +12,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Session {
     /// Unique name; also the branch suffix (`canopy/<name>`) and worktree directory.
+    /// A session of another host is named `HOST:NAME` here (its own host calls it
+    /// `NAME`); a colon never appears in a local name, as git refuses it in branches.
     pub name: String,
+    /// The host the session runs on: [`LOCAL_HOST`], or a `[hosts.NAME]` of the config.
+    /// Records from before remote hosts existed decode as local.
+    #[serde(default = "local_host")]
+    pub host: String,
+    /// Since when (Unix ms) this record is the last one seen from a host whose link
+    /// dropped: it may be out of date, and commands to it fail until the link is back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_since: Option<u64>,
     /// Which agent runs here: an adapter name (`claude`, …) or the program of a command.
     pub agent: String,
     /// The full command line the agent was started with.
@@ -50,7 +60,19 @@ pub struct Session {
     pub task: Option<Task>,
 }
 
+/// The name of the machine a client talks to, in [`Session::host`].
+pub const LOCAL_HOST: &str = "local";
+
+fn local_host() -> String {
+    LOCAL_HOST.to_owned()
+}
+
 impl Session {
+    /// Whether the session runs on the host that serves this record.
+    pub fn is_local(&self) -> bool {
+        self.host == LOCAL_HOST
+    }
+
     /// Whether the agent process is (as far as the host knows) alive.
     pub fn is_running(&self) -> bool {
         self.state.kind.is_live()

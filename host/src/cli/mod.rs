@@ -8,6 +8,7 @@ mod hook;
 mod host;
 mod issue;
 mod setup;
+mod stdio;
 mod usage;
 
 use std::collections::BTreeMap;
@@ -72,6 +73,10 @@ enum Cmd {
         /// If the issue cannot be fetched, start without its context instead of failing
         #[arg(long, requires = "issue")]
         issue_optional: bool,
+        /// Start it on this remote host (`[hosts.NAME]`); --repo is then a path there.
+        /// An issue is still fetched here, with this machine's tokens
+        #[arg(long, requires = "repo")]
+        host: Option<String>,
         /// Arguments for the agent command
         #[arg(last = true)]
         args: Vec<String>,
@@ -193,6 +198,14 @@ enum Cmd {
         agent: String,
         /// The payload when the agent passes it as an argument (else read from stdin)
         payload: Option<String>,
+    },
+    /// Bridge stdin and stdout to the host's socket, after a `CANOPY1` line (what a hub
+    /// runs over ssh to reach this machine)
+    Stdio,
+    /// The remote hosts of the config and the state of their links
+    Hosts {
+        #[arg(long)]
+        json: bool,
     },
     /// Print a shell completion script
     Completions { shell: clap_complete::Shell },
@@ -331,17 +344,22 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
             prompt,
             issue,
             issue_optional,
+            host,
             args,
         } => {
-            let repo = match repo {
-                Some(r) => std::path::absolute(r)?,
-                None => std::env::current_dir()?,
+            let here = std::env::current_dir()?;
+            // A remote repository is a path on that machine: taken as given.
+            let repo = match (repo, &host) {
+                (Some(r), Some(_)) => r,
+                (Some(r), None) => std::path::absolute(r)?,
+                (None, _) => here.clone(),
             };
+            let issue_repo = if host.is_some() { &here } else { &repo };
             // Fetched before anything is created, so a failure leaves nothing behind.
             let (mut prompt, mut task, mut task_context, mut default_name) =
                 (prompt, None, None, None);
             if let Some(reference) = issue {
-                match issue::fetch(&paths, &reference, &repo).await {
+                match issue::fetch(&paths, &reference, issue_repo).await {
                     Ok(fetched) => {
                         prompt = Some(context::prompt(&fetched.context, prompt.as_deref()));
                         default_name = Some(fetched.name);
@@ -392,6 +410,7 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
                 env: std::env::vars().collect::<BTreeMap<_, _>>(),
                 rows: Some(rows),
                 cols: Some(cols),
+                host,
             };
             let mut client = connect(&paths).await?;
             let s: Session = client.call(method::NEW, &params).await?;
@@ -597,6 +616,43 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
         Cmd::Host { action: None, .. } | Cmd::Hook { .. } | Cmd::Setup { .. } => {
             unreachable!("handled before the runtime starts")
         }
+        Cmd::Stdio => stdio::run(&paths).await?,
+        Cmd::Hosts { json } => {
+            let config = Config::load(&paths.config_file)?;
+            let st: Status = connect(&paths)
+                .await?
+                .call(method::STATUS, &NameParams::default())
+                .await?;
+            if json {
+                print_json(&st.hosts)?;
+            } else if config.hosts.is_empty() && st.hosts.is_empty() {
+                println!(
+                    "no remote hosts; add one with [hosts.NAME] ssh = \"ALIAS\" in {}",
+                    paths.config_file.display()
+                );
+            } else {
+                for link in &st.hosts {
+                    let sessions = st.sessions.iter().filter(|s| s.host == link.name).count();
+                    print!(
+                        "{}",
+                        format::host_line(link, now_ms()).replacen(
+                            '\n',
+                            &format!(" ({sessions} sessions)\n"),
+                            1
+                        )
+                    );
+                }
+                for name in config
+                    .hosts
+                    .keys()
+                    .filter(|n| !st.hosts.iter().any(|l| &&l.name == n))
+                {
+                    println!(
+                        "host {name}: not linked yet (the host reads the config when it starts: `canopy host stop`)"
+                    );
+                }
+            }
+        }
         Cmd::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "canopy", &mut std::io::stdout());
@@ -668,6 +724,18 @@ async fn watch(
 }
 
 fn describe_event(e: &Event) -> String {
+    if let Some(link) = &e.host {
+        return format!(
+            "#{} host {} {}{}",
+            e.seq,
+            link.name,
+            link.state.as_str(),
+            link.detail
+                .as_deref()
+                .map(|d| format!(" — {d}"))
+                .unwrap_or_default()
+        );
+    }
     let Some(s) = &e.session else {
         return format!(
             "#{} resync: events were missed; re-read with `canopy ls`",
@@ -677,7 +745,7 @@ fn describe_event(e: &Event) -> String {
     let what = match e.kind {
         EventKind::SessionAdded => "added",
         EventKind::SessionRemoved => "removed",
-        EventKind::SessionChanged | EventKind::Resync => "",
+        EventKind::SessionChanged | EventKind::Resync | EventKind::HostChanged => "",
     };
     let state = format::state_label(s);
     let detail = s
