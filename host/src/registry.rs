@@ -104,7 +104,7 @@ pub enum RemoteUpdate {
     /// Every session there, replacing whatever was known of that host.
     Snapshot(Vec<Session>),
     /// One change there.
-    Event(Event),
+    Event(Box<Event>),
     /// The link changed state; unless live, the host's sessions are marked stale.
     Link(HostLink),
 }
@@ -790,12 +790,13 @@ impl Actor {
                 }
             }
             RemoteUpdate::Event(event) => {
+                let Event { kind, session, .. } = *event;
                 // A far host's own remote sessions are not relayed: one hop only.
-                let Some(session) = event.session.filter(Session::is_local) else {
+                let Some(session) = session.filter(Session::is_local) else {
                     return;
                 };
                 let record = addressed(&host, session);
-                match event.kind {
+                match kind {
                     EventKind::SessionAdded | EventKind::SessionChanged => self.put_remote(record),
                     EventKind::SessionRemoved => {
                         if let Some(e) = self.sessions.remove(&record.name) {

@@ -229,6 +229,18 @@ impl TestEnv {
         cmd
     }
 
+    /// This environment's variables as `export K='V'` lines, for a script that runs
+    /// `canopy` in it from elsewhere (a remote login in the ssh tests).
+    pub fn exports(&self) -> String {
+        self.vars
+            .iter()
+            .map(|(k, v)| {
+                let v = v.to_string_lossy().replace('\'', "'\\''");
+                format!("export {k}='{v}'\n")
+            })
+            .collect()
+    }
+
     /// Write the user's config file.
     pub fn write_config(&self, toml: &str) {
         let path = &self.paths.config_file;

@@ -419,7 +419,7 @@ impl Link {
                         served.pending.insert(id, Pending::List);
                     } else {
                         self.registry
-                            .remote(&self.name, RemoteUpdate::Event(event))
+                            .remote(&self.name, RemoteUpdate::Event(Box::new(event)))
                             .await;
                     }
                 }
