@@ -775,7 +775,7 @@ mod tests {
     #[tokio::test]
     async fn junk_before_the_preamble_is_skipped() {
         let mut child = tokio::process::Command::new("sh")
-            .args(["-c", "printf 'Welcome!\\nCANOPY1 is not it\\nCANOPY1\\n\\x93\\x02\\xa5event\\x90'; sleep 5"])
+            .args(["-c", "printf 'Welcome!\\nCANOPY1 is not it\\nCANOPY1\\n\\223\\002\\245event\\220'; sleep 5"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
