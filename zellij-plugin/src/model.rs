@@ -11,7 +11,10 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct Session {
+    /// `HOST:NAME` for a remote host's session.
     pub name: String,
+    /// Set while its remote host's link is down: the record may be out of date.
+    pub stale_since: Option<u64>,
     pub agent: String,
     pub state: State,
     pub health: String,

@@ -43,10 +43,13 @@ end
 ---@return string
 function M.state(s)
   local st = s.state
+  local text = st.kind
   if present(st.tool) and (st.kind == 'tool' or st.kind == 'waiting_permission') then
-    return ('%s(%s)'):format(st.kind, st.tool)
+    text = ('%s(%s)'):format(st.kind, st.tool)
   end
-  return st.kind
+  -- A remote host's session whose link dropped: the last state seen, maybe out of date.
+  if present(s.stale_since) then text = text .. ' (stale)' end
+  return text
 end
 
 ---@param s canopy.Session
