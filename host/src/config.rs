@@ -35,6 +35,9 @@ pub struct Config {
     /// Issue trackers for `canopy new --issue`: `[trackers.github]`, `[trackers.jira]`,
     /// `[trackers.youtrack]`.
     pub trackers: crate::tracker::TrackersConfig,
+    /// Per repository (`[repos."PATH-OR-REMOTE-URL"]`): setup, teardown and dev server
+    /// commands, trusted as the rest of this file (they replace the repository's own).
+    pub repos: std::collections::BTreeMap<String, crate::env::RepoEnv>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -65,6 +68,10 @@ pub struct SessionsConfig {
     /// How long an agent with hooks may run before a missing first hook counts as
     /// degraded integration.
     pub hook_grace_secs: f64,
+    /// Ports per session (`CANOPY_PORT` is the first of them).
+    pub port_block: u16,
+    /// Where port blocks start.
+    pub port_base: u16,
 }
 
 impl Default for SessionsConfig {
@@ -74,6 +81,8 @@ impl Default for SessionsConfig {
             stop_grace_secs: 5.0,
             scrollback_lines: 2000,
             hook_grace_secs: 30.0,
+            port_block: 10,
+            port_base: 20000,
         }
     }
 }

@@ -63,6 +63,9 @@ pub struct Daemon {
     pub info: HostInfo,
     /// Set to true to begin a graceful shutdown.
     pub shutdown: watch::Sender<bool>,
+    /// Each session's dev server (`[run]`), a second terminal beside its agent. The
+    /// lock is never held across an await.
+    pub runs: std::sync::Mutex<std::collections::HashMap<String, crate::session::SessionHandle>>,
     /// The status snapshot writer, awaited at shutdown before its file is removed. The
     /// lock is only taken to move the handle out.
     snapshot_writer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -184,6 +187,7 @@ pub fn start(paths: Paths, config: Config) -> Result<Arc<Daemon>, StartError> {
         prices,
         info,
         shutdown,
+        runs: std::sync::Mutex::default(),
         snapshot_writer: std::sync::Mutex::new(Some(writer)),
     }))
 }

@@ -311,6 +311,7 @@ mod tests {
                 ..Usage::default()
             },
             task: None,
+            env: Default::default(),
         }
     }
 
