@@ -358,7 +358,9 @@ async fn new_session(daemon: &Arc<Daemon>, p: NewParams) -> Result<Session, RpcE
         // The agent starts once the setup has run, off this request.
         record.state.detail = Some(format!("setup: {first}"));
         let record = daemon.registry.insert_pending(record).await;
-        drop(plan.claim);
+        if record.is_ok() {
+            plan.claim.keep();
+        }
         tokio::spawn(set_up(
             daemon.clone(),
             p.name.clone(),
@@ -371,7 +373,9 @@ async fn new_session(daemon: &Arc<Daemon>, p: NewParams) -> Result<Session, RpcE
     match spawn(daemon, prepared, record, &wt.path, rows, cols).await {
         Ok((record, handle)) => {
             let record = daemon.registry.insert(record, handle).await;
-            drop(plan.claim);
+            if record.is_ok() {
+                plan.claim.keep();
+            }
             if plan.run.is_some()
                 && let Err(e) = start_run(daemon, &p.name).await
             {
@@ -659,6 +663,9 @@ async fn remove(daemon: &Daemon, name: &str, force: bool) -> Result<RemoveResult
     let removed = blocking(move || git::remove_worktree(&wt.recorded())).await?;
     forget_session_dir(daemon, name);
     daemon.registry.remove(name).await?;
+    if let Some(ports) = record.env.ports {
+        env::ports::release(ports);
+    }
     Ok(RemoveResult {
         kept_branch: removed.kept_branch,
         saved_head: removed.saved_head,

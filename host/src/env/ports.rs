@@ -1,31 +1,47 @@
 //! Port blocks: each session gets `block` consecutive ports, unique among the host's
 //! sessions (those in the registry and those being created) and free when handed out.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr, TcpListener};
 use std::sync::Mutex;
 
 use super::EnvError;
 
-/// First ports of blocks handed out to sessions not yet in the registry. Held only for
-/// a quick scan, never across an await; creations run on the blocking pool.
-static CLAIMED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+/// Blocks (first → last) this host handed out, until `rm` releases them. A creation
+/// reads the registry's blocks before it claims, so a session inserted meanwhile is
+/// seen here, not there. Held only for a quick scan, never across an await; creations
+/// run on the blocking pool.
+static CLAIMED: Mutex<BTreeMap<u16, u16>> = Mutex::new(BTreeMap::new());
 
-/// A block handed out to a session being created; it stops counting when dropped, by
-/// which time the session's record (which holds the block) is in the registry.
+/// A block handed out to a session being created: given back when dropped (creation
+/// failed) unless [`Claim::keep`] made it the session's.
 #[derive(Debug)]
 pub struct Claim {
-    first: u16,
+    kept: bool,
     pub ports: [u16; 2],
+}
+
+impl Claim {
+    /// The session's record holds the block now; `rm` releases it.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        CLAIMED
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.first);
+        if !self.kept {
+            release(self.ports);
+        }
     }
+}
+
+/// Give a removed session's block back.
+pub fn release(ports: [u16; 2]) {
+    CLAIMED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&ports[0]);
 }
 
 /// The first free block of `size` ports at or above `base` that overlaps none of
@@ -39,15 +55,12 @@ pub fn claim(used: &[[u16; 2]], size: u16, base: u16) -> Result<Claim, EnvError>
         let taken = used
             .iter()
             .copied()
-            .chain(claimed.iter().map(|&f| [f, f.saturating_add(size - 1)]))
+            .chain(claimed.iter().map(|(&f, &l)| [f, l]))
             .any(|[a, b]| u32::from(a) <= last && first <= u32::from(b));
         if !taken && (first..=last).all(|p| is_free(p as u16)) {
-            let first = first as u16;
-            claimed.insert(first);
-            return Ok(Claim {
-                first,
-                ports: [first, last as u16],
-            });
+            let ports = [first as u16, last as u16];
+            claimed.insert(ports[0], ports[1]);
+            return Ok(Claim { kept: false, ports });
         }
         first += u32::from(size);
     }
@@ -86,6 +99,16 @@ mod tests {
         let first = a.ports;
         drop(a);
         let d = claim(&[b.ports, c.ports], 5, base).expect("d");
-        assert_eq!(d.ports, first, "a released block is handed out again");
+        assert_eq!(d.ports, first, "a dropped claim is handed out again");
+        // Kept blocks count until released, whether or not the caller lists them.
+        let d_ports = d.ports;
+        d.keep();
+        let e = claim(&[], 5, base).expect("e");
+        assert_ne!(e.ports, d_ports);
+        release(d_ports);
+        for x in [b, c, e] {
+            release(x.ports);
+        }
+        assert_eq!(claim(&[], 5, base).expect("f").ports, first);
     }
 }
