@@ -37,6 +37,9 @@ pub struct Config {
     pub trackers: crate::tracker::TrackersConfig,
     /// Remote hosts whose sessions this host shows and steers: `[hosts.NAME]`.
     pub hosts: std::collections::BTreeMap<String, HostConfig>,
+    /// Per repository (`[repos."PATH-OR-REMOTE-URL"]`): setup, teardown and dev server
+    /// commands, trusted as the rest of this file (they replace the repository's own).
+    pub repos: std::collections::BTreeMap<String, crate::env::RepoEnv>,
 }
 
 /// One remote host, reached by `ssh` (or any command that gives `canopy stdio`'s
@@ -155,6 +158,10 @@ pub struct SessionsConfig {
     /// How long an agent with hooks may run before a missing first hook counts as
     /// degraded integration.
     pub hook_grace_secs: f64,
+    /// Ports per session (`CANOPY_PORT` is the first of them).
+    pub port_block: u16,
+    /// Where port blocks start.
+    pub port_base: u16,
 }
 
 impl Default for SessionsConfig {
@@ -164,6 +171,8 @@ impl Default for SessionsConfig {
             stop_grace_secs: 5.0,
             scrollback_lines: 2000,
             hook_grace_secs: 30.0,
+            port_block: 10,
+            port_base: 20000,
         }
     }
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use canopy_protocol::params::{
     AttachParams, AttachResult, DetachedParams, InputParams, NameParams, ResizeParams,
-    SubscribeDelivery, SubscribeParams, SubscribeResult,
+    SubscribeDelivery, SubscribeParams, SubscribeResult, Terminal,
 };
 use canopy_protocol::{ErrorCode, Event, EventKind, Message, RpcError, method};
 use rmpv::Value;
@@ -280,8 +280,10 @@ impl Conn {
         {
             return self.attach_remote(id, p).await;
         }
-        let attached = match rpc::parse::<AttachParams>(params) {
-            Ok(p) => self.start_attachment(p).await,
+        let attached = match rpc::parse::<AttachParams>(params)
+            .and_then(|p| Ok((p, rpc::parse::<Terminal>(params)?)))
+        {
+            Ok((p, terminal)) => self.start_attachment(p, terminal).await,
             Err(e) => Err(e),
         };
         let (name, handle, attachment) = match attached {
@@ -329,8 +331,13 @@ impl Conn {
     async fn start_attachment(
         &self,
         p: AttachParams,
+        terminal: Terminal,
     ) -> Result<(String, SessionHandle, Attachment), RpcError> {
-        let handle = rpc::running(&self.daemon, &p.name).await?;
+        let handle = if terminal.run {
+            rpc::run_handle(&self.daemon, &p.name).await?
+        } else {
+            rpc::running(&self.daemon, &p.name).await?
+        };
         let attachment = handle
             .ask(|reply| Command::Attach {
                 rows: p.rows,

@@ -65,6 +65,9 @@ pub struct Daemon {
     pub remotes: crate::remote::Remotes,
     /// Set to true to begin a graceful shutdown.
     pub shutdown: watch::Sender<bool>,
+    /// Each session's dev server (`[run]`), a second terminal beside its agent. The
+    /// lock is never held across an await.
+    pub runs: std::sync::Mutex<std::collections::HashMap<String, crate::session::SessionHandle>>,
     /// The status snapshot writer, awaited at shutdown before its file is removed. The
     /// lock is only taken to move the handle out.
     snapshot_writer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -189,6 +192,7 @@ pub fn start(paths: Paths, config: Config) -> Result<Arc<Daemon>, StartError> {
         info,
         remotes,
         shutdown,
+        runs: std::sync::Mutex::default(),
         snapshot_writer: std::sync::Mutex::new(Some(writer)),
     }))
 }

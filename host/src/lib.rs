@@ -16,6 +16,8 @@
 //! - [`usage`]: tokens, cost, context and tool calls from each agent's transcript.
 //! - [`remote`]: links to remote hosts (ssh to `canopy stdio`), routing `HOST:NAME`.
 //! - [`tracker`]: issue context from GitHub, Jira and YouTrack for `new --issue`.
+//! - [`env`]: what a worktree gets before its agent: included files, trusted setup and
+//!   teardown commands, a port block, the dev server, a browser profile.
 //! - [`git`]: worktrees with git2: create, check for unsaved work, remove.
 //! - [`snapshot`]: the atomically written `status.json` for front ends without a socket.
 //! - [`config`], [`paths`], [`clock`]: settings, file locations, time.
@@ -29,6 +31,7 @@ pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod daemon;
+pub mod env;
 pub mod git;
 pub mod paths;
 pub mod registry;

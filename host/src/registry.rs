@@ -77,7 +77,11 @@ enum Msg {
     ),
     Reserve(String, oneshot::Sender<Result<(), RpcError>>),
     Release(String),
-    Insert(Box<Session>, SessionHandle, oneshot::Sender<Session>),
+    Insert(
+        Box<Session>,
+        Option<SessionHandle>,
+        oneshot::Sender<Session>,
+    ),
     Remove(String, oneshot::Sender<Option<Session>>),
     Subscribe(Option<u64>, oneshot::Sender<Subscription>),
     Status(oneshot::Sender<Status>),
@@ -210,7 +214,14 @@ impl Registry {
         session: Session,
         handle: SessionHandle,
     ) -> Result<Session, RpcError> {
-        self.ask(|tx| Msg::Insert(Box::new(session), handle, tx))
+        self.ask(|tx| Msg::Insert(Box::new(session), Some(handle), tx))
+            .await
+    }
+
+    /// Add a session under its reserved name before its agent starts (while its setup
+    /// runs); [`Registry::relaunched`] gives it the agent.
+    pub async fn insert_pending(&self, session: Session) -> Result<Session, RpcError> {
+        self.ask(|tx| Msg::Insert(Box::new(session), None, tx))
             .await
     }
 
@@ -470,14 +481,14 @@ impl Actor {
             }
             Msg::Insert(session, handle, reply) => {
                 let mut reservation = self.reserved.remove(&session.name).unwrap_or_default();
-                reservation.wake(&session.name, Some(&handle));
+                reservation.wake(&session.name, handle.as_ref());
                 let early = reservation.early;
                 let record = *session;
                 self.sessions.insert(
                     record.name.clone(),
                     Entry {
                         record: record.clone(),
-                        handle: Some(handle),
+                        handle,
                         signals: Vec::new(),
                     },
                 );
@@ -609,7 +620,8 @@ impl Actor {
         let name = match &report {
             Report::Update { name, .. }
             | Report::Exited { name, .. }
-            | Report::Usage { name, .. } => name.clone(),
+            | Report::Usage { name, .. }
+            | Report::Env { name, .. } => name.clone(),
         };
         let Some(entry) = self.sessions.get_mut(&name) else {
             if let Some(r) = self.reserved.get_mut(&name) {
@@ -648,6 +660,10 @@ impl Actor {
                 entry.record.pid = None;
                 entry.handle = None;
                 entry.signals = signals;
+            }
+            Report::Env { env, state, .. } => {
+                entry.record.env = *env;
+                entry.record.state = state;
             }
             // Also after the exit: the last transcript lines are read then.
             Report::Usage { usage, .. } => {

@@ -257,6 +257,7 @@ pub(crate) mod tests {
             exit_code: None,
             usage: Default::default(),
             task: None,
+            env: Default::default(),
         }
     }
 

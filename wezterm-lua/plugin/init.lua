@@ -559,6 +559,10 @@ function H.session_line(s)
   if type(cost) == 'number' then
     line = line .. string.format('  $%.2f', cost)
   end
+  local url = type(s.env) == 'table' and s.env.url
+  if type(url) == 'string' and url ~= '' then
+    line = line .. '  ' .. url
+  end
   return line
 end
 

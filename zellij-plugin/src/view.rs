@@ -297,6 +297,9 @@ fn details(app: &App, name: &str, explain: Option<&str>, cols: usize) -> Vec<Str
             cols,
         ));
     }
+    if let Some(url) = &s.env.url {
+        l.push(truncate(&format!("url     {url}"), cols));
+    }
     l.push(styled(DIM, "explain", cols));
     match explain {
         None => l.push(truncate("  …", cols)),

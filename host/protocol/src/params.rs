@@ -91,6 +91,9 @@ pub struct RemoveResult {
     /// Something other than the session's worktree found at its path, left alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub left_alone: Option<String>,
+    /// The teardown step that failed (the worktree was removed all the same).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub teardown_failed: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -136,6 +139,14 @@ pub struct AttachParams {
     pub name: String,
     pub rows: u16,
     pub cols: u16,
+}
+
+/// Which of a session's terminals a request means, read from the same params map as
+/// `AttachParams`: `{run: true}` is the dev server (`[run]`), else the agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Terminal {
+    pub run: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -278,6 +289,9 @@ pub struct CaptureParams {
     pub lines: Option<u32>,
     /// Keep the SGR sequences that colour the text.
     pub colours: bool,
+    /// The session's dev server (`[run]`) instead of its agent.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub run: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -58,6 +58,10 @@ pub struct Session {
     /// The issue the session works on, when it was started from one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<Task>,
+    /// What the session's processes get beside the worktree: ports, the dev server's
+    /// URL, the browser profile, and the variables that name them.
+    #[serde(default, skip_serializing_if = "Environment::is_empty")]
+    pub env: Environment,
 }
 
 /// The name of the machine a client talks to, in [`Session::host`].
@@ -311,4 +315,36 @@ pub struct Task {
     pub id: String,
     pub title: String,
     pub url: String,
+}
+
+/// A session's environment (`canopy env NAME`): what its agent, setup commands and dev
+/// server get, so sessions of one repository never share a port or a browser profile.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Environment {
+    /// The session's block of ports, first and last; unique among the host's sessions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ports: Option<[u16; 2]>,
+    /// Where the dev server (`[run]`) answers, when one is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The session's own browser profile directory (`canopy open`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub browser_profile: Option<String>,
+    /// The variables every process of the session gets (`CANOPY_PORT`, …).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, String>,
+    /// The setup step that failed; `resume` runs the setup again before the agent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup_failed: Option<String>,
+    /// A repository `.canopy.toml` whose commands were skipped: it is not trusted
+    /// (`canopy trust` approves it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untrusted: Option<String>,
+}
+
+impl Environment {
+    pub fn is_empty(&self) -> bool {
+        self == &Environment::default()
+    }
 }

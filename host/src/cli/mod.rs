@@ -2,6 +2,7 @@
 //! (which any command but `host` starts when none is running).
 
 mod attach;
+mod env;
 mod error;
 mod format;
 mod hook;
@@ -93,7 +94,12 @@ enum Cmd {
         json: bool,
     },
     /// Connect this terminal to a session (detach with ctrl-\ by default)
-    Attach { name: String },
+    Attach {
+        name: String,
+        /// The session's dev server instead of its agent
+        #[arg(long)]
+        run: bool,
+    },
     /// Type text into a session
     Send {
         name: String,
@@ -174,7 +180,27 @@ enum Cmd {
         /// Keep the colours (SGR escape sequences), for `less -R`
         #[arg(long, short = 'e')]
         escapes: bool,
+        /// The session's dev server instead of its agent
+        #[arg(long)]
+        run: bool,
     },
+    /// Approve the repository's .canopy.toml (shows its commands): its setup, teardown
+    /// and run commands run only while this exact file is approved
+    Trust {
+        /// A path inside the repository (default: the current directory)
+        #[arg(long, short)]
+        repo: Option<PathBuf>,
+        /// Withdraw the approval
+        #[arg(long)]
+        revoke: bool,
+    },
+    /// Start a session's dev server ([run] command) in its own terminal
+    Run { name: String },
+    /// Open the session's dev server (or URL) in a Chromium-family browser with the
+    /// session's own profile ($CANOPY_BROWSER, else chromium, google-chrome, brave…)
+    Open { name: String, url: Option<String> },
+    /// Print what a session's processes get (ports, browser profile, …) as shell lines
+    Env { name: String },
     /// Why a session is in its state, and the signals that led there
     Explain {
         name: String,
@@ -423,6 +449,23 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
                 s.branch,
                 s.pid.map_or_else(|| "-".into(), |p| p.to_string())
             );
+            if let Some(path) = &s.env.untrusted {
+                eprintln!(
+                    "note: {}",
+                    crate::env::untrusted_note(
+                        std::path::Path::new(path),
+                        std::path::Path::new(&s.repo)
+                    )
+                );
+            }
+            if s.pid.is_none() && s.state.kind == canopy_protocol::StateKind::Starting {
+                println!(
+                    "{}: {}; the agent starts after it (`canopy capture {}` shows the output)",
+                    s.name,
+                    s.state.detail.as_deref().unwrap_or("setting up"),
+                    s.name
+                );
+            }
             if let Some(task) = &s.task {
                 println!(
                     "task: {} {} — {} ({})",
@@ -471,10 +514,10 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
                 print!("{}", usage::report_table(&rows, by));
             }
         }
-        Cmd::Attach { name } => {
+        Cmd::Attach { name, run } => {
             let config = Config::load(&paths.config_file)?;
             let client = connect(&paths).await?;
-            let line = attach::run(client, &name, config.attach.detach_key.0).await?;
+            let line = attach::run(client, &name, config.attach.detach_key.0, run).await?;
             println!("{line}");
         }
         Cmd::Send { name, text, enter } => {
@@ -515,6 +558,9 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
             if let Some(saved) = removed.saved_head {
                 println!("{name}: the detached HEAD's commits are kept on branch {saved}");
             }
+            if let Some(step) = removed.teardown_failed {
+                println!("{name}: teardown failed: {step} (the worktree was removed all the same)");
+            }
             if let Some(path) = removed.left_alone {
                 println!("{name}: left {path} alone: it is not this session's worktree");
             }
@@ -544,6 +590,7 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
             name,
             lines,
             escapes,
+            run,
         } => {
             let captured: CaptureResult = connect(&paths)
                 .await?
@@ -553,6 +600,7 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
                         name,
                         lines,
                         colours: escapes,
+                        run,
                     },
                 )
                 .await?;
@@ -612,6 +660,33 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
                 s.agent,
                 s.pid.map_or_else(|| "-".into(), |p| p.to_string())
             );
+        }
+        Cmd::Trust { repo, revoke } => env::trust(&paths, repo, revoke)?,
+        Cmd::Run { name } => {
+            let s: Session = connect(&paths)
+                .await?
+                .call(method::RUN, &NameParams { name })
+                .await?;
+            println!(
+                "{}: dev server started{} (`canopy capture {} --run` shows it)",
+                s.name,
+                s.env.url.map(|u| format!(" at {u}")).unwrap_or_default(),
+                s.name
+            );
+        }
+        Cmd::Open { name, url } => {
+            let s: Session = connect(&paths)
+                .await?
+                .call(method::GET, &NameParams { name })
+                .await?;
+            env::open(&s, url)?;
+        }
+        Cmd::Env { name } => {
+            let s: Session = connect(&paths)
+                .await?
+                .call(method::GET, &NameParams { name })
+                .await?;
+            env::print_env(&s);
         }
         Cmd::Host { action: None, .. } | Cmd::Hook { .. } | Cmd::Setup { .. } => {
             unreachable!("handled before the runtime starts")

@@ -190,6 +190,12 @@ pub fn inspect(s: &Session, now_ms: u64) -> String {
             task.id, task.title, task.url
         ));
     }
+    if let Some(url) = &s.env.url {
+        out.push_str(&format!("url:      {url}\n"));
+    }
+    if let Some([first, last]) = s.env.ports {
+        out.push_str(&format!("ports:    {first}-{last}\n"));
+    }
     out.push_str(&format!(
         "model:    {}\n",
         u.model.as_deref().unwrap_or("unknown yet")
@@ -317,6 +323,7 @@ mod tests {
                 ..Usage::default()
             },
             task: None,
+            env: Default::default(),
         }
     }
 

@@ -59,4 +59,12 @@ function M.issue(s)
   return ''
 end
 
+--- The dev server's URL (`[run]`), or ''.
+---@param s canopy.Session
+---@return string
+function M.url(s)
+  if present(s.env) and present(s.env.url) then return s.env.url end
+  return ''
+end
+
 return M
