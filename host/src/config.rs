@@ -35,6 +35,8 @@ pub struct Config {
     /// Issue trackers for `canopy new --issue`: `[trackers.github]`, `[trackers.jira]`,
     /// `[trackers.youtrack]`.
     pub trackers: crate::tracker::TrackersConfig,
+    /// Notifications: `[notify]`, `[notify.ntfy]`, `[notify.command]`.
+    pub notify: crate::notify::NotifyConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -158,6 +160,13 @@ impl Config {
                 ),
             })?;
         }
+        config
+            .notify
+            .check()
+            .map_err(|message| ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            })?;
         Ok(config)
     }
 }

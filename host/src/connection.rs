@@ -202,6 +202,9 @@ impl Conn {
             method::INPUT => {
                 let p: InputParams = rpc::parse(params)?;
                 let handle = self.handle_for(&p.name).await?;
+                if self.attached.contains_key(&p.name) {
+                    self.daemon.notify.typed(&p.name);
+                }
                 if !handle.try_send(Command::Input(p.data)) {
                     return Err(RpcError::new(
                         ErrorCode::InvalidState,

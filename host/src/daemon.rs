@@ -61,6 +61,8 @@ pub struct Daemon {
     /// The built-in price table with the user's `[prices]` entries.
     pub prices: Arc<crate::usage::Prices>,
     pub info: HostInfo,
+    /// Notifications: the policy task and its targets.
+    pub notify: crate::notify::Notifier,
     /// Set to true to begin a graceful shutdown.
     pub shutdown: watch::Sender<bool>,
     /// The status snapshot writer, awaited at shutdown before its file is removed. The
@@ -176,16 +178,20 @@ pub fn start(paths: Paths, config: Config) -> Result<Arc<Daemon>, StartError> {
         shutdown.subscribe(),
     ));
     let prices = Arc::new(crate::usage::Prices::builtin().with(config.prices.clone()));
-    Ok(Arc::new(Daemon {
+    let notify = crate::notify::Notifier::start(config.notify.clone(), registry.clone());
+    let daemon = Arc::new(Daemon {
         registry,
         reports,
         paths,
         config,
         prices,
         info,
+        notify,
         shutdown,
         snapshot_writer: std::sync::Mutex::new(Some(writer)),
-    }))
+    });
+    daemon.notify.answer_actions(Arc::downgrade(&daemon));
+    Ok(daemon)
 }
 
 /// Serve connections until `shutdown` completes or a client asks the host to stop;

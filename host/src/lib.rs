@@ -14,6 +14,8 @@
 //! - [`agents`]: one adapter per agent CLI: launch with hooks, read hooks and screens.
 //! - [`state`]: the state engine: hooks and screen cues in, state and evidence out.
 //! - [`usage`]: tokens, cost, context and tool calls from each agent's transcript.
+//! - [`notify`]: one notification policy over the event bus; desktop (D-Bus), ntfy,
+//!   command and terminal (OSC) targets.
 //! - [`tracker`]: issue context from GitHub, Jira and YouTrack for `new --issue`.
 //! - [`git`]: worktrees with git2: create, check for unsaved work, remove.
 //! - [`snapshot`]: the atomically written `status.json` for front ends without a socket.
@@ -29,6 +31,7 @@ pub mod config;
 pub mod connection;
 pub mod daemon;
 pub mod git;
+pub mod notify;
 pub mod paths;
 pub mod registry;
 pub mod rpc;

@@ -336,6 +336,7 @@ fn empty_status() -> Status {
         counts: BTreeMap::new(),
         total_cost_usd: 0.0,
         sessions: Vec::new(),
+        notices: Vec::new(),
     }
 }
 
@@ -726,6 +727,7 @@ impl Actor {
             counts,
             total_cost_usd,
             sessions,
+            notices: Vec::new(),
         }
     }
 }

@@ -41,6 +41,9 @@ pub const APPROVE: &str = "approve";
 pub const DENY: &str = "deny";
 /// Relaunch an exited session's agent, continuing its conversation: `{name}` → `Session`.
 pub const RESUME: &str = "resume";
+/// Send a test notification through every configured target: `{}` →
+/// `NotifyTestResult`.
+pub const NOTIFY_TEST: &str = "notify_test";
 /// Shut the host down gracefully: `{}` → nil.
 pub const SHUTDOWN: &str = "shutdown";
 

@@ -183,6 +183,21 @@ pub struct Status {
     /// Sum of the known session costs.
     pub total_cost_usd: f64,
     pub sessions: Vec<Session>,
+    /// Conditions the user should know about that stop nothing (e.g. no D-Bus session
+    /// bus for desktop notifications). Only in the `status` result, not the snapshot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
+}
+
+/// `notify_test`: the host's notification settings, and what each target did with a
+/// test notification.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NotifyTestResult {
+    /// The effective `[notify]` settings, one `key = value` per line.
+    pub settings: Vec<String>,
+    /// One line per target: its name and the outcome.
+    pub targets: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

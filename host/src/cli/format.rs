@@ -107,6 +107,9 @@ pub fn status(st: &Status, now_ms: u64) -> String {
         }
     ));
     out.push_str(&format!("cost: ${:.2}\n", st.total_cost_usd));
+    for notice in &st.notices {
+        out.push_str(&format!("notice: {notice}\n"));
+    }
     out
 }
 
