@@ -175,6 +175,7 @@ fn status(sessions: Vec<Session>) -> Status {
             .sum::<f64>()
             + 0.0,
         sessions,
+        notices: Vec::new(),
     }
 }
 

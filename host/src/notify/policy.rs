@@ -309,11 +309,15 @@ mod tests {
             panic!("no note");
         };
         assert_eq!(note.text(), "docs finished after 4m12s, $0.31");
-        changed(&mut p, &session("docs", StateKind::Thinking, 300_000), now);
+        assert_eq!(
+            changed(&mut p, &session("docs", StateKind::Thinking, 300_000), now),
+            Some(Op::Withdraw("docs".into())),
+            "the next prompt makes the old note stale"
+        );
         assert_eq!(
             changed(&mut p, &session("docs", StateKind::Idle, 310_000), now),
-            Some(Op::Withdraw("docs".into())),
-            "a 10 s turn is not news, and the old note is stale"
+            None,
+            "a 10 s turn is not news"
         );
     }
 

@@ -222,3 +222,30 @@ impl NotifyConfig {
         lines
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_read_and_checked() {
+        let c: NotifyConfig = toml::from_str(
+            "on = [\"error\"]\n[ntfy]\nurl = \"https://ntfy.sh/t\"\ntoken_env = \"T\"\n[ntfy.priority]\nerror = 2\n[command]\nrun = [\"x\"]\n",
+        )
+        .expect("parses");
+        assert_eq!(c.on, [Reason::Error]);
+        assert_eq!(c.ntfy.as_ref().map(|n| n.priority[&Reason::Error]), Some(2));
+        assert_eq!(c.command.as_ref().map(|c| c.timeout_secs), Some(10.0));
+        assert_eq!(c.check(), Ok(()));
+        for bad in [
+            "[ntfy]\nurl = \"ntfy.sh/t\"\n",
+            "[ntfy]\nurl = \"http://h/t\"\n[ntfy.priority]\nerror = 9\n",
+            "[command]\nrun = []\n",
+            "open_command = \"a 'b\"\n",
+        ] {
+            let c: NotifyConfig = toml::from_str(bad).expect(bad);
+            assert!(c.check().is_err(), "{bad}");
+        }
+        assert!(toml::from_str::<NotifyConfig>("on = [\"thinking\"]\n").is_err());
+    }
+}
