@@ -3,225 +3,50 @@
 //! `Notify` and `CloseNotification`, emits `ActionInvoked`), a loopback HTTP server for
 //! ntfy, and a command target that hangs. The agents are the fake agent CLIs.
 //!
+//! The bus and the server are in `canopy_tests::dbus` (the benchmark uses them too).
 //! The D-Bus tests skip when `dbus-daemon` is not installed, unless
 //! `CANOPY_REQUIRE_DBUS` is set (CI sets it, so a missing daemon fails there).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use canopy_protocol::StateKind;
+use canopy_tests::dbus::{Bus, Call, Notifications};
 use canopy_tests::{TestEnv, wait_for};
-use zbus::zvariant::OwnedValue;
 
 const WAIT: Duration = Duration::from_secs(15);
-const PATH: &str = "/org/freedesktop/Notifications";
-
-/// A private session bus: `dbus-daemon` on a socket in a temporary directory.
-struct Bus {
-    child: Child,
-    address: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Bus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A bus, or `None` (skip) where `dbus-daemon` is missing and not required.
-fn bus() -> Option<Bus> {
-    let installed = Command::new("dbus-daemon")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !installed {
-        assert!(
-            std::env::var_os("CANOPY_REQUIRE_DBUS").is_none(),
-            "CANOPY_REQUIRE_DBUS is set but `dbus-daemon` is not installed"
-        );
-        eprintln!(
-            "skipping: dbus-daemon is not installed (set CANOPY_REQUIRE_DBUS=1 to require it)"
-        );
-        return None;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("session.conf");
-    std::fs::write(
-        &config,
-        format!(
-            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:dir={}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"#,
-            dir.path().display()
-        ),
-    )
-    .expect("write bus config");
-    let mut child = Command::new("dbus-daemon")
-        .args(["--nofork", "--print-address"])
-        .arg(format!("--config-file={}", config.display()))
-        .stdout(Stdio::piped())
-        // It warns that it cannot raise its fd limit when not root: noise here.
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start dbus-daemon");
-    let mut address = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut address)
-        .expect("bus address");
-    Some(Bus {
-        child,
-        address: address.trim().to_owned(),
-        _dir: dir,
-    })
-}
-
-/// A call the notification server received.
-#[derive(Debug, Clone)]
-enum Call {
-    Notify {
-        id: u32,
-        summary: String,
-        body: String,
-        actions: Vec<String>,
-        urgency: Option<u8>,
-    },
-    Close(u32),
-}
-
-/// The notification server: records every call.
-struct Server {
-    calls: Arc<Mutex<Vec<Call>>>,
-    next_id: u32,
-}
-
-#[zbus::interface(name = "org.freedesktop.Notifications")]
-impl Server {
-    fn get_capabilities(&self) -> Vec<String> {
-        vec!["actions".into(), "body".into()]
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn notify(
-        &mut self,
-        _app_name: String,
-        replaces_id: u32,
-        _app_icon: String,
-        summary: String,
-        body: String,
-        actions: Vec<String>,
-        hints: HashMap<String, OwnedValue>,
-        _expire_timeout: i32,
-    ) -> u32 {
-        let id = if replaces_id == 0 {
-            self.next_id += 1;
-            self.next_id
-        } else {
-            replaces_id
-        };
-        let urgency = hints.get("urgency").and_then(|v| u8::try_from(v).ok());
-        self.calls.lock().expect("calls").push(Call::Notify {
-            id,
-            summary,
-            body,
-            actions,
-            urgency,
-        });
-        id
-    }
-
-    fn close_notification(&mut self, id: u32) {
-        self.calls.lock().expect("calls").push(Call::Close(id));
-    }
-
-    fn get_server_information(&self) -> (String, String, String, String) {
-        (
-            "canopy-test".into(),
-            "canopy".into(),
-            "0".into(),
-            "1.2".into(),
-        )
-    }
-}
-
-/// The bus, the server on it, and an environment whose host will use that bus.
+/// The bus, the notification server on it, and an environment whose host will use
+/// that bus.
 struct Desktop {
     env: TestEnv,
-    calls: Arc<Mutex<Vec<Call>>>,
-    connection: zbus::Connection,
-    rt: tokio::runtime::Runtime,
+    server: Notifications,
     _bus: Bus,
 }
 
 impl Desktop {
     fn start(config: &str) -> Option<Desktop> {
-        let bus = bus()?;
-        let rt = canopy_tests::runtime();
-        let calls = Arc::new(Mutex::new(Vec::new()));
-        let server = Server {
-            calls: calls.clone(),
-            next_id: 0,
-        };
-        let connection = rt
-            .block_on(async {
-                zbus::connection::Builder::address(bus.address.as_str())?
-                    .name("org.freedesktop.Notifications")?
-                    .serve_at(PATH, server)?
-                    .build()
-                    .await
-            })
-            .expect("notification server on the bus");
+        let bus = Bus::start()?;
+        let server = Notifications::serve(&bus.address);
         let mut env = TestEnv::with_fake_agents();
         env.set_var("DBUS_SESSION_BUS_ADDRESS", &bus.address);
         env.write_config(config);
         Some(Desktop {
             env,
-            calls,
-            connection,
-            rt,
+            server,
             _bus: bus,
         })
     }
 
     fn calls(&self) -> Vec<Call> {
-        self.calls.lock().expect("calls").clone()
+        self.server.calls()
     }
 
-    /// `Notify` calls whose summary starts with `prefix`.
     fn notified(&self, prefix: &str) -> Vec<Call> {
-        self.calls()
-            .into_iter()
-            .filter(|c| matches!(c, Call::Notify { summary, .. } if summary.starts_with(prefix)))
-            .collect()
-    }
-
-    /// The user pressed `key` on notification `id`.
-    fn press(&self, id: u32, key: &str) {
-        self.rt
-            .block_on(self.connection.emit_signal(
-                None::<zbus::names::BusName<'_>>,
-                PATH,
-                "org.freedesktop.Notifications",
-                "ActionInvoked",
-                &(id, key),
-            ))
-            .expect("emit ActionInvoked");
+        self.server.notified(prefix)
     }
 }
 
@@ -276,7 +101,7 @@ fn approve_on_the_desktop_notification_runs_the_tool() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(d.notified("api wants").len(), 1, "once: {:?}", d.calls());
 
-    d.press(*id, "approve");
+    d.server.press(*id, "approve");
     wait_state(&d.env, "api", StateKind::Idle);
     let screen = d.env.screen_text("api", 40, 120);
     assert!(screen.contains("fake output of touch-x"), "{screen}");
