@@ -40,6 +40,8 @@ pub struct Config {
     /// Per repository (`[repos."PATH-OR-REMOTE-URL"]`): setup, teardown and dev server
     /// commands, trusted as the rest of this file (they replace the repository's own).
     pub repos: std::collections::BTreeMap<String, crate::env::RepoEnv>,
+    /// Notifications: `[notify]`, `[notify.ntfy]`, `[notify.command]`.
+    pub notify: crate::notify::NotifyConfig,
 }
 
 /// One remote host, reached by `ssh` (or any command that gives `canopy stdio`'s
@@ -263,6 +265,13 @@ impl Config {
                 ),
             })?;
         }
+        config
+            .notify
+            .check()
+            .map_err(|message| ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            })?;
         Ok(config)
     }
 }

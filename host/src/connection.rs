@@ -213,6 +213,9 @@ impl Conn {
                         .ok_or_else(not_taking_input);
                 }
                 let handle = self.handle_for(&p.name).await?;
+                if self.attached.contains_key(&p.name) {
+                    self.daemon.notify.typed(&p.name);
+                }
                 if !handle.try_send(Command::Input(p.data)) {
                     return Err(not_taking_input());
                 }

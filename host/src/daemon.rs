@@ -63,6 +63,8 @@ pub struct Daemon {
     pub info: HostInfo,
     /// The links to remote hosts, which run requests for `HOST:NAME` there.
     pub remotes: crate::remote::Remotes,
+    /// Notifications: the policy task and its targets.
+    pub notify: crate::notify::Notifier,
     /// Set to true to begin a graceful shutdown.
     pub shutdown: watch::Sender<bool>,
     /// Each session's dev server (`[run]`), a second terminal beside its agent. The
@@ -183,7 +185,8 @@ pub fn start(paths: Paths, config: Config) -> Result<Arc<Daemon>, StartError> {
         shutdown.subscribe(),
     ));
     let prices = Arc::new(crate::usage::Prices::builtin().with(config.prices.clone()));
-    Ok(Arc::new(Daemon {
+    let notify = crate::notify::Notifier::start(config.notify.clone(), registry.clone());
+    let daemon = Arc::new(Daemon {
         registry,
         reports,
         paths,
@@ -191,10 +194,13 @@ pub fn start(paths: Paths, config: Config) -> Result<Arc<Daemon>, StartError> {
         prices,
         info,
         remotes,
+        notify,
         shutdown,
         runs: std::sync::Mutex::default(),
         snapshot_writer: std::sync::Mutex::new(Some(writer)),
-    }))
+    });
+    daemon.notify.answer_actions(Arc::downgrade(&daemon));
+    Ok(daemon)
 }
 
 /// Serve connections until `shutdown` completes or a client asks the host to stop;

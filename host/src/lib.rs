@@ -15,6 +15,8 @@
 //! - [`state`]: the state engine: hooks and screen cues in, state and evidence out.
 //! - [`usage`]: tokens, cost, context and tool calls from each agent's transcript.
 //! - [`remote`]: links to remote hosts (ssh to `canopy stdio`), routing `HOST:NAME`.
+//! - [`notify`]: one notification policy over the event bus; desktop (D-Bus), ntfy,
+//!   command and terminal (OSC) targets.
 //! - [`tracker`]: issue context from GitHub, Jira and YouTrack for `new --issue`.
 //! - [`env`]: what a worktree gets before its agent: included files, trusted setup and
 //!   teardown commands, a port block, the dev server, a browser profile.
@@ -33,6 +35,7 @@ pub mod connection;
 pub mod daemon;
 pub mod env;
 pub mod git;
+pub mod notify;
 pub mod paths;
 pub mod registry;
 pub mod remote;

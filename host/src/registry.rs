@@ -367,6 +367,7 @@ fn empty_status() -> Status {
         total_cost_usd: 0.0,
         sessions: Vec::new(),
         hosts: Vec::new(),
+        notices: Vec::new(),
     }
 }
 
@@ -776,6 +777,7 @@ impl Actor {
             total_cost_usd,
             sessions,
             hosts: self.links.values().cloned().collect(),
+            notices: Vec::new(),
         }
     }
 

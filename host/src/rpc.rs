@@ -40,6 +40,7 @@ pub const CAPABILITIES: &[&str] = &[
     "capture",
     "remote",
     "env",
+    "notify_test",
 ];
 
 /// Methods whose handlers may take long (git, process stops); connections run them in
@@ -54,6 +55,8 @@ pub fn is_slow(method: &str) -> bool {
             | method::SHUTDOWN
             | method::RESUME
             | method::RUN
+            // Waits for every notification target.
+            | method::NOTIFY_TEST
             // A permission hook may be held until the request is answered.
             | method::HOOK
     )
@@ -90,7 +93,12 @@ pub async fn handle(
             let p: NameParams = parse(params)?;
             encode(&daemon.registry.get(&p.name).await?.0)
         }
-        method::STATUS => encode(&daemon.registry.status().await?),
+        method::STATUS => {
+            let mut status = daemon.registry.status().await?;
+            status.notices = daemon.notify.notices();
+            encode(&status)
+        }
+        method::NOTIFY_TEST => encode(&daemon.notify.test().await),
         method::NEW => encode(&new_session(daemon, parse(params)?).await?),
         method::SEND => {
             let p: SendParams = parse(params)?;

@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`TestEnv`]: the hermetic environment and the `canopy` command in it.
 //! - [`Term`]: a real PTY running a command (for `canopy attach`), with screen reads.
+//! - [`dbus`]: a private session bus and a desktop notification server on it.
 //! - [`wait_for`]: wait for a condition driven by real events, with a deadline.
 
 use std::ffi::OsString;
@@ -18,6 +19,7 @@ use canopy::client::Client;
 use canopy::paths::Paths;
 use canopy_protocol::Session;
 
+pub mod dbus;
 mod term;
 pub use term::{RawTerm, Term};
 

@@ -176,6 +176,7 @@ fn status(sessions: Vec<Session>) -> Status {
             + 0.0,
         sessions,
         hosts: Vec::new(),
+        notices: Vec::new(),
     }
 }
 

@@ -204,6 +204,21 @@ pub struct Status {
     /// The links to the configured remote hosts (none configured: empty, and absent).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<HostLink>,
+    /// Conditions the user should know about that stop nothing (e.g. no D-Bus session
+    /// bus for desktop notifications). Only in the `status` result, not the snapshot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
+}
+
+/// `notify_test`: the host's notification settings, and what each target did with a
+/// test notification.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NotifyTestResult {
+    /// The effective `[notify]` settings, one `key = value` per line.
+    pub settings: Vec<String>,
+    /// One line per target: its name and the outcome.
+    pub targets: Vec<String>,
 }
 
 /// The link to one remote host, as `status`, `status.json` and `host_changed` events

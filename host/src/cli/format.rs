@@ -121,6 +121,9 @@ pub fn status(st: &Status, now_ms: u64) -> String {
     for link in &st.hosts {
         out.push_str(&host_line(link, now_ms));
     }
+    for notice in &st.notices {
+        out.push_str(&format!("notice: {notice}\n"));
+    }
     out
 }
 

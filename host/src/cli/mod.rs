@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use canopy_protocol::params::{
     CaptureParams, CaptureResult, DecisionParams, Explanation, HelloParams, HelloResult,
-    NameParams, NewParams, RemoveResult, ResumeParams, SendParams, Status, StopParams,
-    SubscribeParams, SubscribeResult,
+    NameParams, NewParams, NotifyTestResult, RemoveResult, ResumeParams, SendParams, Status,
+    StopParams, SubscribeParams, SubscribeResult,
 };
 use canopy_protocol::{Event, EventKind, Message, Session, method};
 use clap::{Parser, Subcommand};
@@ -143,6 +143,15 @@ enum Cmd {
         /// With --once: give up after this many seconds (exit 0, no output)
         #[arg(long)]
         timeout: Option<f64>,
+        /// Also raise terminal notifications (OSC 9, 777 or 99, chosen from TERM_PROGRAM
+        /// and TERM) by the [notify] policy
+        #[arg(long, conflicts_with = "json")]
+        notify: bool,
+    },
+    /// Notifications: `canopy notify test`
+    Notify {
+        #[command(subcommand)]
+        action: NotifyAction,
     },
     /// Run the host in the foreground (other commands start it in the background)
     Host {
@@ -282,6 +291,12 @@ enum IssueAction {
         #[arg(long, short)]
         repo: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum NotifyAction {
+    /// Print the host's [notify] settings and send a test notification through each target
+    Test,
 }
 
 #[derive(Debug, Subcommand)]
@@ -581,7 +596,33 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
             once,
             since,
             timeout,
-        } => watch(&paths, json, once, since, timeout).await?,
+            notify,
+        } => {
+            // The same policy as the host's, applied here to this terminal.
+            let policy = if notify {
+                let config = Config::load(&paths.config_file)?.notify;
+                config.enabled.then(|| crate::notify::Policy::new(config))
+            } else {
+                None
+            };
+            watch(&paths, json, once, since, timeout, policy).await?
+        }
+        Cmd::Notify {
+            action: NotifyAction::Test,
+        } => {
+            let result: NotifyTestResult = connect(&paths)
+                .await?
+                .call(method::NOTIFY_TEST, &NameParams::default())
+                .await?;
+            println!("[notify] (as the host read it)");
+            for line in &result.settings {
+                println!("  {line}");
+            }
+            println!("test notification:");
+            for line in &result.targets {
+                println!("  {line}");
+            }
+        }
         Cmd::Host {
             action: Some(HostAction::Stop),
             ..
@@ -749,7 +790,12 @@ async fn watch(
     once: bool,
     since: Option<u64>,
     timeout: Option<f64>,
+    mut notify: Option<crate::notify::Policy>,
 ) -> Result<(), CliError> {
+    let osc = crate::notify::osc::Osc::for_terminal(
+        std::env::var("TERM_PROGRAM").ok().as_deref(),
+        std::env::var("TERM").ok().as_deref(),
+    );
     let mut client = connect(paths).await?;
     let subscribed: SubscribeResult = client
         .call(method::SUBSCRIBE, &SubscribeParams { since })
@@ -783,6 +829,13 @@ async fn watch(
         }
         let event: Event = canopy_protocol::frame::params(&params)
             .map_err(|e| CliError::new(format!("bad event from the host: {e}")))?;
+        if let (Some(policy), Some(session)) = (&mut notify, &event.session)
+            && let Some(crate::notify::Op::Show(note)) =
+                policy.on_event(event.kind, session, std::time::Instant::now(), None)
+        {
+            // Numbered by event so kitty shows each as its own notification.
+            write!(out, "{}", osc.sequence(&note, event.seq as u32))?;
+        }
         if json {
             serde_json::to_writer(&mut out, &event).map_err(|e| CliError::new(e.to_string()))?;
             writeln!(out)?;
