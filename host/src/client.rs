@@ -122,15 +122,12 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// Connect to a running host.
     pub async fn connect(path: &Path) -> Result<Client, ClientError> {
-        crate::paths::check_socket_path(path)?;
-        let stream = UnixStream::connect(path)
-            .await
-            .map_err(|source| ClientError::Connect {
-                path: path.to_owned(),
-                source,
-            })?;
+        Ok(Client::over(stream(path).await?))
+    }
+
+    fn over(stream: UnixStream) -> Client {
         let (rd, wr) = stream.into_split();
-        Ok(Client {
+        Client {
             reader: Reader {
                 rd,
                 decoder: Decoder::new(),
@@ -139,21 +136,12 @@ impl Client {
             },
             writer: Writer { wr },
             next_id: 1,
-        })
+        }
     }
 
     /// Connect, starting a host in the background first if none answers.
     pub async fn connect_or_start(paths: &Paths) -> Result<Client, ClientError> {
-        match Client::connect(&paths.socket).await {
-            Ok(c) => return Ok(c),
-            Err(ClientError::Connect { source, .. }) if host_absent(&source) => {}
-            Err(e) => return Err(e),
-        }
-        let for_start = paths.clone();
-        tokio::task::spawn_blocking(move || start_host(&for_start))
-            .await
-            .map_err(|e| ClientError::Start(e.to_string()))??;
-        Client::connect(&paths.socket).await
+        Ok(Client::over(stream_or_start(paths).await?))
     }
 
     /// Call `method` with one map of params and decode the result.
@@ -191,8 +179,33 @@ impl Client {
     }
 }
 
+/// The socket of a running host.
+async fn stream(path: &Path) -> Result<UnixStream, ClientError> {
+    crate::paths::check_socket_path(path)?;
+    UnixStream::connect(path)
+        .await
+        .map_err(|source| ClientError::Connect {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// The host's socket, starting a host in the background first if none answers.
+pub async fn stream_or_start(paths: &Paths) -> Result<UnixStream, ClientError> {
+    match stream(&paths.socket).await {
+        Ok(s) => return Ok(s),
+        Err(ClientError::Connect { source, .. }) if host_absent(&source) => {}
+        Err(e) => return Err(e),
+    }
+    let for_start = paths.clone();
+    tokio::task::spawn_blocking(move || start_host(&for_start))
+        .await
+        .map_err(|e| ClientError::Start(e.to_string()))??;
+    stream(&paths.socket).await
+}
+
 /// Read an error object, tolerating hosts that send a plain string.
-fn rpc_error(value: Value) -> RpcError {
+pub fn rpc_error(value: Value) -> RpcError {
     frame::from_value::<RpcError>(value.clone()).unwrap_or_else(|_| {
         RpcError::new(
             canopy_protocol::ErrorCode::Unknown,

@@ -35,6 +35,101 @@ pub struct Config {
     /// Issue trackers for `canopy new --issue`: `[trackers.github]`, `[trackers.jira]`,
     /// `[trackers.youtrack]`.
     pub trackers: crate::tracker::TrackersConfig,
+    /// Remote hosts whose sessions this host shows and steers: `[hosts.NAME]`.
+    pub hosts: std::collections::BTreeMap<String, HostConfig>,
+    /// Per repository (`[repos."PATH-OR-REMOTE-URL"]`): setup, teardown and dev server
+    /// commands, trusted as the rest of this file (they replace the repository's own).
+    pub repos: std::collections::BTreeMap<String, crate::env::RepoEnv>,
+    /// Notifications: `[notify]`, `[notify.ntfy]`, `[notify.command]`.
+    pub notify: crate::notify::NotifyConfig,
+}
+
+/// One remote host, reached by `ssh` (or any command that gives `canopy stdio`'s
+/// stdin and stdout).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostConfig {
+    /// What to give `ssh`: an alias of `~/.ssh/config`, `user@host`, …
+    pub ssh: Option<String>,
+    /// The `canopy` binary on the far side (a path when it is not on the login PATH).
+    pub canopy: String,
+    /// More options for `ssh`, before the destination.
+    pub ssh_args: Vec<String>,
+    /// Instead of `ssh`: a command whose stdin and stdout reach `canopy stdio` there
+    /// (`["docker", "exec", "-i", "box", "canopy", "stdio"]`).
+    pub command: Option<Vec<String>>,
+    /// How long connecting, the handshake and each call may take.
+    pub timeout_secs: f64,
+    /// Silence after which the link sends a ping; three unanswered ones drop the link.
+    pub heartbeat_secs: f64,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            ssh: None,
+            canopy: "canopy".into(),
+            ssh_args: Vec::new(),
+            command: None,
+            timeout_secs: 15.0,
+            heartbeat_secs: 5.0,
+        }
+    }
+}
+
+impl HostConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::try_from_secs_f64(self.timeout_secs).unwrap_or(Duration::from_secs(15))
+    }
+
+    pub fn heartbeat(&self) -> Duration {
+        Duration::try_from_secs_f64(self.heartbeat_secs).unwrap_or(Duration::from_secs(5))
+    }
+
+    /// The command line that reaches the far `canopy stdio`. With ssh, the connection
+    /// master lives at `control_path`, private to this host and this link.
+    pub fn argv(&self, control_path: &Path) -> Vec<String> {
+        if let Some(command) = &self.command {
+            return command.clone();
+        }
+        let secs = self.timeout().as_secs().max(1);
+        let mut argv: Vec<String> = vec!["ssh".into(), "-T".into()];
+        for opt in [
+            "BatchMode=yes".to_owned(),
+            "ControlMaster=auto".to_owned(),
+            format!("ControlPath={}", control_path.display()),
+            "ControlPersist=60".to_owned(),
+            format!("ConnectTimeout={secs}"),
+            "ServerAliveInterval=5".to_owned(),
+            "ServerAliveCountMax=3".to_owned(),
+        ] {
+            argv.push("-o".into());
+            argv.push(opt);
+        }
+        argv.extend(self.ssh_args.iter().cloned());
+        argv.push(self.ssh.clone().unwrap_or_default());
+        argv.push("--".into());
+        argv.push(self.canopy.clone());
+        argv.push("stdio".into());
+        argv
+    }
+
+    /// Exactly one transport, and something in it.
+    fn check(&self, name: &str) -> Result<(), String> {
+        if name == canopy_protocol::LOCAL_HOST || name.is_empty() || name.contains(':') {
+            return Err(format!(
+                "hosts.{name}: \"local\", empty names and names with ':' are reserved"
+            ));
+        }
+        match (&self.ssh, &self.command) {
+            (Some(ssh), None) if !ssh.trim().is_empty() => Ok(()),
+            (None, Some(command)) if !command.is_empty() => Ok(()),
+            (Some(_), Some(_)) => Err(format!("hosts.{name}: give ssh or command, not both")),
+            _ => Err(format!(
+                "hosts.{name}: give ssh = \"ALIAS\" or command = [\"...\"]"
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -65,6 +160,10 @@ pub struct SessionsConfig {
     /// How long an agent with hooks may run before a missing first hook counts as
     /// degraded integration.
     pub hook_grace_secs: f64,
+    /// Ports per session (`CANOPY_PORT` is the first of them).
+    pub port_block: u16,
+    /// Where port blocks start.
+    pub port_base: u16,
 }
 
 impl Default for SessionsConfig {
@@ -74,6 +173,8 @@ impl Default for SessionsConfig {
             stop_grace_secs: 5.0,
             scrollback_lines: 2000,
             hook_grace_secs: 30.0,
+            port_block: 10,
+            port_base: 20000,
         }
     }
 }
@@ -149,6 +250,12 @@ impl Config {
             // toml's message spans several lines with a source excerpt; keep it to one.
             message: one_line(&e),
         })?;
+        for (name, host) in &config.hosts {
+            host.check(name).map_err(|message| ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            })?;
+        }
         for (name, agent) in &config.agents {
             agent.cues.compile().map_err(|e| ConfigError::Parse {
                 path: path.to_owned(),
@@ -158,6 +265,13 @@ impl Config {
                 ),
             })?;
         }
+        config
+            .notify
+            .check()
+            .map_err(|message| ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            })?;
         Ok(config)
     }
 }
@@ -243,6 +357,33 @@ mod tests {
                 .worktree_root(Some(Path::new("/h"))),
             None
         );
+    }
+
+    #[test]
+    fn hosts_are_read_and_checked() {
+        let c = Config::parse(
+            "[hosts.devbox]\nssh = \"dev\"\nssh_args = [\"-p\", \"2222\"]\n[hosts.box]\ncommand = [\"docker\", \"exec\", \"-i\", \"b\", \"canopy\", \"stdio\"]\n",
+            Path::new("c.toml"),
+        )
+        .expect("parses");
+        let argv = c.hosts["devbox"].argv(Path::new("/run/c/ssh/devbox"));
+        assert_eq!(argv[..2], ["ssh", "-T"]);
+        assert!(argv.contains(&"ControlPath=/run/c/ssh/devbox".to_owned()));
+        assert_eq!(
+            argv[argv.len() - 6..],
+            ["-p", "2222", "dev", "--", "canopy", "stdio"]
+        );
+        assert_eq!(c.hosts["box"].argv(Path::new("/x"))[0], "docker");
+        for bad in [
+            "[hosts.local]\nssh = \"x\"\n",
+            "[hosts.a]\n",
+            "[hosts.a]\nssh = \"x\"\ncommand = [\"y\"]\n",
+        ] {
+            let err = Config::parse(bad, Path::new("c.toml"))
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains("hosts."), "{err}");
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use canopy_protocol::params::{
     AttachParams, AttachResult, DetachedParams, InputParams, NameParams, ResizeParams,
-    SubscribeDelivery, SubscribeParams, SubscribeResult,
+    SubscribeDelivery, SubscribeParams, SubscribeResult, Terminal,
 };
 use canopy_protocol::{ErrorCode, Event, EventKind, Message, RpcError, method};
 use rmpv::Value;
@@ -27,6 +27,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::daemon::Daemon;
 use crate::registry::{Published, Subscription};
+use crate::remote::{AttachHandle, Relayed, RemoteAttachment};
 use crate::rpc;
 use crate::session::{Attachment, Command, SessionHandle};
 
@@ -125,9 +126,9 @@ struct Conn {
     slow: Arc<Semaphore>,
     /// The task forwarding events, while subscribed.
     subscription: Option<JoinHandle<()>>,
-    /// Sessions this client is attached to: the output forwarder and the session handle
-    /// (input goes straight to the session, not through the registry).
-    attached: HashMap<String, (JoinHandle<()>, SessionHandle)>,
+    /// Sessions this client is attached to: the output forwarder and where input goes
+    /// (straight to the session, not through the registry, or to a remote host's link).
+    attached: HashMap<String, (JoinHandle<()>, Target)>,
     /// Hook requests in progress. A permission hook may be held open until the user
     /// answers; when its client is gone (the agent killed or timed out its hook),
     /// dropping the set ends the wait, and the session answers some other way.
@@ -138,7 +139,11 @@ impl Conn {
     async fn on_message(&mut self, msg: Message) {
         match msg {
             Message::Request { id, method, params } => match method.as_str() {
-                m if rpc::is_slow(m) => {
+                // Requests for another host wait on its link: never hold up this reader.
+                m if rpc::is_slow(m)
+                    || (m != method::ATTACH
+                        && crate::remote::addressed_host(m, &params).is_some()) =>
+                {
                     // The semaphore is never closed.
                     let Ok(permit) = self.slow.clone().acquire_owned().await else {
                         return;
@@ -201,17 +206,27 @@ impl Conn {
         match method {
             method::INPUT => {
                 let p: InputParams = rpc::parse(params)?;
+                if let Some((_, Target::Remote(remote))) = self.attached.get(&p.name) {
+                    return remote
+                        .input(p.data)
+                        .then_some(())
+                        .ok_or_else(not_taking_input);
+                }
                 let handle = self.handle_for(&p.name).await?;
+                if self.attached.contains_key(&p.name) {
+                    self.daemon.notify.typed(&p.name);
+                }
                 if !handle.try_send(Command::Input(p.data)) {
-                    return Err(RpcError::new(
-                        ErrorCode::InvalidState,
-                        "session is not taking input",
-                    ));
+                    return Err(not_taking_input());
                 }
                 Ok(())
             }
             method::RESIZE => {
                 let p: ResizeParams = rpc::parse(params)?;
+                if let Some((_, Target::Remote(remote))) = self.attached.get(&p.name) {
+                    remote.resize(p.rows, p.cols);
+                    return Ok(());
+                }
                 let handle = self.handle_for(&p.name).await?;
                 handle.try_send(Command::Resize {
                     rows: p.rows,
@@ -235,8 +250,8 @@ impl Conn {
 
     async fn handle_for(&self, name: &str) -> Result<SessionHandle, RpcError> {
         match self.attached.get(name) {
-            Some((_, handle)) => Ok(handle.clone()),
-            None => rpc::running(&self.daemon, name).await,
+            Some((_, Target::Local(handle))) => Ok(handle.clone()),
+            _ => rpc::running(&self.daemon, name).await,
         }
     }
 
@@ -263,8 +278,15 @@ impl Conn {
     }
 
     async fn attach(&mut self, id: u32, params: &[Value]) {
-        let attached = match rpc::parse::<AttachParams>(params) {
-            Ok(p) => self.start_attachment(p).await,
+        if let Ok(p) = rpc::parse::<AttachParams>(params)
+            && crate::remote::split(&p.name).is_some()
+        {
+            return self.attach_remote(id, p).await;
+        }
+        let attached = match rpc::parse::<AttachParams>(params)
+            .and_then(|p| Ok((p, rpc::parse::<Terminal>(params)?)))
+        {
+            Ok((p, terminal)) => self.start_attachment(p, terminal).await,
             Err(e) => Err(e),
         };
         let (name, handle, attachment) = match attached {
@@ -280,7 +302,31 @@ impl Conn {
             self.out.clone(),
             self.output_budget.clone(),
         ));
-        if let Some((old, _)) = self.attached.insert(name, (task, handle)) {
+        if let Some((old, _)) = self.attached.insert(name, (task, Target::Local(handle))) {
+            old.abort();
+        }
+    }
+
+    /// Attach to a session on another host, relayed through its link. The reply waits
+    /// for the far host, as long as the link's timeout at most.
+    async fn attach_remote(&mut self, id: u32, p: AttachParams) {
+        let attachment = match self.daemon.remotes.attach(&p.name, p.rows, p.cols).await {
+            Ok(a) => a,
+            Err(e) => return self.reply(id, Err(e)).await,
+        };
+        let RemoteAttachment {
+            screen,
+            output,
+            handle,
+        } = attachment;
+        self.reply(id, rpc::encode(&AttachResult { screen })).await;
+        let task = tokio::spawn(relay_output(
+            p.name.clone(),
+            output,
+            self.out.clone(),
+            self.output_budget.clone(),
+        ));
+        if let Some((old, _)) = self.attached.insert(p.name, (task, Target::Remote(handle))) {
             old.abort();
         }
     }
@@ -288,8 +334,13 @@ impl Conn {
     async fn start_attachment(
         &self,
         p: AttachParams,
+        terminal: Terminal,
     ) -> Result<(String, SessionHandle, Attachment), RpcError> {
-        let handle = rpc::running(&self.daemon, &p.name).await?;
+        let handle = if terminal.run {
+            rpc::run_handle(&self.daemon, &p.name).await?
+        } else {
+            rpc::running(&self.daemon, &p.name).await?
+        };
         let attachment = handle
             .ask(|reply| Command::Attach {
                 rows: p.rows,
@@ -426,11 +477,57 @@ async fn forward_output(
     }
 }
 
+/// Relay a remote session's output, as its link hands it over, to one client.
+async fn relay_output(
+    name: String,
+    mut output: mpsc::Receiver<Relayed>,
+    out: mpsc::Sender<Frame>,
+    budget: Arc<Semaphore>,
+) {
+    let reason = loop {
+        match output.recv().await {
+            Some(Relayed::Output(data)) => {
+                let bytes = canopy_protocol::frame::output_frame(&name, &data);
+                let cost = bytes.len().min(OUTPUT_QUEUED) as u32;
+                // The semaphore is never closed.
+                let Ok(permit) = budget.clone().acquire_many_owned(cost).await else {
+                    return;
+                };
+                let frame = Frame {
+                    bytes,
+                    _budget: Some(permit),
+                };
+                if out.send(frame).await.is_err() {
+                    return;
+                }
+            }
+            Some(Relayed::Ended(reason)) => break reason,
+            None => break "the link to its host dropped".to_owned(),
+        }
+    };
+    let params = DetachedParams { name, reason };
+    if let Ok(msg) = Message::notification(method::DETACHED, &params) {
+        let _ = out.send(msg.encode().into()).await;
+    }
+}
+
+fn not_taking_input() -> RpcError {
+    RpcError::new(ErrorCode::InvalidState, "session is not taking input")
+}
+
+/// Where an attached session's input goes.
+enum Target {
+    Local(SessionHandle),
+    /// Through a remote host's link; dropping it detaches there.
+    Remote(AttachHandle),
+}
+
 fn resync(seq: u64) -> Event {
     Event {
         seq,
         kind: EventKind::Resync,
         session: None,
+        host: None,
     }
 }
 

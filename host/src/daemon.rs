@@ -61,8 +61,15 @@ pub struct Daemon {
     /// The built-in price table with the user's `[prices]` entries.
     pub prices: Arc<crate::usage::Prices>,
     pub info: HostInfo,
+    /// The links to remote hosts, which run requests for `HOST:NAME` there.
+    pub remotes: crate::remote::Remotes,
+    /// Notifications: the policy task and its targets.
+    pub notify: crate::notify::Notifier,
     /// Set to true to begin a graceful shutdown.
     pub shutdown: watch::Sender<bool>,
+    /// Each session's dev server (`[run]`), a second terminal beside its agent. The
+    /// lock is never held across an await.
+    pub runs: std::sync::Mutex<std::collections::HashMap<String, crate::session::SessionHandle>>,
     /// The status snapshot writer, awaited at shutdown before its file is removed. The
     /// lock is only taken to move the handle out.
     snapshot_writer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -170,22 +177,30 @@ pub fn start(paths: Paths, config: Config) -> Result<Arc<Daemon>, StartError> {
     };
     let (registry, reports, status) = Registry::start(store, loaded, info.clone());
     let (shutdown, _) = watch::channel(false);
+    let remotes =
+        crate::remote::Remotes::start(&config.hosts, &paths, &registry, shutdown.subscribe());
     let writer = tokio::spawn(crate::snapshot::keep_written(
         paths.snapshot_file(),
         status,
         shutdown.subscribe(),
     ));
     let prices = Arc::new(crate::usage::Prices::builtin().with(config.prices.clone()));
-    Ok(Arc::new(Daemon {
+    let notify = crate::notify::Notifier::start(config.notify.clone(), registry.clone());
+    let daemon = Arc::new(Daemon {
         registry,
         reports,
         paths,
         config,
         prices,
         info,
+        remotes,
+        notify,
         shutdown,
+        runs: std::sync::Mutex::default(),
         snapshot_writer: std::sync::Mutex::new(Some(writer)),
-    }))
+    });
+    daemon.notify.answer_actions(Arc::downgrade(&daemon));
+    Ok(daemon)
 }
 
 /// Serve connections until `shutdown` completes or a client asks the host to stop;

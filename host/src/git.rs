@@ -105,6 +105,11 @@ pub fn open_main_repo(path: &Path) -> Result<Repository, GitError> {
     Ok(repo)
 }
 
+/// The main checkout of the repository around `path` (where `.canopy.toml` is read).
+pub fn main_checkout(path: &Path) -> Result<PathBuf, GitError> {
+    workdir(&open_main_repo(path)?)
+}
+
 fn workdir(repo: &Repository) -> Result<PathBuf, GitError> {
     repo.workdir()
         .map(|p| p.components().collect::<PathBuf>())
@@ -294,6 +299,12 @@ fn is_session_worktree(path: &Path, repo: &Repository, name: &str) -> bool {
         && wt.is_worktree()
         && same(wt.commondir(), repo.path())
         && same(wt.path(), &repo.path().join("worktrees").join(name))
+}
+
+/// Whether the recorded path is still the session's own worktree, before anything (a
+/// teardown command) runs in it.
+pub fn is_own_worktree(rec: &Recorded<'_>) -> bool {
+    Repository::open(rec.repo).is_ok_and(|repo| is_session_worktree(rec.path, &repo, rec.name))
 }
 
 /// The commit the worktree's HEAD is on when it is detached from every branch, read

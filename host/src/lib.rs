@@ -14,7 +14,12 @@
 //! - [`agents`]: one adapter per agent CLI: launch with hooks, read hooks and screens.
 //! - [`state`]: the state engine: hooks and screen cues in, state and evidence out.
 //! - [`usage`]: tokens, cost, context and tool calls from each agent's transcript.
+//! - [`remote`]: links to remote hosts (ssh to `canopy stdio`), routing `HOST:NAME`.
+//! - [`notify`]: one notification policy over the event bus; desktop (D-Bus), ntfy,
+//!   command and terminal (OSC) targets.
 //! - [`tracker`]: issue context from GitHub, Jira and YouTrack for `new --issue`.
+//! - [`env`]: what a worktree gets before its agent: included files, trusted setup and
+//!   teardown commands, a port block, the dev server, a browser profile.
 //! - [`git`]: worktrees with git2: create, check for unsaved work, remove.
 //! - [`snapshot`]: the atomically written `status.json` for front ends without a socket.
 //! - [`config`], [`paths`], [`clock`]: settings, file locations, time.
@@ -28,9 +33,12 @@ pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod daemon;
+pub mod env;
 pub mod git;
+pub mod notify;
 pub mod paths;
 pub mod registry;
+pub mod remote;
 pub mod rpc;
 pub mod session;
 pub mod snapshot;

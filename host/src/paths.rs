@@ -139,6 +139,12 @@ impl Paths {
         self.runtime_dir.join("start.lock")
     }
 
+    /// The ssh connection master of the link to remote host `host`: in the private
+    /// runtime directory, so no other user's ssh and no other link shares it.
+    pub fn control_path(&self, host: &str) -> PathBuf {
+        self.runtime_dir.join("ssh").join(host)
+    }
+
     pub fn registry_db(&self) -> PathBuf {
         self.state_dir.join("registry.sqlite3")
     }

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use canopy_protocol::params::{HostInfo, Signal, Status};
+use canopy_protocol::params::{HostInfo, HostLink, LinkState, Signal, Status};
 use canopy_protocol::{
     ErrorCode, Event, EventKind, PROTOCOL_VERSION, RpcError, Session, State, StateKind, StateSource,
 };
@@ -77,7 +77,11 @@ enum Msg {
     ),
     Reserve(String, oneshot::Sender<Result<(), RpcError>>),
     Release(String),
-    Insert(Box<Session>, SessionHandle, oneshot::Sender<Session>),
+    Insert(
+        Box<Session>,
+        Option<SessionHandle>,
+        oneshot::Sender<Session>,
+    ),
     Remove(String, oneshot::Sender<Option<Session>>),
     Subscribe(Option<u64>, oneshot::Sender<Subscription>),
     Status(oneshot::Sender<Status>),
@@ -94,6 +98,19 @@ enum Msg {
         SessionHandle,
         oneshot::Sender<Option<Session>>,
     ),
+    Remote(String, RemoteUpdate),
+}
+
+/// What a link to a remote host tells the table about that host's sessions. Records
+/// arrive as the far host names them; the table names them `HOST:NAME`.
+#[derive(Debug)]
+pub enum RemoteUpdate {
+    /// Every session there, replacing whatever was known of that host.
+    Snapshot(Vec<Session>),
+    /// One change there.
+    Event(Box<Event>),
+    /// The link changed state; unless live, the host's sessions are marked stale.
+    Link(HostLink),
 }
 
 /// Handle to the registry actor. Cheap to clone.
@@ -139,6 +156,7 @@ impl Registry {
             recent: VecDeque::new(),
             store,
             host,
+            links: BTreeMap::new(),
             snapshot: watch::channel(empty_status()).0,
             status_timer: None,
             last_status: None,
@@ -196,7 +214,14 @@ impl Registry {
         session: Session,
         handle: SessionHandle,
     ) -> Result<Session, RpcError> {
-        self.ask(|tx| Msg::Insert(Box::new(session), handle, tx))
+        self.ask(|tx| Msg::Insert(Box::new(session), Some(handle), tx))
+            .await
+    }
+
+    /// Add a session under its reserved name before its agent starts (while its setup
+    /// runs); [`Registry::relaunched`] gives it the agent.
+    pub async fn insert_pending(&self, session: Session) -> Result<Session, RpcError> {
+        self.ask(|tx| Msg::Insert(Box::new(session), None, tx))
             .await
     }
 
@@ -245,6 +270,11 @@ impl Registry {
         self.ask(|tx| Msg::Relaunched(Box::new(session), handle, tx))
             .await?
             .ok_or_else(|| not_found(&name))
+    }
+
+    /// News from the link to remote host `host`.
+    pub async fn remote(&self, host: &str, update: RemoteUpdate) {
+        let _ = self.tx.send(Msg::Remote(host.to_owned(), update)).await;
     }
 
     /// Wait until every report and change so far is on disk.
@@ -336,6 +366,8 @@ fn empty_status() -> Status {
         counts: BTreeMap::new(),
         total_cost_usd: 0.0,
         sessions: Vec::new(),
+        hosts: Vec::new(),
+        notices: Vec::new(),
     }
 }
 
@@ -383,6 +415,8 @@ struct Actor {
     recent: VecDeque<Arc<Published>>,
     store: Store,
     host: HostInfo,
+    /// The links to remote hosts, by host name, as last reported.
+    links: BTreeMap<String, HostLink>,
     /// The latest status, for the snapshot file writer.
     snapshot: watch::Sender<Status>,
     /// When the next snapshot is due, while changes wait for one.
@@ -448,14 +482,14 @@ impl Actor {
             }
             Msg::Insert(session, handle, reply) => {
                 let mut reservation = self.reserved.remove(&session.name).unwrap_or_default();
-                reservation.wake(&session.name, Some(&handle));
+                reservation.wake(&session.name, handle.as_ref());
                 let early = reservation.early;
                 let record = *session;
                 self.sessions.insert(
                     record.name.clone(),
                     Entry {
                         record: record.clone(),
-                        handle: Some(handle),
+                        handle,
                         signals: Vec::new(),
                     },
                 );
@@ -538,6 +572,7 @@ impl Actor {
                     let _ = reply.send(());
                 });
             }
+            Msg::Remote(host, update) => self.on_remote(host, update),
             Msg::Running(reply) => {
                 let running = self
                     .sessions
@@ -586,7 +621,8 @@ impl Actor {
         let name = match &report {
             Report::Update { name, .. }
             | Report::Exited { name, .. }
-            | Report::Usage { name, .. } => name.clone(),
+            | Report::Usage { name, .. }
+            | Report::Env { name, .. } => name.clone(),
         };
         let Some(entry) = self.sessions.get_mut(&name) else {
             if let Some(r) = self.reserved.get_mut(&name) {
@@ -625,6 +661,10 @@ impl Actor {
                 entry.record.pid = None;
                 entry.handle = None;
                 entry.signals = signals;
+            }
+            Report::Env { env, state, .. } => {
+                entry.record.env = *env;
+                entry.record.state = state;
             }
             // Also after the exit: the last transcript lines are read then.
             Report::Usage { usage, .. } => {
@@ -669,18 +709,28 @@ impl Actor {
         }
     }
 
-    /// Record a change: persist it, number it, publish it, refresh the snapshot.
+    /// Record a change: persist it (a remote host keeps its own records), number it,
+    /// publish it, refresh the snapshot.
     fn changed(&mut self, kind: EventKind, record: &Session) {
-        match kind {
-            EventKind::SessionRemoved => self.store.delete(&record.name),
-            _ => self.store.put(record),
+        if record.is_local() {
+            match kind {
+                EventKind::SessionRemoved => self.store.delete(&record.name),
+                _ => self.store.put(record),
+            }
         }
-        self.seq += 1;
-        let event = Arc::new(Published::new(Event {
-            seq: self.seq,
+        self.publish(Event {
+            seq: 0,
             kind,
             session: Some(record.clone()),
-        }));
+            host: None,
+        });
+    }
+
+    /// Number an event, publish it, refresh the snapshot.
+    fn publish(&mut self, mut event: Event) {
+        self.seq += 1;
+        event.seq = self.seq;
+        let event = Arc::new(Published::new(event));
         if self.recent.len() == REPLAY_EVENTS {
             self.recent.pop_front();
         }
@@ -726,8 +776,113 @@ impl Actor {
             counts,
             total_cost_usd,
             sessions,
+            hosts: self.links.values().cloned().collect(),
+            notices: Vec::new(),
         }
     }
+
+    fn on_remote(&mut self, host: String, update: RemoteUpdate) {
+        match update {
+            RemoteUpdate::Snapshot(sessions) => {
+                let fresh: BTreeMap<String, Session> = sessions
+                    .into_iter()
+                    .filter(Session::is_local)
+                    .map(|s| {
+                        let s = addressed(&host, s);
+                        (s.name.clone(), s)
+                    })
+                    .collect();
+                let gone: Vec<String> = self
+                    .sessions
+                    .iter()
+                    .filter(|(name, e)| e.record.host == host && !fresh.contains_key(*name))
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                for name in gone {
+                    if let Some(e) = self.sessions.remove(&name) {
+                        self.changed(EventKind::SessionRemoved, &e.record);
+                    }
+                }
+                for record in fresh.into_values() {
+                    self.put_remote(record);
+                }
+            }
+            RemoteUpdate::Event(event) => {
+                let Event { kind, session, .. } = *event;
+                // A far host's own remote sessions are not relayed: one hop only.
+                let Some(session) = session.filter(Session::is_local) else {
+                    return;
+                };
+                let record = addressed(&host, session);
+                match kind {
+                    EventKind::SessionAdded | EventKind::SessionChanged => self.put_remote(record),
+                    EventKind::SessionRemoved => {
+                        if let Some(e) = self.sessions.remove(&record.name) {
+                            self.changed(EventKind::SessionRemoved, &e.record);
+                        }
+                    }
+                    EventKind::Resync | EventKind::HostChanged => {}
+                }
+            }
+            RemoteUpdate::Link(link) => {
+                let stale = link.state != LinkState::Live;
+                let since = link.since;
+                self.links.insert(host.clone(), link.clone());
+                self.publish(Event {
+                    seq: 0,
+                    kind: EventKind::HostChanged,
+                    session: None,
+                    host: Some(link),
+                });
+                // Live again: the records are current once more (a resumed link replays
+                // what changed meanwhile; a restarted host sends everything).
+                let mark = stale.then_some(since);
+                let marked: Vec<Session> = self
+                    .sessions
+                    .values_mut()
+                    .filter(|e| e.record.host == host && e.record.stale_since.is_none() == stale)
+                    .map(|e| {
+                        e.record.stale_since = mark;
+                        e.record.clone()
+                    })
+                    .collect();
+                for record in marked {
+                    self.changed(EventKind::SessionChanged, &record);
+                }
+            }
+        }
+    }
+
+    /// Add or replace a remote record; unchanged ones publish nothing.
+    fn put_remote(&mut self, record: Session) {
+        let kind = match self.sessions.get_mut(&record.name) {
+            Some(e) if e.record == record => return,
+            Some(e) => {
+                e.record = record.clone();
+                EventKind::SessionChanged
+            }
+            None => {
+                self.sessions.insert(
+                    record.name.clone(),
+                    Entry {
+                        record: record.clone(),
+                        handle: None,
+                        signals: Vec::new(),
+                    },
+                );
+                EventKind::SessionAdded
+            }
+        };
+        self.changed(kind, &record);
+    }
+}
+
+/// A far host's record as this host shows it: `HOST:NAME`, current.
+fn addressed(host: &str, mut s: Session) -> Session {
+    s.name = format!("{host}:{}", s.name);
+    s.host = host.to_owned();
+    s.stale_since = None;
+    s
 }
 
 #[cfg(test)]

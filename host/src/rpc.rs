@@ -10,7 +10,7 @@ use std::sync::Arc;
 use canopy_protocol::frame::{self, to_value};
 use canopy_protocol::params::{
     CaptureParams, CaptureResult, DecisionParams, Explanation, HelloParams, HelloResult,
-    HookParams, HookResult, NameParams, NewParams, RemoveResult, ResumeParams, SendParams,
+    HookParams, HookResult, NameParams, NewParams, RemoveResult, ResumeParams, SendParams, Signal,
     StopParams,
 };
 use canopy_protocol::{
@@ -21,8 +21,9 @@ use rmpv::Value;
 use crate::agents::{self, Adapter, Launch, LaunchCtx};
 use crate::clock::now_ms;
 use crate::daemon::Daemon;
+use crate::env::{self, EnvError};
 use crate::git::{self, GitError};
-use crate::session::{self, Command, SessionHandle, SpawnSpec};
+use crate::session::{self, Command, Report, SessionHandle, SpawnSpec};
 use std::os::unix::fs::DirBuilderExt;
 
 /// What the host can do, for clients to feature-test in `hello`.
@@ -37,6 +38,9 @@ pub const CAPABILITIES: &[&str] = &[
     "approve",
     "resume",
     "capture",
+    "remote",
+    "env",
+    "notify_test",
 ];
 
 /// Methods whose handlers may take long (git, process stops); connections run them in
@@ -50,6 +54,9 @@ pub fn is_slow(method: &str) -> bool {
             | method::SEND
             | method::SHUTDOWN
             | method::RESUME
+            | method::RUN
+            // Waits for every notification target.
+            | method::NOTIFY_TEST
             // A permission hook may be held until the request is answered.
             | method::HOOK
     )
@@ -61,6 +68,9 @@ pub async fn handle(
     method: &str,
     params: &[Value],
 ) -> Result<Value, RpcError> {
+    if let Some(host) = crate::remote::addressed_host(method, params) {
+        return daemon.remotes.call(&host, method, params).await;
+    }
     match method {
         method::HELLO => {
             let p: HelloParams = parse(params)?;
@@ -75,6 +85,7 @@ pub async fn handle(
                         .metrics()
                         .num_alive_tasks() as u64,
                 ),
+                boot_id: Some(format!("{}-{}", daemon.info.pid, daemon.info.started_at)),
             })
         }
         method::LIST => encode(&daemon.registry.list().await?),
@@ -82,7 +93,12 @@ pub async fn handle(
             let p: NameParams = parse(params)?;
             encode(&daemon.registry.get(&p.name).await?.0)
         }
-        method::STATUS => encode(&daemon.registry.status().await?),
+        method::STATUS => {
+            let mut status = daemon.registry.status().await?;
+            status.notices = daemon.notify.notices();
+            encode(&status)
+        }
+        method::NOTIFY_TEST => encode(&daemon.notify.test().await),
         method::NEW => encode(&new_session(daemon, parse(params)?).await?),
         method::SEND => {
             let p: SendParams = parse(params)?;
@@ -159,7 +175,16 @@ pub async fn handle(
         }
         method::CAPTURE => {
             let p: CaptureParams = parse(params)?;
-            let handle = running(daemon, &p.name).await?;
+            let handle = if p.run {
+                run_handle(daemon, &p.name).await?
+            } else {
+                match running(daemon, &p.name).await {
+                    Ok(handle) => handle,
+                    Err(e) => {
+                        return encode(&setup_output(daemon, &p.name, p.lines).await.ok_or(e)?);
+                    }
+                }
+            };
             let text = handle
                 .ask(|reply| Command::Capture {
                     lines: p.lines.map(|n| n as usize),
@@ -173,6 +198,10 @@ pub async fn handle(
         method::RESUME => {
             let p: ResumeParams = parse(params)?;
             encode(&resume(daemon, p).await?)
+        }
+        method::RUN => {
+            let p: NameParams = parse(params)?;
+            encode(&start_run(daemon, &p.name).await?)
         }
         _ => Err(RpcError::new(
             ErrorCode::UnknownMethod,
@@ -304,10 +333,25 @@ async fn new_session(daemon: &Arc<Daemon>, p: NewParams) -> Result<Session, RpcE
         ));
     }
 
+    let plan = match plan_env(daemon, &p.name, &wt).await {
+        Ok(plan) => plan,
+        Err(e) => {
+            let fresh = Owned::of_worktree(&p.name, &wt);
+            let _ = blocking(move || git::remove_worktree(&fresh.recorded())).await;
+            forget_session_dir(daemon, &p.name);
+            daemon.registry.release(&p.name).await;
+            return Err(e);
+        }
+    };
+    let mut prepared = prepared;
+    prepared.env.extend(plan.env.vars.clone());
+
     let now = now_ms();
     let (rows, cols) = (p.rows.unwrap_or(24).max(1), p.cols.unwrap_or(80).max(1));
-    let record = Session {
+    let mut record = Session {
         name: p.name.clone(),
+        host: canopy_protocol::LOCAL_HOST.into(),
+        stale_since: None,
         agent: prepared.adapter.name().to_owned(),
         command: prepared.command(),
         repo: wt.repo.display().to_string(),
@@ -323,9 +367,37 @@ async fn new_session(daemon: &Arc<Daemon>, p: NewParams) -> Result<Session, RpcE
         exit_code: None,
         usage: Default::default(),
         task: p.task.clone(),
+        env: plan.env.clone(),
     };
+    if let Some(first) = plan.setup.first() {
+        // The agent starts once the setup has run, off this request.
+        record.state.detail = Some(format!("setup: {first}"));
+        let record = daemon.registry.insert_pending(record).await;
+        if record.is_ok() {
+            plan.claim.keep();
+        }
+        tokio::spawn(set_up(
+            daemon.clone(),
+            p.name.clone(),
+            prepared,
+            plan.setup,
+            (rows, cols),
+        ));
+        return record;
+    }
     match spawn(daemon, prepared, record, &wt.path, rows, cols).await {
-        Ok((record, handle)) => daemon.registry.insert(record, handle).await,
+        Ok((record, handle)) => {
+            let record = daemon.registry.insert(record, handle).await;
+            if record.is_ok() {
+                plan.claim.keep();
+            }
+            if plan.run.is_some()
+                && let Err(e) = start_run(daemon, &p.name).await
+            {
+                tracing::warn!(session = %p.name, error = %e, "dev server not started");
+            }
+            record
+        }
         Err(e) => {
             // The worktree is brand new: removing it loses nothing.
             let fresh = Owned::of_worktree(&p.name, &wt);
@@ -575,6 +647,14 @@ impl Owned {
 
 async fn stop(daemon: &Daemon, name: &str, force: bool) -> Result<Session, RpcError> {
     let (record, handle) = daemon.registry.get(name).await?;
+    let run = daemon
+        .runs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(name);
+    if let Some(run) = run {
+        run.ask(|reply| Command::Stop { force, reply }).await;
+    }
     let Some(handle) = handle else {
         return Ok(record);
     };
@@ -593,14 +673,19 @@ async fn remove(daemon: &Daemon, name: &str, force: bool) -> Result<RemoveResult
     if !force {
         refuse_unsaved_work(&record).await?;
     }
+    let teardown_failed = tear_down(daemon, &record).await;
     let wt = Owned::of(&record);
     let removed = blocking(move || git::remove_worktree(&wt.recorded())).await?;
     forget_session_dir(daemon, name);
     daemon.registry.remove(name).await?;
+    if let Some(ports) = record.env.ports {
+        env::ports::release(ports);
+    }
     Ok(RemoveResult {
         kept_branch: removed.kept_branch,
         saved_head: removed.saved_head,
         left_alone: removed.left_alone.map(|p| p.display().to_string()),
+        teardown_failed,
     })
 }
 
@@ -636,18 +721,37 @@ async fn explain(daemon: &Daemon, name: &str) -> Result<Explanation, RpcError> {
             signals: e.signals,
         });
     }
+    let mut signals = daemon.registry.signals(name).await?;
+    let in_setup = record.state.kind == StateKind::Starting || record.env.setup_failed.is_some();
+    if in_setup {
+        let dir = daemon.session_dir(name);
+        let tail = tokio::task::spawn_blocking(move || crate::env::steps::tail(&dir, 10))
+            .await
+            .unwrap_or_default();
+        signals.push(Signal {
+            at: record.state.since,
+            source: StateSource::Host,
+            event: "setup".into(),
+            detail: Some(tail.join("\n")),
+            outcome: record.state.detail.clone().unwrap_or_default(),
+        });
+    }
     Ok(Explanation {
         name: name.to_owned(),
         state: record.state,
         health: record.health,
-        health_detail: "the agent is not running".into(),
+        health_detail: if in_setup {
+            "the agent starts once the setup has run; `canopy capture` shows its output".into()
+        } else {
+            "the agent is not running".into()
+        },
         screen: None,
-        signals: daemon.registry.signals(name).await?,
+        signals,
     })
 }
 
 /// Relaunch an exited session's agent in its worktree, continuing its conversation.
-async fn resume(daemon: &Daemon, p: ResumeParams) -> Result<Session, RpcError> {
+async fn resume(daemon: &Arc<Daemon>, p: ResumeParams) -> Result<Session, RpcError> {
     let (record, handle) = daemon.registry.get(&p.name).await?;
     if handle.is_some() {
         return Err(RpcError::new(
@@ -676,6 +780,11 @@ async fn resume(daemon: &Daemon, p: ResumeParams) -> Result<Session, RpcError> {
             cwd: &worktree,
         },
     )?;
+    let mut prepared = prepared;
+    prepared.env.extend(record.env.vars.clone());
+    if record.env.setup_failed.is_some() {
+        return set_up_again(daemon, record.clone(), prepared, &p).await;
+    }
     let now = now_ms();
     let mut fresh = record.clone();
     fresh.command = prepared.command();
@@ -691,5 +800,351 @@ async fn resume(daemon: &Daemon, p: ResumeParams) -> Result<Session, RpcError> {
         p.cols.unwrap_or(80),
     )
     .await?;
-    daemon.registry.relaunched(fresh, handle).await
+    let resumed = daemon.registry.relaunched(fresh, handle).await?;
+    if resumed.env.url.is_some() && run_handle(daemon, &p.name).await.is_err() {
+        let _ = start_run(daemon, &p.name).await;
+    }
+    Ok(resumed)
+}
+
+// Environments (`crate::env`): setup before the agent, the dev server, teardown.
+
+impl From<EnvError> for RpcError {
+    fn from(e: EnvError) -> Self {
+        let hint = match &e {
+            EnvError::RepoFile { .. } => {
+                Some("fix the file, or set [repos.\"…\"] in your config.toml")
+            }
+            EnvError::NoPorts { .. } => {
+                Some("set [sessions] port_base or port_block in config.toml")
+            }
+            _ => None,
+        };
+        let code = match &e {
+            EnvError::RepoFile { .. } => ErrorCode::InvalidParams,
+            _ => ErrorCode::Internal,
+        };
+        let err = RpcError::new(code, e.to_string());
+        match hint {
+            Some(h) => err.with_hint(h),
+            None => err,
+        }
+    }
+}
+
+/// Run environment work on the blocking pool.
+async fn blocking_env<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, EnvError> + Send + 'static,
+) -> Result<T, RpcError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(RpcError::from),
+        Err(e) => Err(RpcError::new(
+            ErrorCode::Internal,
+            format!("environment task failed: {e}"),
+        )),
+    }
+}
+
+/// Included files, settings, a port block and a browser profile for a new worktree.
+async fn plan_env(daemon: &Daemon, name: &str, wt: &git::Worktree) -> Result<env::Plan, RpcError> {
+    let used: Vec<[u16; 2]> = daemon
+        .registry
+        .list()
+        .await?
+        .iter()
+        .filter_map(|s| s.env.ports)
+        .collect();
+    let (name, repo, worktree) = (name.to_owned(), wt.repo.clone(), wt.path.clone());
+    let (session_dir, state_dir) = (daemon.session_dir(&name), daemon.paths.state_dir.clone());
+    let user = daemon.config.repos.clone();
+    let sessions = &daemon.config.sessions;
+    let (port_block, port_base) = (sessions.port_block, sessions.port_base);
+    blocking_env(move || {
+        env::plan(&env::Request {
+            name: &name,
+            repo: &repo,
+            worktree: &worktree,
+            session_dir: &session_dir,
+            state_dir: &state_dir,
+            user: &user,
+            used_ports: &used,
+            port_block,
+            port_base,
+        })
+    })
+    .await
+}
+
+/// Run the setup commands, then start the agent; a failed step leaves the session in
+/// `error` with the worktree kept (`resume` runs the setup again, `rm` removes it).
+async fn set_up(
+    daemon: Arc<Daemon>,
+    name: String,
+    prepared: Prepared,
+    steps: Vec<String>,
+    (rows, cols): (u16, u16),
+) {
+    let Ok((record, _)) = daemon.registry.get(&name).await else {
+        return;
+    };
+    let worktree = PathBuf::from(&record.worktree);
+    let dir = daemon.session_dir(&name);
+    for step in steps {
+        let state = State::new(StateKind::Starting, StateSource::Host, now_ms())
+            .with_detail(format!("setup: {step}"));
+        let _ = daemon.reports.send(Report::Update {
+            name: name.clone(),
+            state: Some(state),
+            health: None,
+            agent_session_id: None,
+        });
+        let (s, wt, vars, d) = (
+            step.clone(),
+            worktree.clone(),
+            prepared.env.clone(),
+            dir.clone(),
+        );
+        let ran = tokio::task::spawn_blocking(move || env::steps::run(&s, &wt, &vars, &d))
+            .await
+            .unwrap_or_else(|e| Err(format!("failed: {e}")));
+        let Ok((record, _)) = daemon.registry.get(&name).await else {
+            // Removed meanwhile: nothing more to do.
+            return;
+        };
+        if let Err(how) = ran {
+            let mut env = record.env;
+            env.setup_failed = Some(step.clone());
+            let state = State::new(StateKind::Error, StateSource::Host, now_ms())
+                .with_detail(format!("setup failed: {step} {how}"));
+            let _ = daemon.reports.send(Report::Env {
+                name,
+                env: Box::new(env),
+                state,
+            });
+            return;
+        }
+    }
+    let Ok((mut record, _)) = daemon.registry.get(&name).await else {
+        return;
+    };
+    record.env.setup_failed = None;
+    record.state = State::new(StateKind::Starting, StateSource::Host, now_ms());
+    let failed = match spawn(&daemon, prepared, record.clone(), &worktree, rows, cols).await {
+        Ok((started, handle)) => match daemon.registry.relaunched(started, handle.clone()).await {
+            Ok(started) => {
+                if started.env.url.is_some()
+                    && let Err(e) = start_run(&daemon, &name).await
+                {
+                    tracing::warn!(session = %name, error = %e, "dev server not started");
+                }
+                return;
+            }
+            Err(e) => {
+                handle
+                    .ask(|reply| Command::Stop { force: true, reply })
+                    .await;
+                e
+            }
+        },
+        Err(e) => e,
+    };
+    let _ = daemon.reports.send(Report::Env {
+        name,
+        env: Box::new(record.env),
+        state: State::new(StateKind::Error, StateSource::Host, now_ms())
+            .with_detail(failed.message),
+    });
+}
+
+/// `resume` of a session whose setup failed: the setup (as configured now) again, then
+/// the agent.
+async fn set_up_again(
+    daemon: &Arc<Daemon>,
+    record: Session,
+    prepared: Prepared,
+    p: &ResumeParams,
+) -> Result<Session, RpcError> {
+    let (user, repo, state_dir) = (
+        daemon.config.repos.clone(),
+        PathBuf::from(&record.repo),
+        daemon.paths.state_dir.clone(),
+    );
+    let steps = blocking_env(move || {
+        Ok(
+            env::settings::resolve(&user, &repo, &env::trust::dir(&state_dir))?
+                .env
+                .setup
+                .run,
+        )
+    })
+    .await?;
+    let mut env = record.env.clone();
+    env.setup_failed = None;
+    let state = State::new(StateKind::Starting, StateSource::Host, now_ms()).with_detail(
+        steps
+            .first()
+            .map_or_else(|| "starting".to_owned(), |s| format!("setup: {s}")),
+    );
+    let _ = daemon.reports.send(Report::Env {
+        name: record.name.clone(),
+        env: Box::new(env),
+        state,
+    });
+    tokio::spawn(set_up(
+        daemon.clone(),
+        record.name.clone(),
+        prepared,
+        steps,
+        (p.rows.unwrap_or(24), p.cols.unwrap_or(80)),
+    ));
+    Ok(daemon.registry.get(&record.name).await?.0)
+}
+
+/// Start the session's dev server (`[run]`) in a terminal of its own.
+async fn start_run(daemon: &Daemon, name: &str) -> Result<Session, RpcError> {
+    let (record, _) = daemon.registry.get(name).await?;
+    if run_handle(daemon, name).await.is_ok() {
+        return Err(RpcError::new(
+            ErrorCode::InvalidState,
+            format!("the dev server of {name:?} is running"),
+        )
+        .with_hint(format!("`canopy capture {name} --run` shows it")));
+    }
+    let (user, repo, state_dir) = (
+        daemon.config.repos.clone(),
+        PathBuf::from(&record.repo),
+        daemon.paths.state_dir.clone(),
+    );
+    let run = blocking_env(move || env::run_settings(&user, &repo, &state_dir))
+        .await?
+        .ok_or_else(|| {
+            RpcError::new(
+                ErrorCode::InvalidState,
+                format!("no dev server is configured for {name:?}"),
+            )
+            .with_hint(
+                "set [run] command = \"…\" in the repository's .canopy.toml (then `canopy trust`) or in [repos.\"…\"] of config.toml",
+            )
+        })?;
+    let worktree = PathBuf::from(&record.worktree);
+    let mut vars: BTreeMap<String, String> = std::env::vars().collect();
+    vars.extend(record.env.vars.clone());
+    vars.entry("TERM".into())
+        .or_insert_with(|| "xterm-256color".into());
+    let now = now_ms();
+    // Its state and usage mean nothing to anyone: they are dropped.
+    let (reports, mut dropped) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move { while dropped.recv().await.is_some() {} });
+    let (handle, _) = session::start(
+        session::Start {
+            name: name.to_owned(),
+            spec: SpawnSpec {
+                program: PathBuf::from("/bin/sh"),
+                args: vec!["-c".into(), run.command.clone()],
+                cwd: worktree.clone(),
+                env: vars.into_iter().collect(),
+                rows: 24,
+                cols: 120,
+            },
+            adapter: agents::resolve("sh", &BTreeMap::new()),
+            agent_session_id: None,
+            state: State::new(StateKind::Starting, StateSource::Host, now),
+            settings: daemon.session_settings(),
+            server: None,
+            usage: session::usage::UsageStart {
+                agent: "run".into(),
+                worktree,
+                base_commit: record.base_commit.clone(),
+                created_at: now,
+                prices: daemon.prices.clone(),
+                earlier: Default::default(),
+            },
+            active_ms: 0,
+        },
+        reports,
+    )
+    .map_err(|e| {
+        RpcError::new(
+            ErrorCode::Agent,
+            format!("cannot start the dev server {:?}: {e}", run.command),
+        )
+    })?;
+    daemon
+        .runs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(name.to_owned(), handle);
+    Ok(record)
+}
+
+/// The handle of the session's running dev server.
+pub async fn run_handle(daemon: &Daemon, name: &str) -> Result<SessionHandle, RpcError> {
+    let handle = daemon
+        .runs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(name)
+        .cloned();
+    let alive = match &handle {
+        Some(h) => h.ask(|reply| Command::Explain { reply }).await.is_some(),
+        None => false,
+    };
+    match handle {
+        Some(handle) if alive => Ok(handle),
+        _ => Err(RpcError::new(
+            ErrorCode::InvalidState,
+            format!("the dev server of {name:?} is not running"),
+        )
+        .with_hint(format!("`canopy run {name}` starts it"))),
+    }
+}
+
+/// The setup log, as `capture` shows it while the setup runs or after it failed.
+async fn setup_output(daemon: &Daemon, name: &str, lines: Option<u32>) -> Option<CaptureResult> {
+    let (record, _) = daemon.registry.get(name).await.ok()?;
+    if record.state.kind != StateKind::Starting && record.env.setup_failed.is_none() {
+        return None;
+    }
+    let text = tokio::fs::read(env::steps::log_path(&daemon.session_dir(name)))
+        .await
+        .ok()?;
+    let skip = match lines {
+        Some(n) => text
+            .split_inclusive(|b| *b == b'\n')
+            .count()
+            .saturating_sub(n as usize),
+        None => 0,
+    };
+    let text = text
+        .split_inclusive(|b| *b == b'\n')
+        .skip(skip)
+        .flatten()
+        .copied()
+        .collect();
+    Some(CaptureResult { text })
+}
+
+/// Run the teardown commands in the session's own worktree; the failed step, if any.
+async fn tear_down(daemon: &Daemon, record: &Session) -> Option<String> {
+    let (user, state_dir) = (daemon.config.repos.clone(), daemon.paths.state_dir.clone());
+    let owned = Owned::of(record);
+    let mut vars: BTreeMap<String, String> = std::env::vars().collect();
+    vars.extend(record.env.vars.clone());
+    let dir = daemon.session_dir(&record.name);
+    tokio::task::spawn_blocking(move || {
+        if !git::is_own_worktree(&owned.recorded()) {
+            return None;
+        }
+        let steps = match env::teardown(&user, &owned.repo, &state_dir) {
+            Ok(steps) => steps,
+            Err(e) => return Some(e.to_string()),
+        };
+        steps.into_iter().find_map(|step| {
+            env::steps::run(&step, &owned.path, &vars, &dir)
+                .err()
+                .map(|how| format!("{step} {how}"))
+        })
+    })
+    .await
+    .unwrap_or_else(|e| Some(e.to_string()))
 }

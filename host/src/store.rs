@@ -240,6 +240,8 @@ pub(crate) mod tests {
     pub(crate) fn session(name: &str) -> Session {
         Session {
             name: name.into(),
+            host: canopy_protocol::LOCAL_HOST.into(),
+            stale_since: None,
             agent: "bash".into(),
             command: vec!["bash".into()],
             repo: "/r".into(),
@@ -255,6 +257,7 @@ pub(crate) mod tests {
             exit_code: None,
             usage: Default::default(),
             task: None,
+            env: Default::default(),
         }
     }
 

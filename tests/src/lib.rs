@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`TestEnv`]: the hermetic environment and the `canopy` command in it.
 //! - [`Term`]: a real PTY running a command (for `canopy attach`), with screen reads.
+//! - [`dbus`]: a private session bus and a desktop notification server on it.
 //! - [`wait_for`]: wait for a condition driven by real events, with a deadline.
 
 use std::ffi::OsString;
@@ -18,6 +19,7 @@ use canopy::client::Client;
 use canopy::paths::Paths;
 use canopy_protocol::Session;
 
+pub mod dbus;
 pub mod realcli;
 mod term;
 pub use term::{RawTerm, Term};
@@ -228,6 +230,18 @@ impl TestEnv {
         cmd.env("CANOPY_SESSION", session)
             .env("CANOPY_SOCKET", &self.paths.socket);
         cmd
+    }
+
+    /// This environment's variables as `export K='V'` lines, for a script that runs
+    /// `canopy` in it from elsewhere (a remote login in the ssh tests).
+    pub fn exports(&self) -> String {
+        self.vars
+            .iter()
+            .map(|(k, v)| {
+                let v = v.to_string_lossy().replace('\'', "'\\''");
+                format!("export {k}='{v}'\n")
+            })
+            .collect()
     }
 
     /// Write the user's config file.

@@ -175,6 +175,8 @@ fn status(sessions: Vec<Session>) -> Status {
             .sum::<f64>()
             + 0.0,
         sessions,
+        hosts: Vec::new(),
+        notices: Vec::new(),
     }
 }
 

@@ -550,10 +550,18 @@ function H.session_line(s)
   if type(detail) == 'string' and detail ~= '' then
     what = what .. ': ' .. detail
   end
+  -- A remote host's session whose link dropped (its name is HOST:NAME).
+  if type(s.stale_since) == 'number' then
+    what = what .. ' (stale)'
+  end
   local line = style.symbol .. ' ' .. s.name .. '  ' .. what .. '  ' .. tostring(s.agent or '')
   local cost = type(s.usage) == 'table' and s.usage.cost_usd
   if type(cost) == 'number' then
     line = line .. string.format('  $%.2f', cost)
+  end
+  local url = type(s.env) == 'table' and s.env.url
+  if type(url) == 'string' and url ~= '' then
+    line = line .. '  ' .. url
   end
   return line
 end

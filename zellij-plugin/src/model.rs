@@ -11,7 +11,10 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct Session {
+    /// `HOST:NAME` for a remote host's session.
     pub name: String,
+    /// Set while its remote host's link is down: the record may be out of date.
+    pub stale_since: Option<u64>,
     pub agent: String,
     pub state: State,
     pub health: String,
@@ -19,6 +22,15 @@ pub struct Session {
     pub exit_code: Option<i32>,
     pub usage: Usage,
     pub task: Option<Task>,
+    pub env: Env,
+}
+
+/// The session's environment (protocol §6.1 Environment), the part the pane shows.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Env {
+    /// The dev server's URL.
+    pub url: Option<String>,
 }
 
 /// What the agent is doing (protocol §6.1 State).

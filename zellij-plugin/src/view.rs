@@ -239,6 +239,9 @@ fn details(app: &App, name: &str, explain: Option<&str>, cols: usize) -> Vec<Str
     if let Some(tool) = &s.state.tool {
         state.push_str(&format!(" {tool}"));
     }
+    if s.stale_since.is_some() {
+        state.push_str(" (stale: its host's link is down)");
+    }
     let tools = u
         .tool_calls
         .by_tool
@@ -293,6 +296,9 @@ fn details(app: &App, name: &str, explain: Option<&str>, cols: usize) -> Vec<Str
             &format!("issue   {} {}", task.id, task.title),
             cols,
         ));
+    }
+    if let Some(url) = &s.env.url {
+        l.push(truncate(&format!("url     {url}"), cols));
     }
     l.push(styled(DIM, "explain", cols));
     match explain {

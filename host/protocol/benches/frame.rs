@@ -45,6 +45,7 @@ fn event() -> Event {
         seq: 1234,
         kind: EventKind::SessionChanged,
         session: Some(session()),
+        host: None,
     }
 }
 

@@ -26,6 +26,9 @@ pub enum ErrorCode {
     Tracker,
     /// The host is shutting down.
     ShuttingDown,
+    /// The session's remote host cannot be reached now: its link is down (stale,
+    /// reconnecting, refused) or it did not answer in time. Nothing was sent.
+    HostUnreachable,
     /// Anything else; the message says what.
     Internal,
     /// A code this client version does not know.

@@ -15,6 +15,9 @@ pub struct Event {
     /// for `resync`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<Session>,
+    /// The link as it is now, for `host_changed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<crate::params::HostLink>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,4 +28,7 @@ pub enum EventKind {
     SessionRemoved,
     /// The client fell behind and events were dropped for it: call `list` again.
     Resync,
+    /// The link to a remote host changed state (`host`); its sessions' `stale_since`
+    /// follow in their own `session_changed` events.
+    HostChanged,
 }

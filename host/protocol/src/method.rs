@@ -41,6 +41,11 @@ pub const APPROVE: &str = "approve";
 pub const DENY: &str = "deny";
 /// Relaunch an exited session's agent, continuing its conversation: `{name}` → `Session`.
 pub const RESUME: &str = "resume";
+/// Start a session's dev server (`[run]`) if it is not running: `{name}` → `Session`.
+pub const RUN: &str = "run";
+/// Send a test notification through every configured target: `{}` →
+/// `NotifyTestResult`.
+pub const NOTIFY_TEST: &str = "notify_test";
 /// Shut the host down gracefully: `{}` → nil.
 pub const SHUTDOWN: &str = "shutdown";
 

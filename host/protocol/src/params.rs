@@ -25,6 +25,10 @@ pub struct HelloResult {
     /// compare it before and after many clients come and go. Absent from older hosts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks: Option<u64>,
+    /// Different every time a host process starts: a hub that sees it change knows the
+    /// host restarted, so its event numbers start over and a full `list` is needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 /// `new`: create a worktree on a new branch and start an agent in it.
@@ -52,6 +56,9 @@ pub struct NewParams {
     /// Terminal size to start with; default 24×80.
     pub rows: Option<u16>,
     pub cols: Option<u16>,
+    /// Start it on this `[hosts.NAME]` instead of here (`repo` is then a path there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// Params of methods that name one session (`get`, `detach`).
@@ -84,6 +91,9 @@ pub struct RemoveResult {
     /// Something other than the session's worktree found at its path, left alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub left_alone: Option<String>,
+    /// The teardown step that failed (the worktree was removed all the same).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub teardown_failed: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -129,6 +139,14 @@ pub struct AttachParams {
     pub name: String,
     pub rows: u16,
     pub cols: u16,
+}
+
+/// Which of a session's terminals a request means, read from the same params map as
+/// `AttachParams`: `{run: true}` is the dev server (`[run]`), else the agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Terminal {
+    pub run: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -183,6 +201,70 @@ pub struct Status {
     /// Sum of the known session costs.
     pub total_cost_usd: f64,
     pub sessions: Vec<Session>,
+    /// The links to the configured remote hosts (none configured: empty, and absent).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostLink>,
+    /// Conditions the user should know about that stop nothing (e.g. no D-Bus session
+    /// bus for desktop notifications). Only in the `status` result, not the snapshot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
+}
+
+/// `notify_test`: the host's notification settings, and what each target did with a
+/// test notification.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NotifyTestResult {
+    /// The effective `[notify]` settings, one `key = value` per line.
+    pub settings: Vec<String>,
+    /// One line per target: its name and the outcome.
+    pub targets: Vec<String>,
+}
+
+/// The link to one remote host, as `status`, `status.json` and `host_changed` events
+/// show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostLink {
+    /// The `[hosts.NAME]` of the config: the `HOST` in `HOST:NAME`.
+    pub name: String,
+    pub state: LinkState,
+    /// When the link entered this state (Unix ms).
+    pub since: u64,
+    /// Why: the error that dropped it, what the far side said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Where a link to a remote host stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    /// The first connection is being made.
+    Connecting,
+    /// Connected, handshaken and subscribed: its sessions are current.
+    Live,
+    /// The link dropped and a new connection is being made; its sessions are stale.
+    Reconnecting,
+    /// The link is down, waiting to try again; its sessions are the last seen.
+    Stale,
+    /// ssh refused the login (keys, agent, `BatchMode`): retried, but needs the user.
+    AuthFailed,
+    /// The far host speaks another protocol version: upgrade one side.
+    VersionMismatch,
+}
+
+impl LinkState {
+    /// The wire name (`auth_failed`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkState::Connecting => "connecting",
+            LinkState::Live => "live",
+            LinkState::Reconnecting => "reconnecting",
+            LinkState::Stale => "stale",
+            LinkState::AuthFailed => "auth_failed",
+            LinkState::VersionMismatch => "version_mismatch",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -222,6 +304,9 @@ pub struct CaptureParams {
     pub lines: Option<u32>,
     /// Keep the SGR sequences that colour the text.
     pub colours: bool,
+    /// The session's dev server (`[run]`) instead of its agent.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub run: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,7 +12,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Session {
     /// Unique name; also the branch suffix (`canopy/<name>`) and worktree directory.
+    /// A session of another host is named `HOST:NAME` here (its own host calls it
+    /// `NAME`); a colon never appears in a local name, as git refuses it in branches.
     pub name: String,
+    /// The host the session runs on: [`LOCAL_HOST`], or a `[hosts.NAME]` of the config.
+    /// Records from before remote hosts existed decode as local.
+    #[serde(default = "local_host")]
+    pub host: String,
+    /// Since when (Unix ms) this record is the last one seen from a host whose link
+    /// dropped: it may be out of date, and commands to it fail until the link is back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_since: Option<u64>,
     /// Which agent runs here: an adapter name (`claude`, …) or the program of a command.
     pub agent: String,
     /// The full command line the agent was started with.
@@ -48,9 +58,25 @@ pub struct Session {
     /// The issue the session works on, when it was started from one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<Task>,
+    /// What the session's processes get beside the worktree: ports, the dev server's
+    /// URL, the browser profile, and the variables that name them.
+    #[serde(default, skip_serializing_if = "Environment::is_empty")]
+    pub env: Environment,
+}
+
+/// The name of the machine a client talks to, in [`Session::host`].
+pub const LOCAL_HOST: &str = "local";
+
+fn local_host() -> String {
+    LOCAL_HOST.to_owned()
 }
 
 impl Session {
+    /// Whether the session runs on the host that serves this record.
+    pub fn is_local(&self) -> bool {
+        self.host == LOCAL_HOST
+    }
+
     /// Whether the agent process is (as far as the host knows) alive.
     pub fn is_running(&self) -> bool {
         self.state.kind.is_live()
@@ -289,4 +315,36 @@ pub struct Task {
     pub id: String,
     pub title: String,
     pub url: String,
+}
+
+/// A session's environment (`canopy env NAME`): what its agent, setup commands and dev
+/// server get, so sessions of one repository never share a port or a browser profile.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Environment {
+    /// The session's block of ports, first and last; unique among the host's sessions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ports: Option<[u16; 2]>,
+    /// Where the dev server (`[run]`) answers, when one is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The session's own browser profile directory (`canopy open`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub browser_profile: Option<String>,
+    /// The variables every process of the session gets (`CANOPY_PORT`, …).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, String>,
+    /// The setup step that failed; `resume` runs the setup again before the agent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup_failed: Option<String>,
+    /// A repository `.canopy.toml` whose commands were skipped: it is not trusted
+    /// (`canopy trust` approves it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untrusted: Option<String>,
+}
+
+impl Environment {
+    pub fn is_empty(&self) -> bool {
+        self == &Environment::default()
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::io::{IsTerminal, Read, Write};
 
-use canopy_protocol::params::{AttachParams, AttachResult, NameParams, ResizeParams};
+use canopy_protocol::params::{AttachParams, AttachResult, NameParams, ResizeParams, Terminal};
 use canopy_protocol::{Message, Session, method};
 use crossterm::terminal;
 use rmpv::Value;
@@ -74,7 +74,21 @@ fn write_user_var(value: &str) {
 }
 
 /// Attach until detached or the session ends; returns the line to print afterwards.
-pub async fn run(mut client: Client, name: &str, detach_key: u8) -> Result<String, CliError> {
+/// `attach` params naming the agent's terminal or, with `run`, the dev server's.
+#[derive(serde::Serialize)]
+struct AttachTo {
+    #[serde(flatten)]
+    attach: AttachParams,
+    #[serde(flatten)]
+    terminal: Terminal,
+}
+
+pub async fn run(
+    mut client: Client,
+    name: &str,
+    detach_key: u8,
+    run: bool,
+) -> Result<String, CliError> {
     // Say "no such session" or "not running" before complaining about the terminal.
     let session: Session = client
         .call(
@@ -100,10 +114,13 @@ pub async fn run(mut client: Client, name: &str, detach_key: u8) -> Result<Strin
     let attached: AttachResult = client
         .call(
             method::ATTACH,
-            &AttachParams {
-                name: name.to_owned(),
-                rows,
-                cols,
+            &AttachTo {
+                attach: AttachParams {
+                    name: name.to_owned(),
+                    rows,
+                    cols,
+                },
+                terminal: Terminal { run },
             },
         )
         .await?;

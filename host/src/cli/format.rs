@@ -1,6 +1,6 @@
 //! Human-readable output: the session table, states, durations and costs.
 
-use canopy_protocol::params::{Explanation, Status};
+use canopy_protocol::params::{Explanation, HostLink, Status};
 use canopy_protocol::{Health, Session, StateSource};
 
 /// The `canopy ls` table.
@@ -8,15 +8,25 @@ pub fn session_table(sessions: &[Session], now_ms: u64) -> String {
     if sessions.is_empty() {
         return "no sessions; start one with `canopy new NAME`\n".to_owned();
     }
+    // The host column only where there is more than one host to tell apart.
+    let hosts = sessions.iter().any(|s| !s.is_local());
     let header = [
-        "NAME", "STATE", "AGENT", "BRANCH", "COST", "CTX", "AGE", "ISSUE",
+        "HOST", "NAME", "STATE", "AGENT", "BRANCH", "COST", "CTX", "AGE", "ISSUE",
     ];
-    let rows: Vec<[String; 8]> = sessions
+    let rows: Vec<[String; 9]> = sessions
         .iter()
         .map(|s| {
             [
+                s.host.clone(),
                 s.name.clone(),
-                state_label(s),
+                match s.stale_since {
+                    Some(since) => format!(
+                        "{} (stale {})",
+                        state_label(s),
+                        age(now_ms.saturating_sub(since))
+                    ),
+                    None => state_label(s),
+                },
                 s.agent.clone(),
                 s.branch.clone(),
                 cost(s.usage.cost_usd),
@@ -33,10 +43,11 @@ pub fn session_table(sessions: &[Session], now_ms: u64) -> String {
         }
     }
     let mut out = String::new();
+    let first = usize::from(!hosts);
     let mut line = |cells: &[String]| {
         let last = cells.len() - 1;
         let mut text = String::new();
-        for (i, cell) in cells.iter().enumerate() {
+        for (i, cell) in cells.iter().enumerate().skip(first) {
             if i == last {
                 text.push_str(cell);
             } else {
@@ -107,7 +118,28 @@ pub fn status(st: &Status, now_ms: u64) -> String {
         }
     ));
     out.push_str(&format!("cost: ${:.2}\n", st.total_cost_usd));
+    for link in &st.hosts {
+        out.push_str(&host_line(link, now_ms));
+    }
+    for notice in &st.notices {
+        out.push_str(&format!("notice: {notice}\n"));
+    }
     out
+}
+
+/// `host devbox: live for 3m` (and why, when it is down).
+pub fn host_line(link: &HostLink, now_ms: u64) -> String {
+    let detail = link
+        .detail
+        .as_deref()
+        .map(|d| format!(" — {d}"))
+        .unwrap_or_default();
+    format!(
+        "host {}: {} for {}{detail}\n",
+        link.name,
+        link.state.as_str(),
+        age(now_ms.saturating_sub(link.since))
+    )
 }
 
 /// The `canopy explain` report.

@@ -2,12 +2,14 @@
 //! (which any command but `host` starts when none is running).
 
 mod attach;
+mod env;
 mod error;
 mod format;
 mod hook;
 mod host;
 mod issue;
 mod setup;
+mod stdio;
 mod usage;
 
 use std::collections::BTreeMap;
@@ -18,8 +20,8 @@ use std::time::Duration;
 
 use canopy_protocol::params::{
     CaptureParams, CaptureResult, DecisionParams, Explanation, HelloParams, HelloResult,
-    NameParams, NewParams, RemoveResult, ResumeParams, SendParams, Status, StopParams,
-    SubscribeParams, SubscribeResult,
+    NameParams, NewParams, NotifyTestResult, RemoveResult, ResumeParams, SendParams, Status,
+    StopParams, SubscribeParams, SubscribeResult,
 };
 use canopy_protocol::{Event, EventKind, Message, Session, method};
 use clap::{Parser, Subcommand};
@@ -72,6 +74,10 @@ enum Cmd {
         /// If the issue cannot be fetched, start without its context instead of failing
         #[arg(long, requires = "issue")]
         issue_optional: bool,
+        /// Start it on this remote host (`[hosts.NAME]`); --repo is then a path there.
+        /// An issue is still fetched here, with this machine's tokens
+        #[arg(long, requires = "repo")]
+        host: Option<String>,
         /// Arguments for the agent command
         #[arg(last = true)]
         args: Vec<String>,
@@ -88,7 +94,12 @@ enum Cmd {
         json: bool,
     },
     /// Connect this terminal to a session (detach with ctrl-\ by default)
-    Attach { name: String },
+    Attach {
+        name: String,
+        /// The session's dev server instead of its agent
+        #[arg(long)]
+        run: bool,
+    },
     /// Type text into a session
     Send {
         name: String,
@@ -132,6 +143,15 @@ enum Cmd {
         /// With --once: give up after this many seconds (exit 0, no output)
         #[arg(long)]
         timeout: Option<f64>,
+        /// Also raise terminal notifications (OSC 9, 777 or 99, chosen from TERM_PROGRAM
+        /// and TERM) by the [notify] policy
+        #[arg(long, conflicts_with = "json")]
+        notify: bool,
+    },
+    /// Notifications: `canopy notify test`
+    Notify {
+        #[command(subcommand)]
+        action: NotifyAction,
     },
     /// Run the host in the foreground (other commands start it in the background)
     Host {
@@ -169,7 +189,27 @@ enum Cmd {
         /// Keep the colours (SGR escape sequences), for `less -R`
         #[arg(long, short = 'e')]
         escapes: bool,
+        /// The session's dev server instead of its agent
+        #[arg(long)]
+        run: bool,
     },
+    /// Approve the repository's .canopy.toml (shows its commands): its setup, teardown
+    /// and run commands run only while this exact file is approved
+    Trust {
+        /// A path inside the repository (default: the current directory)
+        #[arg(long, short)]
+        repo: Option<PathBuf>,
+        /// Withdraw the approval
+        #[arg(long)]
+        revoke: bool,
+    },
+    /// Start a session's dev server ([run] command) in its own terminal
+    Run { name: String },
+    /// Open the session's dev server (or URL) in a Chromium-family browser with the
+    /// session's own profile ($CANOPY_BROWSER, else chromium, google-chrome, brave…)
+    Open { name: String, url: Option<String> },
+    /// Print what a session's processes get (ports, browser profile, …) as shell lines
+    Env { name: String },
     /// Why a session is in its state, and the signals that led there
     Explain {
         name: String,
@@ -193,6 +233,14 @@ enum Cmd {
         agent: String,
         /// The payload when the agent passes it as an argument (else read from stdin)
         payload: Option<String>,
+    },
+    /// Bridge stdin and stdout to the host's socket, after a `CANOPY1` line (what a hub
+    /// runs over ssh to reach this machine)
+    Stdio,
+    /// The remote hosts of the config and the state of their links
+    Hosts {
+        #[arg(long)]
+        json: bool,
     },
     /// Print a shell completion script
     Completions { shell: clap_complete::Shell },
@@ -243,6 +291,12 @@ enum IssueAction {
         #[arg(long, short)]
         repo: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum NotifyAction {
+    /// Print the host's [notify] settings and send a test notification through each target
+    Test,
 }
 
 #[derive(Debug, Subcommand)]
@@ -331,17 +385,22 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
             prompt,
             issue,
             issue_optional,
+            host,
             args,
         } => {
-            let repo = match repo {
-                Some(r) => std::path::absolute(r)?,
-                None => std::env::current_dir()?,
+            let here = std::env::current_dir()?;
+            // A remote repository is a path on that machine: taken as given.
+            let repo = match (repo, &host) {
+                (Some(r), Some(_)) => r,
+                (Some(r), None) => std::path::absolute(r)?,
+                (None, _) => here.clone(),
             };
+            let issue_repo = if host.is_some() { &here } else { &repo };
             // Fetched before anything is created, so a failure leaves nothing behind.
             let (mut prompt, mut task, mut task_context, mut default_name) =
                 (prompt, None, None, None);
             if let Some(reference) = issue {
-                match issue::fetch(&paths, &reference, &repo).await {
+                match issue::fetch(&paths, &reference, issue_repo).await {
                     Ok(fetched) => {
                         prompt = Some(context::prompt(&fetched.context, prompt.as_deref()));
                         default_name = Some(fetched.name);
@@ -392,6 +451,7 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
                 env: std::env::vars().collect::<BTreeMap<_, _>>(),
                 rows: Some(rows),
                 cols: Some(cols),
+                host,
             };
             let mut client = connect(&paths).await?;
             let s: Session = client.call(method::NEW, &params).await?;
@@ -404,6 +464,23 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
                 s.branch,
                 s.pid.map_or_else(|| "-".into(), |p| p.to_string())
             );
+            if let Some(path) = &s.env.untrusted {
+                eprintln!(
+                    "note: {}",
+                    crate::env::untrusted_note(
+                        std::path::Path::new(path),
+                        std::path::Path::new(&s.repo)
+                    )
+                );
+            }
+            if s.pid.is_none() && s.state.kind == canopy_protocol::StateKind::Starting {
+                println!(
+                    "{}: {}; the agent starts after it (`canopy capture {}` shows the output)",
+                    s.name,
+                    s.state.detail.as_deref().unwrap_or("setting up"),
+                    s.name
+                );
+            }
             if let Some(task) = &s.task {
                 println!(
                     "task: {} {} — {} ({})",
@@ -452,10 +529,10 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
                 print!("{}", usage::report_table(&rows, by));
             }
         }
-        Cmd::Attach { name } => {
+        Cmd::Attach { name, run } => {
             let config = Config::load(&paths.config_file)?;
             let client = connect(&paths).await?;
-            let line = attach::run(client, &name, config.attach.detach_key.0).await?;
+            let line = attach::run(client, &name, config.attach.detach_key.0, run).await?;
             println!("{line}");
         }
         Cmd::Send { name, text, enter } => {
@@ -496,6 +573,9 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
             if let Some(saved) = removed.saved_head {
                 println!("{name}: the detached HEAD's commits are kept on branch {saved}");
             }
+            if let Some(step) = removed.teardown_failed {
+                println!("{name}: teardown failed: {step} (the worktree was removed all the same)");
+            }
             if let Some(path) = removed.left_alone {
                 println!("{name}: left {path} alone: it is not this session's worktree");
             }
@@ -516,7 +596,33 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
             once,
             since,
             timeout,
-        } => watch(&paths, json, once, since, timeout).await?,
+            notify,
+        } => {
+            // The same policy as the host's, applied here to this terminal.
+            let policy = if notify {
+                let config = Config::load(&paths.config_file)?.notify;
+                config.enabled.then(|| crate::notify::Policy::new(config))
+            } else {
+                None
+            };
+            watch(&paths, json, once, since, timeout, policy).await?
+        }
+        Cmd::Notify {
+            action: NotifyAction::Test,
+        } => {
+            let result: NotifyTestResult = connect(&paths)
+                .await?
+                .call(method::NOTIFY_TEST, &NameParams::default())
+                .await?;
+            println!("[notify] (as the host read it)");
+            for line in &result.settings {
+                println!("  {line}");
+            }
+            println!("test notification:");
+            for line in &result.targets {
+                println!("  {line}");
+            }
+        }
         Cmd::Host {
             action: Some(HostAction::Stop),
             ..
@@ -525,6 +631,7 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
             name,
             lines,
             escapes,
+            run,
         } => {
             let captured: CaptureResult = connect(&paths)
                 .await?
@@ -534,6 +641,7 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
                         name,
                         lines,
                         colours: escapes,
+                        run,
                     },
                 )
                 .await?;
@@ -594,8 +702,72 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
                 s.pid.map_or_else(|| "-".into(), |p| p.to_string())
             );
         }
+        Cmd::Trust { repo, revoke } => env::trust(&paths, repo, revoke)?,
+        Cmd::Run { name } => {
+            let s: Session = connect(&paths)
+                .await?
+                .call(method::RUN, &NameParams { name })
+                .await?;
+            println!(
+                "{}: dev server started{} (`canopy capture {} --run` shows it)",
+                s.name,
+                s.env.url.map(|u| format!(" at {u}")).unwrap_or_default(),
+                s.name
+            );
+        }
+        Cmd::Open { name, url } => {
+            let s: Session = connect(&paths)
+                .await?
+                .call(method::GET, &NameParams { name })
+                .await?;
+            env::open(&s, url)?;
+        }
+        Cmd::Env { name } => {
+            let s: Session = connect(&paths)
+                .await?
+                .call(method::GET, &NameParams { name })
+                .await?;
+            env::print_env(&s);
+        }
         Cmd::Host { action: None, .. } | Cmd::Hook { .. } | Cmd::Setup { .. } => {
             unreachable!("handled before the runtime starts")
+        }
+        Cmd::Stdio => stdio::run(&paths).await?,
+        Cmd::Hosts { json } => {
+            let config = Config::load(&paths.config_file)?;
+            let st: Status = connect(&paths)
+                .await?
+                .call(method::STATUS, &NameParams::default())
+                .await?;
+            if json {
+                print_json(&st.hosts)?;
+            } else if config.hosts.is_empty() && st.hosts.is_empty() {
+                println!(
+                    "no remote hosts; add one with [hosts.NAME] ssh = \"ALIAS\" in {}",
+                    paths.config_file.display()
+                );
+            } else {
+                for link in &st.hosts {
+                    let sessions = st.sessions.iter().filter(|s| s.host == link.name).count();
+                    print!(
+                        "{}",
+                        format::host_line(link, now_ms()).replacen(
+                            '\n',
+                            &format!(" ({sessions} sessions)\n"),
+                            1
+                        )
+                    );
+                }
+                for name in config
+                    .hosts
+                    .keys()
+                    .filter(|n| !st.hosts.iter().any(|l| &&l.name == n))
+                {
+                    println!(
+                        "host {name}: not linked yet (the host reads the config when it starts: `canopy host stop`)"
+                    );
+                }
+            }
         }
         Cmd::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
@@ -618,7 +790,12 @@ async fn watch(
     once: bool,
     since: Option<u64>,
     timeout: Option<f64>,
+    mut notify: Option<crate::notify::Policy>,
 ) -> Result<(), CliError> {
+    let osc = crate::notify::osc::Osc::for_terminal(
+        std::env::var("TERM_PROGRAM").ok().as_deref(),
+        std::env::var("TERM").ok().as_deref(),
+    );
     let mut client = connect(paths).await?;
     let subscribed: SubscribeResult = client
         .call(method::SUBSCRIBE, &SubscribeParams { since })
@@ -652,6 +829,13 @@ async fn watch(
         }
         let event: Event = canopy_protocol::frame::params(&params)
             .map_err(|e| CliError::new(format!("bad event from the host: {e}")))?;
+        if let (Some(policy), Some(session)) = (&mut notify, &event.session)
+            && let Some(crate::notify::Op::Show(note)) =
+                policy.on_event(event.kind, session, std::time::Instant::now(), None)
+        {
+            // Numbered by event so kitty shows each as its own notification.
+            write!(out, "{}", osc.sequence(&note, event.seq as u32))?;
+        }
         if json {
             serde_json::to_writer(&mut out, &event).map_err(|e| CliError::new(e.to_string()))?;
             writeln!(out)?;
@@ -668,6 +852,18 @@ async fn watch(
 }
 
 fn describe_event(e: &Event) -> String {
+    if let Some(link) = &e.host {
+        return format!(
+            "#{} host {} {}{}",
+            e.seq,
+            link.name,
+            link.state.as_str(),
+            link.detail
+                .as_deref()
+                .map(|d| format!(" — {d}"))
+                .unwrap_or_default()
+        );
+    }
     let Some(s) = &e.session else {
         return format!(
             "#{} resync: events were missed; re-read with `canopy ls`",
@@ -677,7 +873,7 @@ fn describe_event(e: &Event) -> String {
     let what = match e.kind {
         EventKind::SessionAdded => "added",
         EventKind::SessionRemoved => "removed",
-        EventKind::SessionChanged | EventKind::Resync => "",
+        EventKind::SessionChanged | EventKind::Resync | EventKind::HostChanged => "",
     };
     let state = format::state_label(s);
     let detail = s

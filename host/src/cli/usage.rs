@@ -18,6 +18,8 @@ pub enum By {
     Day,
     Session,
     Agent,
+    /// The machine each session runs on (`local`, or a `[hosts.NAME]`)
+    Host,
 }
 
 /// One row of `report`.
@@ -63,6 +65,7 @@ pub fn report(sessions: &[Session], since: u64, by: By) -> Vec<ReportRow> {
             By::Day => day(s.created_at),
             By::Session => s.name.clone(),
             By::Agent => s.agent.clone(),
+            By::Host => s.host.clone(),
         };
         let row = rows.entry(key.clone()).or_insert_with(|| ReportRow {
             key,
@@ -91,6 +94,7 @@ pub fn report_table(rows: &[ReportRow], by: By) -> String {
         By::Day => "DAY",
         By::Session => "SESSION",
         By::Agent => "AGENT",
+        By::Host => "HOST",
     };
     let header = [
         first, "SESSIONS", "COST", "INPUT", "OUTPUT", "CACHE-R", "CACHE-W", "TOOLS", "ACTIVE",
@@ -185,6 +189,12 @@ pub fn inspect(s: &Session, now_ms: u64) -> String {
             "task:     {} {} ({})\n",
             task.id, task.title, task.url
         ));
+    }
+    if let Some(url) = &s.env.url {
+        out.push_str(&format!("url:      {url}\n"));
+    }
+    if let Some([first, last]) = s.env.ports {
+        out.push_str(&format!("ports:    {first}-{last}\n"));
     }
     out.push_str(&format!(
         "model:    {}\n",
@@ -286,6 +296,8 @@ mod tests {
     fn session(name: &str, agent: &str, created_at: u64, cost: Option<f64>) -> Session {
         Session {
             name: name.into(),
+            host: canopy_protocol::LOCAL_HOST.into(),
+            stale_since: None,
             agent: agent.into(),
             command: Vec::new(),
             repo: "/r".into(),
@@ -311,6 +323,7 @@ mod tests {
                 ..Usage::default()
             },
             task: None,
+            env: Default::default(),
         }
     }
 

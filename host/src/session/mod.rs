@@ -143,6 +143,12 @@ pub enum Report {
         name: String,
         usage: canopy_protocol::session::Usage,
     },
+    /// The session's environment and state while no agent runs (setup failed).
+    Env {
+        name: String,
+        env: Box<canopy_protocol::session::Environment>,
+        state: State,
+    },
 }
 
 /// The sending side of a session actor. Cheap to clone.

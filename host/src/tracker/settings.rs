@@ -155,6 +155,11 @@ fn youtrack_token_env() -> String {
 #[serde(default, deny_unknown_fields)]
 pub struct RepoFile {
     pub trackers: RepoTrackers,
+    /// Commands, read by `crate::env` and run only once the user trusted the file; here
+    /// they are only checked, so a typo is refused the same way.
+    pub setup: crate::env::settings::Setup,
+    pub teardown: crate::env::settings::Teardown,
+    pub run: Option<crate::env::Run>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

@@ -232,6 +232,7 @@ function M.inspect_lines(s)
       format.tokens(t.input), format.tokens(t.output), format.tokens(t.cache_write_5m),
       format.tokens(t.cache_write_1h), format.tokens(t.cache_read), format.tokens(t.reasoning)),
   }
+  if format.url(s) ~= '' then table.insert(lines, 4, ('url       %s'):format(format.url(s))) end
   local c = present(u.context) and u.context or {}
   if present(c.window) and c.window > 0 then
     table.insert(lines, ('context   %s / %s (%s)'):format(format.tokens(c.used), format.tokens(c.window), format.context(s)))

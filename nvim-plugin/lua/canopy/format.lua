@@ -43,16 +43,27 @@ end
 ---@return string
 function M.state(s)
   local st = s.state
+  local text = st.kind
   if present(st.tool) and (st.kind == 'tool' or st.kind == 'waiting_permission') then
-    return ('%s(%s)'):format(st.kind, st.tool)
+    text = ('%s(%s)'):format(st.kind, st.tool)
   end
-  return st.kind
+  -- A remote host's session whose link dropped: the last state seen, maybe out of date.
+  if present(s.stale_since) then text = text .. ' (stale)' end
+  return text
 end
 
 ---@param s canopy.Session
 ---@return string
 function M.issue(s)
   if present(s.task) and present(s.task.id) then return s.task.id end
+  return ''
+end
+
+--- The dev server's URL (`[run]`), or ''.
+---@param s canopy.Session
+---@return string
+function M.url(s)
+  if present(s.env) and present(s.env.url) then return s.env.url end
   return ''
 end
 

@@ -117,7 +117,7 @@ function M.lines()
   for _, s in ipairs(sessions) do
     local cost = s.usage and s.usage.cost_usd
     if state.present(cost) then total = total + cost end
-    local row = { s.name, format.state(s), s.agent, s.branch, format.cost(cost), format.context(s), format.issue(s) }
+    local row = { s.name, format.state(s), s.agent, s.branch, format.cost(cost), format.context(s), vim.trim(format.issue(s) .. ' ' .. format.url(s)) }
     for i = 1, 6 do widths[i] = math.max(widths[i], vim.fn.strdisplaywidth(row[i])) end
     table.insert(rows, { s = s, cells = row })
   end

@@ -21,6 +21,8 @@ mod host;
 mod ingest;
 #[path = "canopy-bench/micro.rs"]
 mod micro;
+#[path = "canopy-bench/notify.rs"]
+mod notify;
 #[path = "canopy-bench/nvim.rs"]
 mod nvim;
 #[path = "canopy-bench/relay.rs"]
@@ -145,6 +147,9 @@ const GROUPS: &[Group] = &[
     ("nvim", |r| nvim::figures(5, if r.quick { 20 } else { 200 })),
     ("zellij", |r| {
         zellij::figures(if r.quick { 10 } else { 100 })
+    }),
+    ("notify", |r| {
+        notify::figures(if r.quick { 20 } else { 200 })
     }),
     ("criterion", micro::figures),
     ("truth", |r| truth::figures(if r.quick { 2 } else { 25 })),
