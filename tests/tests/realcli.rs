@@ -782,7 +782,7 @@ CLIs at once: a loaded machine.
 | thinking | `UserPromptSubmit`, `PostToolUse` | `UserPromptSubmit`, `PostToolUse` | `BeforeAgent`, `AfterTool` | `session.status busy`, tool part completed |
 | tool(NAME) | `PreToolUse`; an approval; the dialog leaving a busy screen | same | `BeforeTool`; same | tool part running; `permission.replied`; an approval |
 | waiting_permission | `PermissionRequest` (beside the dialog) | `PermissionRequest` (before the dialog) | `Notification(ToolPermission)` | `permission.asked` |
-| idle | `Stop`; the dialog leaving for a screen at rest; an interrupted notice while working | `Stop`; same | `AfterAgent`; same | `session.idle`; a rejected permission |
+| idle | `Stop`; the dialog leaving for a screen at rest; the busy indicator gone while working | `Stop`; same | `AfterAgent`; same | `session.idle`; a rejected permission |
 | error | `StopFailure` | the `■ {\"error\"` line on screen | the `✕ [API Error` line on screen | `session.error` |
 | waiting_input | the folder-trust or login screen | the model-upgrade menu | the auth dialog | — |
 | exited | the process exit (every CLI) | | | |
@@ -791,8 +791,12 @@ CLIs at once: a loaded machine.
 
 - A terminal answer is seen only through the screen: the state follows after the hold
   time (150 ms), and only once the dialog had been drawn.
-- An interruption or error notice counts only while the agent works; with no hooks at
-  all (custom agents), an old notice left on screen can still be read as new.
+- With hooks, an error notice counts only while the agent works and only if it is new
+  since the work began (counted on screen); one that replaces an old notice that just
+  scrolled away is missed (the state is then `idle`, not `error`). With no hooks at all
+  (custom agents), an old notice left on screen can still be read as new.
+- A CLI that stops showing its busy indicator while it still works (none seen so far)
+  would read as `idle` until its next hook.
 - OpenCode draws its idle screen seconds before it accepts input: Canopy shows `idle`
   from the screen while a prompt typed then is lost.
 - Cells marked *not run yet* need the mock model to script more (two tool calls in one
