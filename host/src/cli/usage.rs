@@ -234,6 +234,8 @@ pub fn inspect(s: &Session, now_ms: u64) -> String {
 fn cost_line(u: &Usage) -> String {
     match u.cost_usd {
         Some(c) => format!("${c:.4}"),
+        // Nothing metered yet: no model to price.
+        None if u.unpriced_models.is_empty() => "unknown yet".into(),
         None => format!(
             "unknown (no price for {}; add one under [prices] in config.toml)",
             u.unpriced_models.join(", ")
