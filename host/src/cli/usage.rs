@@ -324,6 +324,7 @@ mod tests {
             },
             task: None,
             env: Default::default(),
+            comments: Vec::new(),
         }
     }
 
