@@ -274,11 +274,11 @@ impl From<GitError> for RpcError {
 }
 
 /// Run blocking git work off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, GitError> + Send + 'static,
+pub(crate) async fn blocking<T: Send + 'static, E: Into<RpcError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, RpcError> {
     match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result.map_err(RpcError::from),
+        Ok(result) => result.map_err(Into::into),
         Err(e) => Err(RpcError::new(
             ErrorCode::Internal,
             format!("git task failed: {e}"),

@@ -164,7 +164,8 @@ fn file_diff(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::review::tests::{commit_all, fixture};
+    use crate::git::tests::commit_all;
+    use crate::review::tests::fixture;
     use std::fs;
 
     #[test]

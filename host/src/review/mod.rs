@@ -21,7 +21,7 @@ use rmpv::Value;
 use crate::clock::now_ms;
 use crate::daemon::Daemon;
 use crate::git::GitError;
-use crate::rpc::{encode, parse};
+use crate::rpc::{blocking, encode, parse};
 
 /// What went wrong in review work.
 #[derive(Debug, thiserror::Error)]
@@ -128,19 +128,6 @@ impl From<ReviewError> for RpcError {
     }
 }
 
-/// Run blocking git work off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ReviewError> + Send + 'static,
-) -> Result<T, RpcError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result.map_err(RpcError::from),
-        Err(e) => Err(RpcError::new(
-            ErrorCode::Internal,
-            format!("review task failed: {e}"),
-        )),
-    }
-}
-
 /// Handle `diff`, `review_*`, `merge` and `conflicts`.
 pub async fn handle(
     daemon: &Arc<Daemon>,
@@ -162,7 +149,12 @@ pub async fn handle(
             let p: NameParams = parse(params)?;
             let (s, _) = daemon.registry.get(&p.name).await?;
             let worktree = PathBuf::from(s.worktree);
-            encode(&blocking(move || Ok(comments::anchor_all(&worktree, s.comments))).await?)
+            encode(
+                &blocking(move || {
+                    Ok::<_, ReviewError>(comments::anchor_all(&worktree, s.comments))
+                })
+                .await?,
+            )
         }
         method::REVIEW_ADD => {
             let p: CommentParams = parse(params)?;
@@ -200,7 +192,9 @@ pub async fn handle(
             }
             let worktree = PathBuf::from(&s.worktree);
             let sent = s.comments.clone();
-            let anchored = blocking(move || Ok(comments::anchor_all(&worktree, sent))).await?;
+            let anchored =
+                blocking(move || Ok::<_, ReviewError>(comments::anchor_all(&worktree, sent)))
+                    .await?;
             let prompt = comments::prompt(&anchored);
             crate::rpc::type_text(&handle, prompt.clone(), true)
                 .await
@@ -250,7 +244,7 @@ pub async fn handle(
                 .into_iter()
                 .filter(|s| s.is_local() && s.is_running())
                 .collect();
-            encode(&blocking(move || Ok(radar::radar(live))).await?)
+            encode(&blocking(move || Ok::<_, ReviewError>(radar::radar(live))).await?)
         }
         _ => Err(RpcError::new(
             ErrorCode::UnknownMethod,
@@ -266,23 +260,8 @@ pub(crate) mod tests {
 
     use git2::Repository;
 
+    use crate::git::tests::commit_all;
     use crate::git::{Worktree, create_worktree};
-
-    pub fn commit_all(repo: &Repository, msg: &str) {
-        let mut index = repo.index().expect("index");
-        index
-            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-            .expect("add");
-        index.write().expect("write index");
-        let tree = repo
-            .find_tree(index.write_tree().expect("tree"))
-            .expect("tree");
-        let sig = git2::Signature::now("T", "t@example.invalid").expect("sig");
-        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-        let parents: Vec<_> = parent.iter().collect();
-        repo.commit(Some("HEAD"), &sig, &sig, msg, &tree, &parents)
-            .expect("commit");
-    }
 
     /// A repository on `main` with `a.txt` (one, two, three) and a session worktree.
     pub fn fixture() -> (tempfile::TempDir, Worktree) {
