@@ -558,7 +558,7 @@ pub fn lines_changed(worktree: &Path, base_commit: &str) -> Result<(u64, u64), G
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::fs;
 
@@ -579,7 +579,7 @@ mod tests {
         }
     }
 
-    fn commit_all(repo: &Repository, msg: &str) {
+    pub(crate) fn commit_all(repo: &Repository, msg: &str) {
         let mut index = repo.index().expect("index");
         index
             .add_all(["*"], git2::IndexAddOption::DEFAULT, None)

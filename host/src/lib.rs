@@ -21,6 +21,7 @@
 //! - [`env`]: what a worktree gets before its agent: included files, trusted setup and
 //!   teardown commands, a port block, the dev server, a browser profile.
 //! - [`git`]: worktrees with git2: create, check for unsaved work, remove.
+//! - [`review`]: a session's diff, review comments, merge, the conflict radar.
 //! - [`snapshot`]: the atomically written `status.json` for front ends without a socket.
 //! - [`config`], [`paths`], [`clock`]: settings, file locations, time.
 //!
@@ -39,6 +40,7 @@ pub mod notify;
 pub mod paths;
 pub mod registry;
 pub mod remote;
+pub mod review;
 pub mod rpc;
 pub mod session;
 pub mod snapshot;

@@ -99,7 +99,12 @@ enum Msg {
         oneshot::Sender<Option<Session>>,
     ),
     Remote(String, RemoteUpdate),
+    Comments(String, CommentEdit, oneshot::Sender<Option<Session>>),
 }
+
+/// A change to a session's review comments, made inside the actor so two edits never
+/// overwrite each other.
+pub type CommentEdit = Box<dyn FnOnce(&mut Vec<canopy_protocol::session::Comment>) + Send>;
 
 /// What a link to a remote host tells the table about that host's sessions. Records
 /// arrive as the far host names them; the table names them `HOST:NAME`.
@@ -275,6 +280,13 @@ impl Registry {
     /// News from the link to remote host `host`.
     pub async fn remote(&self, host: &str, update: RemoteUpdate) {
         let _ = self.tx.send(Msg::Remote(host.to_owned(), update)).await;
+    }
+
+    /// Change a session's review comments; the record is saved and published.
+    pub async fn edit_comments(&self, name: &str, edit: CommentEdit) -> Result<Session, RpcError> {
+        self.ask(|tx| Msg::Comments(name.to_owned(), edit, tx))
+            .await?
+            .ok_or_else(|| not_found(name))
     }
 
     /// Wait until every report and change so far is on disk.
@@ -573,6 +585,17 @@ impl Actor {
                 });
             }
             Msg::Remote(host, update) => self.on_remote(host, update),
+            Msg::Comments(name, edit, reply) => {
+                let updated = self.sessions.get_mut(&name).map(|entry| {
+                    let before = entry.record.comments.clone();
+                    edit(&mut entry.record.comments);
+                    (entry.record.comments != before, entry.record.clone())
+                });
+                if let Some((true, record)) = &updated {
+                    self.changed(EventKind::SessionChanged, record);
+                }
+                let _ = reply.send(updated.map(|(_, r)| r));
+            }
             Msg::Running(reply) => {
                 let running = self
                     .sessions

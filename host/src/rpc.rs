@@ -41,6 +41,7 @@ pub const CAPABILITIES: &[&str] = &[
     "remote",
     "env",
     "notify_test",
+    "review",
 ];
 
 /// Methods whose handlers may take long (git, process stops); connections run them in
@@ -59,6 +60,13 @@ pub fn is_slow(method: &str) -> bool {
             | method::NOTIFY_TEST
             // A permission hook may be held until the request is answered.
             | method::HOOK
+            // git2 diffs and merges.
+            | method::DIFF
+            | method::REVIEW_LIST
+            | method::REVIEW_ADD
+            | method::REVIEW_SEND
+            | method::MERGE
+            | method::CONFLICTS
     )
 }
 
@@ -203,6 +211,12 @@ pub async fn handle(
             let p: NameParams = parse(params)?;
             encode(&start_run(daemon, &p.name).await?)
         }
+        method::DIFF
+        | method::REVIEW_LIST
+        | method::REVIEW_ADD
+        | method::REVIEW_SEND
+        | method::MERGE
+        | method::CONFLICTS => crate::review::handle(daemon, method, params).await,
         _ => Err(RpcError::new(
             ErrorCode::UnknownMethod,
             format!("unknown method {method:?}"),
@@ -260,11 +274,11 @@ impl From<GitError> for RpcError {
 }
 
 /// Run blocking git work off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, GitError> + Send + 'static,
+pub(crate) async fn blocking<T: Send + 'static, E: Into<RpcError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, RpcError> {
     match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result.map_err(RpcError::from),
+        Ok(result) => result.map_err(Into::into),
         Err(e) => Err(RpcError::new(
             ErrorCode::Internal,
             format!("git task failed: {e}"),
@@ -368,6 +382,7 @@ async fn new_session(daemon: &Arc<Daemon>, p: NewParams) -> Result<Session, RpcE
         usage: Default::default(),
         task: p.task.clone(),
         env: plan.env.clone(),
+        comments: Vec::new(),
     };
     if let Some(first) = plan.setup.first() {
         // The agent starts once the setup has run, off this request.
@@ -566,7 +581,7 @@ async fn spawn(
 
 /// Type `text` into a session, then (with `enter`) press Enter as a keystroke of its own.
 /// `None` when the session has ended.
-async fn type_text(handle: &SessionHandle, text: String, enter: bool) -> Option<()> {
+pub(crate) async fn type_text(handle: &SessionHandle, text: String, enter: bool) -> Option<()> {
     let text = text.into_bytes();
     if enter {
         handle.ask(|reply| Command::Submit { text, reply }).await

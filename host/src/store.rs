@@ -258,6 +258,7 @@ pub(crate) mod tests {
             usage: Default::default(),
             task: None,
             env: Default::default(),
+            comments: Vec::new(),
         }
     }
 

@@ -8,6 +8,7 @@
 //! - [`method`]: method and notification names, so no string is typed twice.
 //! - [`session`]: the `Session` record and its parts (state, usage, task).
 //! - [`params`]: typed parameters and results of every method.
+//! - [`review`]: diffs, review comments, merge and the conflict radar.
 //! - [`event`]: what subscribers receive.
 //! - [`error`]: the error object (`{code, message, hint?}`) with stable codes.
 //!
@@ -18,6 +19,7 @@ pub mod event;
 pub mod frame;
 pub mod method;
 pub mod params;
+pub mod review;
 mod scan;
 pub mod session;
 

@@ -46,6 +46,20 @@ pub const RUN: &str = "run";
 /// Send a test notification through every configured target: `{}` →
 /// `NotifyTestResult`.
 pub const NOTIFY_TEST: &str = "notify_test";
+/// A session's change against its base: `DiffParams` → `Diff`.
+pub const DIFF: &str = "diff";
+/// A session's review comments, re-anchored: `{name}` → `[Anchored]`.
+pub const REVIEW_LIST: &str = "review_list";
+/// Add a review comment: `CommentParams` → `Anchored`.
+pub const REVIEW_ADD: &str = "review_add";
+/// Send every comment to the agent as one prompt, then clear them: `{name}` →
+/// `SentComments`.
+pub const REVIEW_SEND: &str = "review_send";
+/// Merge a session's branch into its base in the main checkout: `MergeParams` →
+/// `MergeResult`.
+pub const MERGE: &str = "merge";
+/// Files shared by live sessions and branches that no longer merge: `{}` → `Conflicts`.
+pub const CONFLICTS: &str = "conflicts";
 /// Shut the host down gracefully: `{}` → nil.
 pub const SHUTDOWN: &str = "shutdown";
 

@@ -62,6 +62,23 @@ pub struct Session {
     /// URL, the browser profile, and the variables that name them.
     #[serde(default, skip_serializing_if = "Environment::is_empty")]
     pub env: Environment,
+    /// Review comments not yet sent to the agent (`canopy review`). Records from before
+    /// review existed decode with none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comments: Vec<Comment>,
+}
+
+/// A review comment anchored to a line of the session's worktree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Comment {
+    /// The file, relative to the worktree.
+    pub path: String,
+    /// The line (1-based) it was made on.
+    pub line: u32,
+    /// That line's text, to find it again after the agent edits the file.
+    pub code: String,
+    pub text: String,
+    pub created_at: u64,
 }
 
 /// The name of the machine a client talks to, in [`Session::host`].

@@ -8,6 +8,7 @@ mod format;
 mod hook;
 mod host;
 mod issue;
+mod review;
 mod setup;
 mod stdio;
 mod usage;
@@ -239,6 +240,50 @@ enum Cmd {
     Stdio,
     /// The remote hosts of the config and the state of their links
     Hosts {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A session's whole change against its base: commits, staged, unstaged and
+    /// untracked files
+    Diff {
+        name: String,
+        /// Files with their added and removed line counts
+        #[arg(long, conflicts_with = "json")]
+        stat: bool,
+        /// Files, hunks and lines (with old and new numbers) as JSON
+        #[arg(long)]
+        json: bool,
+        /// Only these paths (relative to the worktree)
+        #[arg(last = true)]
+        paths: Vec<String>,
+    },
+    /// Review comments on a session's change: list them, add one, or send them all to
+    /// the agent
+    Review {
+        name: String,
+        /// Add a comment on line LINE of PATH (as the worktree has it now)
+        #[arg(long, num_args = 2, value_names = ["PATH:LINE", "TEXT"])]
+        comment: Option<Vec<String>>,
+        /// Send every comment to the agent as one prompt, then clear them
+        #[arg(long, conflicts_with = "comment")]
+        send: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Merge a session's branch into its base in the main checkout (refuses, changing
+    /// nothing, when the checkout is dirty or on another branch, or the merge conflicts)
+    Merge {
+        name: String,
+        /// One commit with the branch's whole change instead of a merge
+        #[arg(long)]
+        squash: bool,
+        /// The branch to merge into (default: the session's base)
+        #[arg(long, value_name = "BRANCH")]
+        into: Option<String>,
+    },
+    /// Files changed by more than one live session, and sessions whose branch no longer
+    /// merges cleanly into their base
+    Conflicts {
         #[arg(long)]
         json: bool,
     },
@@ -769,6 +814,20 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
                 }
             }
         }
+        Cmd::Diff {
+            name,
+            stat,
+            json,
+            paths: only,
+        } => review::diff(&paths, name, stat, json, only).await?,
+        Cmd::Review {
+            name,
+            comment,
+            send,
+            json,
+        } => review::review(&paths, name, comment, send, json).await?,
+        Cmd::Merge { name, squash, into } => review::merge(&paths, name, squash, into).await?,
+        Cmd::Conflicts { json } => review::conflicts(&paths, json).await?,
         Cmd::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "canopy", &mut std::io::stdout());

@@ -326,6 +326,7 @@ mod tests {
             },
             task: None,
             env: Default::default(),
+            comments: Vec::new(),
         }
     }
 

@@ -422,6 +422,7 @@ fn test_note() -> Note {
         host: canopy_protocol::LOCAL_HOST.into(),
         stale_since: None,
         env: Default::default(),
+        comments: Vec::new(),
         agent: String::new(),
         command: Vec::new(),
         repo: String::new(),
