@@ -158,7 +158,9 @@ fn a_flood_of_transitions_is_held_to_the_rate_limit() {
     wait_state(&d.env, "f", StateKind::Idle);
     let seq = d.env.seq();
     let ask = r#"{"hook_event_name":"Notification","notification_type":"permission_prompt","session_id":"x"}"#;
-    let tool = r#"{"hook_event_name":"PreToolUse","session_id":"x","tool_name":"Bash","tool_input":{"command":"ls"}}"#;
+    // A tool that ends leaves the wait (a tool merely starting would not: its permission
+    // is still open).
+    let tool = r#"{"hook_event_name":"PostToolUse","session_id":"x","tool_name":"Bash","tool_input":{"command":"ls"}}"#;
     for i in 0..50 {
         let payload = if i % 2 == 0 { ask } else { tool };
         let out = canopy_tests::spawn_with_stdin(
