@@ -27,6 +27,8 @@ mod notify;
 mod nvim;
 #[path = "canopy-bench/relay.rs"]
 mod relay;
+#[path = "canopy-bench/remote.rs"]
+mod remote;
 #[path = "canopy-bench/zellij.rs"]
 mod zellij;
 
@@ -148,6 +150,13 @@ const GROUPS: &[Group] = &[
     }),
     ("notify", |r| {
         notify::figures(if r.quick { 20 } else { 200 })
+    }),
+    ("remote", |r| {
+        if r.quick {
+            remote::figures(20, 2, 3)
+        } else {
+            remote::figures(200, 5, 30)
+        }
     }),
     ("criterion", micro::figures),
 ];
