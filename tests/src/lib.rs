@@ -8,6 +8,7 @@
 //! - [`TestEnv`]: the hermetic environment and the `canopy` command in it.
 //! - [`Term`]: a real PTY running a command (for `canopy attach`), with screen reads.
 //! - [`dbus`]: a private session bus and a desktop notification server on it.
+//! - [`sshd`]: a real OpenSSH server on loopback, for remote hosts.
 //! - [`wait_for`]: wait for a condition driven by real events, with a deadline.
 
 use std::ffi::OsString;
@@ -21,6 +22,7 @@ use canopy_protocol::Session;
 
 pub mod dbus;
 pub mod realcli;
+pub mod sshd;
 mod term;
 pub use term::{RawTerm, Term};
 

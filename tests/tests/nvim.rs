@@ -430,6 +430,50 @@ fn sidebar_shows_sessions_and_follows_state_changes() {
     });
 }
 
+/// With sessions of a remote host the sidebar gets a host column (local rows first, the
+/// name without its `HOST:`) and marks a dropped host's sessions stale; the cursor still
+/// names the full `HOST:NAME`. The remote records are pushed the way the host pushes
+/// them (the real link over ssh is tests/tests/remote.rs).
+#[test]
+fn sidebar_shows_the_host_of_remote_sessions() {
+    each_nvim(|bin| {
+        let env = TestEnv::with_fake_agents();
+        runtime().block_on(async {
+            let nv = Nvim::start(&env, bin).await;
+            nv.cmd("Canopy").await.expect(":Canopy");
+            env.ok(&["new", "l1", "--agent", "codex"]);
+            let only_local = nv.wait_line("l1", "idle").await;
+            assert!(!only_local.contains("local"), "{only_local}");
+            let pushed = nv
+                .lua(
+                    "local st = require('canopy.state'); local l1 = st.sessions['l1'] \
+                     for i, n in ipairs({ 'devbox:api', 'devbox:db' }) do \
+                       local s = {} for k, v in pairs(l1) do s[k] = v end s.name = n; s.host = 'devbox' \
+                       if i == 2 then s.stale_since = 1 end \
+                       st.on_event({ seq = st.seq + 1, kind = 'session_added', session = s }) \
+                     end return st.seq",
+                )
+                .await;
+            assert!(pushed.is_number(), "{pushed}");
+            let api = nv.wait_line("api", "devbox").await;
+            assert!(api.starts_with("○ devbox  api "), "{api}");
+            let db = nv.wait_line("db", "(stale)").await;
+            assert!(db.contains("devbox"), "{db}");
+            let lines = nv.sidebar().await;
+            assert!(lines[1].starts_with("○ local   l1 "), "local first: {lines:#?}");
+            let at = nv
+                .lua(
+                    "local sb = require('canopy.sidebar'); local w = sb.win() \
+                     vim.api.nvim_set_current_win(w); vim.api.nvim_win_set_cursor(w, { 3, 0 }) \
+                     return sb.name_at_cursor()",
+                )
+                .await;
+            assert_eq!(at, Json::String("devbox:api".into()));
+            nv.quit().await;
+        });
+    });
+}
+
 #[test]
 fn subcommands_do_what_they_say() {
     each_nvim(|bin| {

@@ -9,157 +9,13 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use canopy_protocol::{Session, StateKind};
+use canopy_tests::sshd::{Sshd, ssh_child, sshd};
 use canopy_tests::{Term, TestEnv, canopy_bin, wait_for};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// A running sshd and the client side of it.
-struct Sshd {
-    child: Child,
-    /// The client config for `ssh -F`.
-    config: PathBuf,
-    dir: PathBuf,
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn run(cmd: &mut Command) -> bool {
-    cmd.stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Start sshd in `dir`, or say why not (and fail under `CANOPY_REQUIRE_SSHD=1`).
-fn sshd(test: &str, dir: &Path) -> Option<Sshd> {
-    match start_sshd(dir) {
-        Ok(sshd) => Some(sshd),
-        Err(why) => {
-            assert!(
-                std::env::var_os("CANOPY_REQUIRE_SSHD").is_none_or(|v| v != "1"),
-                "{test}: sshd cannot run here ({why}), and CANOPY_REQUIRE_SSHD=1"
-            );
-            eprintln!("skipping {test}: sshd cannot run here ({why})");
-            None
-        }
-    }
-}
-
-fn start_sshd(dir: &Path) -> Result<Sshd, String> {
-    let sshd_bin = ["/usr/sbin/sshd", "/usr/local/sbin/sshd"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .ok_or("no sshd (apt install openssh-server)")?;
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err("sshd's privilege separation needs root".into());
-    }
-    // Privilege separation's empty directory, which a container may lack.
-    std::fs::create_dir_all("/run/sshd").map_err(|e| format!("/run/sshd: {e}"))?;
-    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    for key in ["host_key", "id", "other_id"] {
-        let made = run(Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(dir.join(key)));
-        if !made {
-            return Err("ssh-keygen failed (apt install openssh-client)".into());
-        }
-    }
-    std::fs::copy(dir.join("id.pub"), dir.join("authorized_keys")).map_err(|e| e.to_string())?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let d = dir.display();
-    let server = dir.join("sshd_config");
-    std::fs::write(
-        &server,
-        format!(
-            "ListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
-             PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-             PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile none\n\
-             PrintMotd no\nLogLevel ERROR\n"
-        ),
-    )
-    .map_err(|e| e.to_string())?;
-    let child = Command::new(sshd_bin)
-        .args(["-D", "-e", "-f"])
-        .arg(&server)
-        .args(["-p", &port.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start sshd: {e}"))?;
-    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
-    let config = dir.join("ssh_config");
-    let host = |alias: &str, key: &str| {
-        format!(
-            "Host {alias}\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  IdentityFile {d}/{key}\n  \
-             IdentitiesOnly yes\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
-        )
-    };
-    let text = host("alpha", "id") + &host("beta", "id") + &host("stranger", "other_id");
-    std::fs::write(&config, text).map_err(|e| e.to_string())?;
-    let mut sshd = Sshd {
-        child,
-        config,
-        dir: dir.to_owned(),
-    };
-    // Up when a login answers.
-    for _ in 0..100 {
-        let ok = run(Command::new("ssh").arg("-F").arg(&sshd.config).args([
-            "-o",
-            "BatchMode=yes",
-            "alpha",
-            "true",
-        ]));
-        if ok {
-            return Ok(sshd);
-        }
-        if let Ok(Some(status)) = sshd.child.try_wait() {
-            return Err(format!("sshd exited: {status}"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Err("no login through sshd within 10s".into())
-}
-
-impl Sshd {
-    /// A script the far side runs as its `canopy`: a login banner (junk before the
-    /// preamble), then `canopy` in `remote`'s environment.
-    fn wrapper(&self, name: &str, remote: &TestEnv) -> PathBuf {
-        let path = self.dir.join(format!("{name}.sh"));
-        let body = format!(
-            "#!/bin/sh\necho 'Welcome to {name}! (a banner before the preamble)'\n{}cd '{}'\nexec '{}' \"$@\"\n",
-            remote.exports(),
-            remote.repo.display(),
-            canopy_bin().display()
-        );
-        std::fs::write(&path, body).expect("write wrapper");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        path
-    }
-
-    /// `[hosts.NAME]` reaching ssh alias `alias` and running `canopy` there.
-    fn host_config(&self, name: &str, alias: &str, canopy: &Path) -> String {
-        format!(
-            "[hosts.{name}]\nssh = \"{alias}\"\nssh_args = [\"-F\", \"{}\"]\ncanopy = \"{}\"\ntimeout_secs = 5\n",
-            self.config.display(),
-            canopy.display()
-        )
-    }
-}
 
 /// The local environment and two remote ones, `alpha` and `beta`, linked over ssh.
 struct Hub {
@@ -211,6 +67,30 @@ fn wait_session(env: &TestEnv, name: &str, check: impl Fn(&Session) -> bool) -> 
     })
 }
 
+/// Start `alpha:a2` from the local CLI, a Claude asking to run Bash; wait until the hub
+/// shows it asking. Returns what `new` printed.
+fn new_asking_on_alpha(h: &Hub) -> String {
+    h.local.ok(&["ls"]);
+    wait_link(&h.local, "alpha", "live");
+    let alpha_repo = h.alpha.repo.display().to_string();
+    let out = h.local.ok(&[
+        "new",
+        "a2",
+        "--host",
+        "alpha",
+        "--repo",
+        &alpha_repo,
+        "--agent",
+        "claude",
+        "--prompt",
+        "@ask:Bash:touch-x",
+    ]);
+    wait_session(&h.local, "alpha:a2", |s| {
+        s.state.kind == StateKind::WaitingPermission
+    });
+    out
+}
+
 #[test]
 fn both_hosts_are_listed_together_and_steered_from_here() {
     let Some(h) = hub("both_hosts_are_listed_together_and_steered_from_here", "") else {
@@ -233,24 +113,9 @@ fn both_hosts_are_listed_together_and_steered_from_here() {
     );
 
     // A new session on alpha, started from here; its events arrive here.
-    let alpha_repo = h.alpha.repo.display().to_string();
-    let out = h.local.ok(&[
-        "new",
-        "a2",
-        "--host",
-        "alpha",
-        "--repo",
-        &alpha_repo,
-        "--agent",
-        "claude",
-        "--prompt",
-        "@ask:Bash:touch-x",
-    ]);
+    let out = new_asking_on_alpha(&h);
     assert!(out.starts_with("alpha:a2:"), "{out}");
     assert!(h.alpha.worktree("a2").is_dir());
-    wait_session(&h.local, "alpha:a2", |s| {
-        s.state.kind == StateKind::WaitingPermission
-    });
     // Its permission, approved from here, is answered there.
     h.local.ok(&["approve", "alpha:a2"]);
     wait_session(&h.alpha, "a2", |s| s.state.kind == StateKind::Idle);
@@ -291,25 +156,6 @@ fn both_hosts_are_listed_together_and_steered_from_here() {
     for host in ["alpha", "beta", "local", "total"] {
         assert!(report.contains(host), "{report}");
     }
-}
-
-/// The pid of the local host's ssh child for `host`.
-fn ssh_child(env: &TestEnv, control: &Path) -> Option<i32> {
-    let host = env.host_pid()?;
-    let wanted = format!("ControlPath={}", control.display());
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-        let ppid: i32 = stat
-            .rsplit_once(')')?
-            .1
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()?;
-        let cmdline = std::fs::read_to_string(e.path().join("cmdline")).ok()?;
-        (ppid == host && cmdline.contains(&wanted)).then_some(pid)
-    })
 }
 
 #[test]
@@ -443,4 +289,204 @@ fn a_dead_control_path_does_not_hang_the_link() {
     wait_session(&h.local, "alpha:a1", |_| true);
     wait_link(&h.local, "alpha", "live");
     drop(held);
+}
+
+/// A Neovim to drive (the first of `CANOPY_NVIM_BINS`, else `nvim` on PATH), or `None`
+/// with a message (a failure under `CANOPY_REQUIRE_NVIM`).
+fn nvim_bin(test: &str) -> Option<PathBuf> {
+    let listed = std::env::var("CANOPY_NVIM_BINS").ok();
+    let first = listed
+        .as_deref()
+        .and_then(|l| l.split(':').find(|p| !p.is_empty()))
+        .map(PathBuf::from);
+    let found = first.or_else(|| {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path)
+            .map(|d| d.join("nvim"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CANOPY_REQUIRE_NVIM").is_none(),
+            "{test}: no nvim, and CANOPY_REQUIRE_NVIM is set"
+        );
+        eprintln!("skipping {test}: no nvim on PATH");
+    }
+    found
+}
+
+/// Run Lua in `nvim` (a function body) and return its result through JSON.
+async fn nvim_lua(
+    nvim: &nvim_rs::Neovim<nvim_rs::compat::tokio::Compat<tokio::process::ChildStdin>>,
+    body: &str,
+) -> serde_json::Value {
+    let code = format!(
+        "local r = (function() {body} end)(); return vim.fn.json_encode(r == nil and vim.NIL or r)"
+    );
+    let out = nvim
+        .exec_lua(&code, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("lua failed: {e}\n{body}"));
+    serde_json::from_str(out.as_str().unwrap_or("null")).unwrap_or_default()
+}
+
+#[test]
+fn a_remote_permission_is_approved_from_neovim() {
+    const TEST: &str = "a_remote_permission_is_approved_from_neovim";
+    let Some(bin) = nvim_bin(TEST) else {
+        return;
+    };
+    let Some(h) = hub(TEST, "") else {
+        return;
+    };
+    h.local.ok(&["new", "l1", "--agent", "sh"]);
+    new_asking_on_alpha(&h);
+    canopy_tests::runtime().block_on(async {
+        let mut cmd = tokio::process::Command::new(&bin);
+        cmd.args(["--embed", "--headless", "--clean"])
+            .env_clear()
+            .current_dir(&h.local.repo)
+            .kill_on_drop(true);
+        // Exactly the variables `canopy` runs with in the local environment.
+        for (k, v) in h.local.canopy(&[]).get_envs() {
+            if let Some(v) = v {
+                cmd.env(k, v);
+            }
+        }
+        let handler = nvim_rs::rpc::handler::Dummy::new();
+        let (nvim, _io, _child) = nvim_rs::create::tokio::new_child_cmd(&mut cmd, handler)
+            .await
+            .expect("start nvim");
+        let plugin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../nvim-plugin");
+        nvim_lua(
+            &nvim,
+            &format!(
+                "vim.opt.rtp:prepend({:?}); vim.cmd('runtime plugin/canopy.lua'); \
+                 require('canopy').setup({{ cmd = {:?} }}); return true",
+                plugin.display().to_string(),
+                canopy_bin().display().to_string(),
+            ),
+        )
+        .await;
+        nvim.command("Canopy").await.expect(":Canopy");
+        // The sidebar shows the remote session under its host, the local one as local.
+        let a2 = wait_lua(
+            &nvim,
+            "alpha:a2 in the sidebar",
+            &sidebar_line("a2", "alpha"),
+        )
+        .await;
+        assert!(a2.contains("waiting_permission"), "{a2}");
+        let l1 = wait_lua(&nvim, "l1 in the sidebar", &sidebar_line("l1", "local")).await;
+        assert!(l1.contains("sh"), "{l1}");
+
+        nvim.command("Canopy approve alpha:a2")
+            .await
+            .expect(":Canopy approve alpha:a2");
+        wait_session(&h.alpha, "a2", |s| s.state.kind == StateKind::Idle);
+        wait_lua(
+            &nvim,
+            "alpha:a2 idle in the sidebar",
+            &sidebar_line("a2", "idle"),
+        )
+        .await;
+        let _ = nvim.command("qa!").await;
+    });
+}
+
+/// Lua that returns the sidebar line of session `name` (shown without its `HOST:`) once
+/// it contains `text`.
+fn sidebar_line(name: &str, text: &str) -> String {
+    format!(
+        "local b = require('canopy.sidebar').buf(); if not b then return nil end \
+         for _, l in ipairs(vim.api.nvim_buf_get_lines(b, 0, -1, false)) do \
+           if l:find(' ' .. {name:?} .. '  ', 1, true) and l:find({text:?}, 1, true) then return l end end"
+    )
+}
+
+/// Wait until Lua `body` returns a string; return it.
+async fn wait_lua(
+    nvim: &nvim_rs::Neovim<nvim_rs::compat::tokio::Compat<tokio::process::ChildStdin>>,
+    what: &str,
+    body: &str,
+) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let serde_json::Value::String(s) = nvim_lua(nvim, body).await {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A stopped process, continued when this goes (also when a test fails): it then finds
+/// its link closed and exits.
+struct Stopped(i32);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
+/// The pid of the `canopy stdio` that serves a link into `env` (run in its repository).
+fn far_stdio(env: &TestEnv) -> Option<i32> {
+    let bin = canopy_bin();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let ours = args.first() == Some(&bin.as_os_str().as_encoded_bytes())
+            && args.get(1) == Some(&&b"stdio"[..])
+            && std::fs::read_link(e.path().join("cwd")).ok()? == env.repo;
+        ours.then_some(pid)
+    })
+}
+
+#[test]
+fn a_silent_link_is_caught_by_the_heartbeat() {
+    let Some(h) = hub("a_silent_link_is_caught_by_the_heartbeat", "") else {
+        return;
+    };
+    // A quick heartbeat: a silent link is noticed after about 4 × 0.3 s.
+    let config = std::fs::read_to_string(&h.local.paths.config_file).expect("config");
+    h.local
+        .write_config(&config.replace("[hosts.alpha]\n", "[hosts.alpha]\nheartbeat_secs = 0.3\n"));
+    h.alpha.ok(&["new", "a1", "--agent", "sh"]);
+    h.local.ok(&["ls"]);
+    wait_session(&h.local, "alpha:a1", |s| s.stale_since.is_none());
+    wait_link(&h.local, "alpha", "live");
+    // Reconnecting fails while the far canopy is away, so the stale state stays visible.
+    let wrapper = h.sshd.dir.join("alpha.sh");
+    let aside = h.sshd.dir.join("alpha.sh.aside");
+    std::fs::rename(&wrapper, &aside).expect("move the wrapper aside");
+    // The link goes silent without closing: the far `canopy stdio` is stopped, so its
+    // pipes (and ssh) stay open and nothing answers. (Stopping the local ssh would not
+    // do: a multiplexed ssh hands its stdio to the connection master.)
+    let control = h.local.paths.control_path("alpha");
+    let ssh = ssh_child(&h.local, &control).expect("the ssh child of alpha's link");
+    let far = far_stdio(&h.alpha).expect("alpha's `canopy stdio`");
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(far, libc::SIGSTOP) };
+    let stopped = Stopped(far);
+    let stale = wait_session(&h.local, "alpha:a1", |s| s.stale_since.is_some());
+    drop(stopped);
+    assert!(stale.stale_since.is_some());
+    let hosts = h.local.ok(&["hosts", "--json"]);
+    assert!(hosts.contains("no answer for"), "{hosts}");
+    // The silent link's ssh was killed and reaped (not left a zombie of the host).
+    wait_for("the silent link's ssh reaped", WAIT, || {
+        (!Path::new(&format!("/proc/{ssh}")).exists()).then_some(())
+    });
+    wait_link(&h.local, "beta", "live");
+
+    std::fs::rename(&aside, &wrapper).expect("put the wrapper back");
+    wait_link(&h.local, "alpha", "live");
+    let back = wait_session(&h.local, "alpha:a1", |s| s.stale_since.is_none());
+    assert!(back.is_running());
 }

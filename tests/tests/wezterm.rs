@@ -601,6 +601,43 @@ fn picker_key_collides_with_no_wezterm_default() {
     assert_eq!(h.eval::<Option<Table>>("return config.keys"), None);
 }
 
+/// Sessions of a remote host: the picker groups them by host (local first), each label
+/// leads with its host, and a dropped host's sessions say `(stale)`; the choice's id is
+/// still the full `HOST:NAME` the CLI takes.
+#[test]
+fn picker_groups_sessions_by_host() {
+    let h = Harness::new("{ picker = { key = 'S', mods = 'CTRL|SHIFT', new_session = false } }");
+    let remote = |name: &str, kind: &str, stale: bool| {
+        let mut s = session(&format!("devbox:{name}"), kind, None);
+        s.host = "devbox".into();
+        s.stale_since = stale.then_some(1_700_000_000_000);
+        s
+    };
+    h.write(&status(vec![
+        remote("api", "waiting_permission", false),
+        session("web", "idle", None),
+        remote("db", "idle", true),
+    ]));
+    let w = h.wez.open_window(vec![vec![shell()]]);
+    h.tick(w);
+    let choices: Vec<String> = h.eval(
+        "local out = {} for _, c in ipairs(canopy.choices()) do out[#out + 1] = c.id .. ' | ' .. c.label end return out",
+    );
+    assert_eq!(
+        choices,
+        [
+            "web | ● local  web  idle  claude",
+            "devbox:api | ! devbox  api  waiting_permission: Bash  claude",
+            "devbox:db | ● devbox  db  idle (stale)  claude",
+        ]
+    );
+    // One machine: no host in the labels.
+    h.write(&status(vec![session("web", "idle", None)]));
+    h.tick(w);
+    let label: String = h.eval("return canopy.choices()[1].label");
+    assert_eq!(label, "● web  idle  claude");
+}
+
 #[test]
 fn picker_orders_by_attention_and_spawns_or_activates() {
     let h = Harness::new(

@@ -314,6 +314,40 @@ fn pipe_pushes_and_malformed_results_never_panic() {
     };
     assert!(p.pipe("canopy::event", &line).expect("pipe"));
     assert!(plain(&p.render(6, 40).expect("render")).contains("✗ gamma"));
+    // A remote host's sessions, as the hub relays them: a host column appears, the
+    // dropped host's session says stale, and a state added later still shows a row.
+    for (i, (name, kind, stale)) in [
+        ("devbox:api", "tool", false),
+        ("devbox:db", "hibernating", true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut v = serde_json::to_value(&s).expect("json");
+        v["name"] = name.into();
+        v["host"] = "devbox".into();
+        v["state"]["kind"] = kind.into();
+        if stale {
+            v["stale_since"] = 1.into();
+        }
+        let seq = env.seq() + 1001 + i as u64;
+        let line = serde_json::json!({"seq": seq, "kind": "session_added", "session": v});
+        assert!(p.pipe("canopy::event", &line.to_string()).expect("pipe"));
+    }
+    let frame = plain(&p.render(6, 60).expect("render"));
+    let rows: Vec<&str> = frame.lines().collect();
+    assert!(
+        rows[1].starts_with("✗ gamma") && rows[1].contains("local"),
+        "{frame}"
+    );
+    assert!(
+        rows[2].starts_with("◆ api") && rows[2].contains("devbox"),
+        "{frame}"
+    );
+    assert!(
+        rows[3].starts_with("· db (stale)") && rows[3].contains("devbox"),
+        "{frame}"
+    );
     assert!(!p.pipe("other::name", "x").expect("pipe"));
     assert_eq!(p.stderr(), "");
 }

@@ -543,7 +543,17 @@ function H.truncate(text, width)
   return text:sub(1, (utf8.offset(text, width + 1) or (width + 1)) - 1)
 end
 
-function H.session_line(s)
+--- `s`'s host when it is a remote one (the snapshot's `host` field), else nil.
+function H.remote_host(s)
+  if type(s.host) == 'string' and s.host ~= '' and s.host ~= 'local' then
+    return s.host
+  end
+  return nil
+end
+
+--- One picker line; with `hosts` (sessions of more than one machine) the host leads
+--- and the name goes without its `HOST:`.
+function H.session_line(s, hosts)
   local style = H.style(s.state.kind)
   local what = s.state.kind
   local detail = s.state.tool or s.state.detail
@@ -554,7 +564,15 @@ function H.session_line(s)
   if type(s.stale_since) == 'number' then
     what = what .. ' (stale)'
   end
-  local line = style.symbol .. ' ' .. s.name .. '  ' .. what .. '  ' .. tostring(s.agent or '')
+  local name = s.name
+  if hosts then
+    local host = H.remote_host(s) or 'local'
+    if name:sub(1, #host + 1) == host .. ':' then
+      name = name:sub(#host + 2)
+    end
+    name = host .. '  ' .. name
+  end
+  local line = style.symbol .. ' ' .. name .. '  ' .. what .. '  ' .. tostring(s.agent or '')
   local cost = type(s.usage) == 'table' and s.usage.cost_usd
   if type(cost) == 'number' then
     line = line .. string.format('  $%.2f', cost)
@@ -620,14 +638,21 @@ function M.status_items()
   return items
 end
 
---- The picker's choices, sessions needing attention first, then by name.
+--- The picker's choices, sessions needing attention first, then by name. With sessions
+--- of remote hosts they are grouped by host, local first.
 ---@return {id: string, label: string}[]
 function M.choices()
   local sessions = {}
+  local hosts = false
   for _, s in pairs(H.cache.by_name) do
     sessions[#sessions + 1] = s
+    hosts = hosts or H.remote_host(s) ~= nil
   end
   table.sort(sessions, function(a, b)
+    local ha, hb = H.remote_host(a) or '', H.remote_host(b) or ''
+    if ha ~= hb then
+      return ha < hb
+    end
     local ra, rb = H.rank[a.state.kind] or 99, H.rank[b.state.kind] or 99
     if ra ~= rb then
       return ra < rb
@@ -636,7 +661,7 @@ function M.choices()
   end)
   local choices = {}
   for _, s in ipairs(sessions) do
-    choices[#choices + 1] = { id = s.name, label = H.session_line(s) }
+    choices[#choices + 1] = { id = s.name, label = H.session_line(s, hosts) }
   end
   if H.opts.picker.new_session then
     choices[#choices + 1] = { id = H.NEW_SESSION, label = '+ new session…' }

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{self, Event, Session};
+use crate::model::{self, Event, EventKind, Session};
 
 /// Settings from the plugin's configuration block in the layout.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,7 +164,7 @@ const RETRY_SECS: f64 = 2.0;
 pub struct App {
     pub config: Config,
     pub permission: Option<Permission>,
-    /// Sessions sorted by name, as of `seq`.
+    /// Sessions in [`model::order`] (local first, then by host and name), as of `seq`.
     pub sessions: Vec<Session>,
     /// The last event seq applied; `None` until the first status read.
     pub seq: Option<u64>,
@@ -269,8 +269,10 @@ impl App {
                 }
                 let (events, _) = model::parse_events(payload.as_bytes());
                 // A resync pushed here is left to the poll chain, which re-reads status.
-                let events: Vec<Event> =
-                    events.into_iter().filter(|e| e.kind != "resync").collect();
+                let events: Vec<Event> = events
+                    .into_iter()
+                    .filter(|e| e.kind != EventKind::Resync)
+                    .collect();
                 (vec![], self.apply_all(&events))
             }
         }
@@ -350,7 +352,7 @@ impl App {
                     return (self.retry(w), true);
                 }
                 let (events, bad) = model::parse_events(stdout);
-                if bad > 0 || events.iter().any(|e| e.kind == "resync") {
+                if bad > 0 || events.iter().any(|e| e.kind == EventKind::Resync) {
                     // Missed or unreadable events: re-read the whole table.
                     return (vec![self.status_cmd()], false);
                 }
@@ -383,7 +385,7 @@ impl App {
     /// Replace the table (after a status read), keeping the selection on the same name.
     fn set_table(&mut self, mut sessions: Vec<Session>, seq: u64) {
         let keep = self.selected_session().map(|s| s.name.clone());
-        sessions.sort_by(|a, b| a.name.cmp(&b.name));
+        sessions.sort_by(|a, b| model::order(a).cmp(&model::order(b)));
         self.sessions = sessions;
         self.seq = Some(seq);
         self.reselect(keep);
@@ -411,12 +413,12 @@ impl App {
         let keep = self.selected_session().map(|s| s.name.clone());
         let at = self
             .sessions
-            .binary_search_by(|s| s.name.cmp(&session.name));
-        match (e.kind.as_str(), at) {
-            ("session_removed", Ok(i)) => {
+            .binary_search_by(|s| model::order(s).cmp(&model::order(session)));
+        match (e.kind, at) {
+            (EventKind::SessionRemoved, Ok(i)) => {
                 self.sessions.remove(i);
             }
-            ("session_removed", Err(_)) => return false,
+            (EventKind::SessionRemoved, Err(_)) => return false,
             (_, Ok(i)) => self.sessions[i] = session.clone(),
             (_, Err(i)) => self.sessions.insert(i, session.clone()),
         }

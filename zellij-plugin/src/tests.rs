@@ -3,18 +3,34 @@
 use std::collections::BTreeMap;
 
 use crate::app::{App, Config, Effect, Input, Key, Mode, Permission};
+use crate::model::StateKind;
 use crate::text::plain;
 use crate::view;
 
 fn session(name: &str, kind: &str, cost: &str, issue: Option<&str>) -> String {
+    remote_session("local", name, kind, cost, issue)
+}
+
+/// A session of `host` (`local`, or a remote host whose sessions are `HOST:NAME`).
+fn remote_session(host: &str, name: &str, kind: &str, cost: &str, issue: Option<&str>) -> String {
     let task = issue.map(|i| {
         format!(",\"task\":{{\"tracker\":\"jira\",\"id\":\"{i}\",\"title\":\"t\",\"url\":\"u\"}}")
     });
     format!(
-        "{{\"name\":\"{name}\",\"agent\":\"claude\",\"state\":{{\"kind\":\"{kind}\",\"since\":1,\"source\":\"hook\"}},\
+        "{{\"name\":\"{name}\",\"host\":\"{host}\",\"agent\":\"claude\",\"repo\":\"/r\",\"worktree\":\"/w\",\
+         \"branch\":\"canopy/{name}\",\"base\":\"main\",\"created_at\":0,\"state\":{{\"kind\":\"{kind}\",\"since\":1,\"source\":\"hook\"}},\
          \"usage\":{{\"cost_usd\":{cost},\"context\":{{\"used\":50,\"window\":200,\"percent\":25.0}},\
          \"tokens\":{{\"input\":1200,\"output\":800}},\"wall_ms\":65000,\"lines_added\":3}}{}}}",
         task.unwrap_or_default()
+    )
+}
+
+/// `canopy status --json` with these sessions at `seq`.
+fn status(seq: u64, sessions: &[String]) -> String {
+    format!(
+        "{{\"protocol\":1,\"host\":{{\"pid\":1,\"version\":\"0\",\"socket\":\"/s\",\"started_at\":0}},\
+         \"seq\":{seq},\"counts\":{{}},\"total_cost_usd\":0.0,\"sessions\":[{}]}}",
+        sessions.join(",")
     )
 }
 
@@ -43,11 +59,13 @@ fn loaded() -> App {
     let mut app = App::default();
     app.handle(Input::Load(Config::default()));
     app.handle(Input::Permission { granted: true });
-    let status = format!(
-        "{{\"seq\":10,\"sessions\":[{},{},{}]}}",
-        session("web", "idle", "0.5", None),
-        session("api", "waiting_permission", "null", Some("KEY-12")),
-        session("docs", "thinking", "1.25", None),
+    let status = status(
+        10,
+        &[
+            session("web", "idle", "0.5", None),
+            session("api", "waiting_permission", "null", Some("KEY-12")),
+            session("docs", "thinking", "1.25", None),
+        ],
     );
     app.handle(done("status", &status));
     app
@@ -97,10 +115,7 @@ fn status_then_long_poll_chain() {
     assert_eq!(app.handle(Input::Permission { granted: true }).0, vec![]);
     let (fx, render) = app.handle(done(
         "status",
-        &format!(
-            "{{\"seq\":10,\"sessions\":[{}]}}",
-            session("a", "idle", "0", None)
-        ),
+        &status(10, &[session("a", "idle", "0", None)]),
     ));
     assert!(render);
     assert_eq!(
@@ -124,7 +139,7 @@ fn status_then_long_poll_chain() {
     let (fx, render) = app.handle(done("watch", &line));
     assert!(render);
     assert_eq!(argv(&fx)[5], "11");
-    assert_eq!(app.sessions[0].state.kind, "tool");
+    assert_eq!(app.sessions[0].state.kind, StateKind::Tool);
     // A timed-out poll (no output) re-issues with the same seq, no render.
     let (fx, render) = app.handle(done("watch", ""));
     assert!(!render);
@@ -377,4 +392,62 @@ fn every_frame_fits_the_pane_exactly() {
             }
         }
     }
+}
+
+#[test]
+fn a_second_host_gets_a_column_and_a_stale_marker() {
+    let mut app = App::default();
+    app.handle(Input::Load(Config::default()));
+    app.handle(Input::Permission { granted: true });
+    let stale = remote_session("devbox", "devbox:db", "idle", "0", None).replacen(
+        "\"host\":",
+        "\"stale_since\":5,\"host\":",
+        1,
+    );
+    app.handle(done(
+        "status",
+        &status(
+            10,
+            &[
+                remote_session("devbox", "devbox:api", "waiting_permission", "0", None),
+                stale,
+                session("web", "idle", "0", None),
+            ],
+        ),
+    ));
+    // Local first, then each host's sessions together.
+    let names: Vec<&str> = app.sessions.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["web", "devbox:api", "devbox:db"]);
+    let frame = plain(&view::render(&app, 8, 60));
+    let lines: Vec<&str> = frame.lines().collect();
+    assert!(
+        lines[1].starts_with("○ web ") && lines[1].contains("local"),
+        "{frame}"
+    );
+    assert!(
+        lines[2].starts_with("! api ") && lines[2].contains("devbox"),
+        "{frame}"
+    );
+    assert!(
+        lines[3].contains("db (stale)") && lines[3].contains("devbox"),
+        "{frame}"
+    );
+    // Approving acts on the full name.
+    app.handle(Input::Key(Key::Char('j')));
+    let (fx, _) = app.handle(Input::Key(Key::Char('a')));
+    assert_eq!(argv(&fx)[1..], ["approve", "devbox:api"]);
+    // A pushed change keeps the host's group.
+    let line = format!(
+        "{{\"seq\":11,\"kind\":\"session_changed\",\"session\":{}}}\n",
+        remote_session("devbox", "devbox:api", "tool", "0", None)
+    );
+    app.handle(done("watch", &line));
+    assert_eq!(app.sessions[1].state.kind, StateKind::Tool);
+    assert_eq!(app.sessions.len(), 3);
+}
+
+#[test]
+fn one_machine_shows_no_host_column() {
+    let frame = plain(&view::render(&loaded(), 8, 60));
+    assert!(!frame.contains("local"), "{frame}");
 }

@@ -3,7 +3,7 @@
 //! is fixed, so nothing ever wraps.
 
 use crate::app::{App, Mode, NEW_FIELDS, Permission};
-use crate::model::Session;
+use crate::model::{Session, StateKind};
 use crate::text::{clean, fit, fit_right, truncate};
 
 const RESET: &str = "\x1b[0m";
@@ -12,32 +12,33 @@ const DIM: &str = "\x1b[2m";
 const BOLD: &str = "\x1b[1m";
 
 /// A state's badge: symbol and ANSI colour. Attention states are bold and warm.
-pub fn badge(kind: &str) -> (char, &'static str) {
+pub fn badge(kind: StateKind) -> (char, &'static str) {
     match kind {
-        "starting" => ('◌', "\x1b[34m"),
-        "idle" => ('○', "\x1b[37m"),
-        "thinking" => ('●', "\x1b[36m"),
-        "tool" => ('◆', "\x1b[36m"),
-        "waiting_permission" => ('!', "\x1b[1;33m"),
-        "waiting_input" => ('?', "\x1b[1;33m"),
-        "compacting" => ('◍', "\x1b[35m"),
-        "error" => ('✗', "\x1b[1;31m"),
-        "exited" => ('■', "\x1b[90m"),
-        _ => ('·', ""),
+        StateKind::Starting => ('◌', "\x1b[34m"),
+        StateKind::Idle => ('○', "\x1b[37m"),
+        StateKind::Thinking => ('●', "\x1b[36m"),
+        StateKind::Tool => ('◆', "\x1b[36m"),
+        StateKind::WaitingPermission => ('!', "\x1b[1;33m"),
+        StateKind::WaitingInput => ('?', "\x1b[1;33m"),
+        StateKind::Compacting => ('◍', "\x1b[35m"),
+        StateKind::Error => ('✗', "\x1b[1;31m"),
+        StateKind::Exited => ('■', "\x1b[90m"),
+        StateKind::Unknown => ('·', ""),
     }
 }
 
 /// Order of the states in the header's counts: what needs the user first.
-const ORDER: [&str; 9] = [
-    "waiting_permission",
-    "waiting_input",
-    "error",
-    "thinking",
-    "tool",
-    "compacting",
-    "starting",
-    "idle",
-    "exited",
+const ORDER: [StateKind; 10] = [
+    StateKind::WaitingPermission,
+    StateKind::WaitingInput,
+    StateKind::Error,
+    StateKind::Thinking,
+    StateKind::Tool,
+    StateKind::Compacting,
+    StateKind::Starting,
+    StateKind::Idle,
+    StateKind::Exited,
+    StateKind::Unknown,
 ];
 
 /// The frame: `rows` lines joined by `\n`, each at most `cols` cells.
@@ -157,8 +158,9 @@ fn list(app: &App, rows: usize, cols: usize) -> Vec<String> {
     // take up to 3 rows).
     let room = rows.saturating_sub(3).max(1);
     let first = app.selected.saturating_sub(room - 1);
+    let hosts = host_width(&app.sessions);
     for (i, s) in app.sessions.iter().enumerate().skip(first).take(room) {
-        l.push(row(s, i == app.selected, cols));
+        l.push(row(s, i == app.selected, hosts, cols));
     }
     l
 }
@@ -182,12 +184,25 @@ pub fn context(s: &Session) -> String {
     }
 }
 
+/// The width of the host column: 0 (no column) while every session is local, so a
+/// single machine's pane looks as it always did.
+pub fn host_width(sessions: &[Session]) -> usize {
+    if sessions.iter().all(Session::is_local) {
+        return 0;
+    }
+    let widest = sessions.iter().map(|s| s.host.chars().count()).max();
+    widest.unwrap_or(0).clamp(5, 10)
+}
+
 /// One session row. Columns drop off right to left as the pane narrows: issue, then
-/// context, cost and agent; the badge and the name always stay.
-pub fn row(s: &Session, selected: bool, cols: usize) -> String {
-    let (sym, colour) = badge(&s.state.kind);
+/// context, cost, agent and host (`hosts` wide, when more than one machine has
+/// sessions); the badge and the name always stay. A session of a host whose link is
+/// down says `(stale)` after its name.
+pub fn row(s: &Session, selected: bool, hosts: usize, cols: usize) -> String {
+    let (sym, colour) = badge(s.state.kind);
     let issue = s.task.as_ref().map(|t| t.id.as_str()).unwrap_or("");
     // (width, text, right-aligned) of the optional columns, in the order they drop.
+    let host = [(hosts, s.host.clone(), false)];
     let optional = [
         (8, s.agent.clone(), false),
         (6, cost(s), true),
@@ -196,7 +211,8 @@ pub fn row(s: &Session, selected: bool, cols: usize) -> String {
     ];
     let mut name_width = cols.saturating_sub(2);
     let mut shown = 0;
-    for (w, _, _) in &optional {
+    let columns = host.iter().filter(|c| c.0 > 0).chain(&optional);
+    for (w, _, _) in columns.clone() {
         // Keep at least 10 cells for the name before adding a column.
         if name_width >= w + 1 + 10 {
             name_width -= w + 1;
@@ -205,8 +221,17 @@ pub fn row(s: &Session, selected: bool, cols: usize) -> String {
             break;
         }
     }
-    let mut text = fit(&s.name, name_width);
-    for (w, t, right) in optional.iter().take(shown) {
+    // With the host in its own column, the name goes without its `HOST:`.
+    let name = match s.name.split_once(':') {
+        Some((h, short)) if hosts > 0 && shown > 0 && h == s.host => short,
+        _ => s.name.as_str(),
+    };
+    let name = match s.stale_since {
+        Some(_) => format!("{name} (stale)"),
+        None => name.to_string(),
+    };
+    let mut text = fit(&name, name_width);
+    for (w, t, right) in columns.take(shown) {
         text.push(' ');
         text.push_str(&if *right { fit_right(t, *w) } else { fit(t, *w) });
     }
@@ -221,7 +246,7 @@ pub fn row(s: &Session, selected: bool, cols: usize) -> String {
 /// A session's wall time: counted to `now_ms` while it runs (its record holds the time
 /// of its last usage report), the recorded figure once it has exited.
 fn wall_ms(s: &Session, now_ms: u64) -> u64 {
-    if s.state.kind != "exited" && now_ms > s.created_at {
+    if s.state.kind != StateKind::Exited && now_ms > s.created_at {
         now_ms - s.created_at
     } else {
         s.usage.wall_ms
@@ -234,8 +259,8 @@ fn details(app: &App, name: &str, explain: Option<&str>, cols: usize) -> Vec<Str
     };
     let u = &s.usage;
     let t = &u.tokens;
-    let (sym, _) = badge(&s.state.kind);
-    let mut state = s.state.kind.clone();
+    let (sym, _) = badge(s.state.kind);
+    let mut state = s.state.kind.to_string();
     if let Some(tool) = &s.state.tool {
         state.push_str(&format!(" {tool}"));
     }
@@ -261,6 +286,9 @@ fn details(app: &App, name: &str, explain: Option<&str>, cols: usize) -> Vec<Str
         ),
         truncate(&format!("state   {state}"), cols),
     ];
+    if !s.is_local() {
+        l.push(truncate(&format!("host    {}", s.host), cols));
+    }
     if let Some(d) = &s.state.detail {
         l.push(truncate(&format!("        {d}"), cols));
     }

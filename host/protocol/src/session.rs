@@ -146,9 +146,14 @@ pub enum StateKind {
     Compacting,
     Error,
     Exited,
+    /// A kind this build does not know (added by a newer host). The host never sends
+    /// it; it lets an older client read the record instead of dropping it.
+    #[serde(other)]
+    Unknown,
 }
 
 impl StateKind {
+    /// Every kind the host produces ([`StateKind::Unknown`] is only ever read).
     pub const ALL: [StateKind; 9] = [
         StateKind::Starting,
         StateKind::Idle,
@@ -173,6 +178,7 @@ impl StateKind {
             StateKind::Compacting => "compacting",
             StateKind::Error => "error",
             StateKind::Exited => "exited",
+            StateKind::Unknown => "unknown",
         }
     }
 
@@ -363,5 +369,21 @@ pub struct Environment {
 impl Environment {
     pub fn is_empty(&self) -> bool {
         self == &Environment::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_kind_added_later_reads_as_unknown() {
+        let s: State = serde_json::from_str(r#"{"kind":"daydreaming","since":1,"source":"hook"}"#)
+            .expect("an unknown kind still parses");
+        assert_eq!(s.kind, StateKind::Unknown);
+        assert!(!StateKind::ALL.contains(&StateKind::Unknown));
+        let known: State = serde_json::from_str(r#"{"kind":"tool","since":1,"source":"hook"}"#)
+            .expect("a known kind");
+        assert_eq!(known.kind, StateKind::Tool);
     }
 }

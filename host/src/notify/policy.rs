@@ -130,7 +130,8 @@ impl Policy {
             StateKind::Starting
             | StateKind::WaitingInput
             | StateKind::Error
-            | StateKind::Exited => {
+            | StateKind::Exited
+            | StateKind::Unknown => {
                 t.busy_since = None;
                 None
             }

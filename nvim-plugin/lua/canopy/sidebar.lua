@@ -106,19 +106,51 @@ function M.close()
   end
 end
 
---- A line per session, padded into columns, with the spans to highlight.
+--- The host a session runs on (a host from before remote hosts sends none: local).
+---@param s canopy.Session
+---@return string
+function H.host(s)
+  return state.present(s.host) and s.host or 'local'
+end
+
+--- Whether sessions of more than one machine are listed (then a host column shows).
+---@param sessions canopy.Session[]
+---@return boolean
+function H.many_hosts(sessions)
+  for _, s in ipairs(sessions) do
+    if H.host(s) ~= 'local' then return true end
+  end
+  return false
+end
+
+--- A line per session, padded into columns, with the spans to highlight. With sessions
+--- of a remote host, a host column leads and rows go local first, then host by host.
 ---@return string[] lines, table[] highlights, table<integer, string> names
 function M.lines()
   local badges = config.options.badges
   local sessions = state.list()
+  local hosts = H.many_hosts(sessions)
+  if hosts then
+    local function key(s)
+      local host = H.host(s)
+      return (host == 'local' and '0' or '1') .. host .. '\0' .. s.name
+    end
+    table.sort(sessions, function(a, b) return key(a) < key(b) end)
+  end
   local rows = {}
-  local widths = { 0, 0, 0, 0, 0, 0 }
+  local widths = {}
   local total = 0
   for _, s in ipairs(sessions) do
     local cost = s.usage and s.usage.cost_usd
     if state.present(cost) then total = total + cost end
     local row = { s.name, format.state(s), s.agent, s.branch, format.cost(cost), format.context(s), vim.trim(format.issue(s) .. ' ' .. format.url(s)) }
-    for i = 1, 6 do widths[i] = math.max(widths[i], vim.fn.strdisplaywidth(row[i])) end
+    if hosts then
+      -- The host has its own column: the name goes without its `HOST:`.
+      local host = H.host(s)
+      if s.name:sub(1, #host + 1) == host .. ':' then row[1] = s.name:sub(#host + 2) end
+      table.insert(row, 1, host)
+    end
+    for i = 1, #row - 1 do widths[i] = math.max(widths[i] or 0, vim.fn.strdisplaywidth(row[i])) end
     table.insert(rows, { s = s, cells = row })
   end
   local header
@@ -129,6 +161,11 @@ function M.lines()
   end
   local lines, hls, names = { header }, { { 0, 0, -1, 'CanopyHeader' } }, {}
   local groups = { 'CanopyName', 'CanopyDim', 'CanopyDim', 'CanopyDim', 'CanopyCost', 'CanopyDim', 'CanopyIssue' }
+  local state_cell = 2
+  if hosts then
+    table.insert(groups, 1, 'CanopyDim')
+    state_cell = 3
+  end
   for _, r in ipairs(rows) do
     local badge = badges[r.s.state.kind] or badges.unknown
     local parts, line = {}, badge.icon .. ' '
@@ -137,7 +174,7 @@ function M.lines()
       local start = #line
       local pad = widths[i] and (widths[i] - vim.fn.strdisplaywidth(cell)) or 0
       line = line .. cell
-      table.insert(parts, { start, #line, i == 2 and badge.hl or groups[i] })
+      table.insert(parts, { start, #line, i == state_cell and badge.hl or groups[i] })
       if i < #r.cells then line = line .. string.rep(' ', pad + 2) end
     end
     table.insert(lines, (line:gsub('%s+$', '')))

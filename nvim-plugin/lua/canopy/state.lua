@@ -5,6 +5,8 @@ local H = {}
 
 ---@class canopy.Session
 ---@field name string
+---@field host string `local`, or the remote host it runs on (its name is then `HOST:NAME`)
+---@field stale_since number|nil set while its host's link is down: the last state seen
 ---@field agent string
 ---@field branch string
 ---@field worktree string

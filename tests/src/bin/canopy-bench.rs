@@ -27,6 +27,8 @@ mod notify;
 mod nvim;
 #[path = "canopy-bench/relay.rs"]
 mod relay;
+#[path = "canopy-bench/remote.rs"]
+mod remote;
 #[path = "canopy-bench/truth.rs"]
 mod truth;
 #[path = "canopy-bench/zellij.rs"]
@@ -150,6 +152,13 @@ const GROUPS: &[Group] = &[
     }),
     ("notify", |r| {
         notify::figures(if r.quick { 20 } else { 200 })
+    }),
+    ("remote", |r| {
+        if r.quick {
+            remote::figures(20, 2, 3)
+        } else {
+            remote::figures(200, 5, 30)
+        }
     }),
     ("criterion", micro::figures),
     ("truth", |r| truth::figures(if r.quick { 2 } else { 25 })),

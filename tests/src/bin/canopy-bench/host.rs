@@ -22,7 +22,7 @@ fn host_pid(env: &TestEnv) -> i32 {
 }
 
 /// VmRSS of `pid` in MiB.
-fn rss_mib(pid: i32) -> f64 {
+pub fn rss_mib(pid: i32) -> f64 {
     let kb: u64 = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -218,7 +218,7 @@ fn tmux_rss(agent: &Path, n: usize, lines: usize) -> Option<(String, f64)> {
 
 /// Context switches per thread of `pid`, and its CPU time (all threads, living and
 /// exited) in ms.
-fn wakeups_and_cpu(pid: i32) -> (BTreeMap<String, u64>, f64) {
+pub fn wakeups_and_cpu(pid: i32) -> (BTreeMap<String, u64>, f64) {
     let mut switches = BTreeMap::new();
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for t in tasks.flatten() {
