@@ -453,26 +453,38 @@ async fn forward_output(
                 Err(_) => break,
             }
         }
-        let bytes = canopy_protocol::frame::output_frame(&name, &batch);
-        // At most the whole budget: a repaint can exceed one batch. The semaphore is
-        // never closed.
-        let cost = bytes.len().min(OUTPUT_QUEUED) as u32;
-        let Ok(permit) = budget.clone().acquire_many_owned(cost).await else {
-            return;
-        };
-        let frame = Frame {
-            bytes,
-            _budget: Some(permit),
-        };
-        if out.send(frame).await.is_err() {
+        if !send_output(&name, &batch, &out, &budget).await {
             return;
         }
     };
-    let params = DetachedParams {
-        name,
-        reason: reason.to_owned(),
+    detached(name, reason.to_owned(), &out).await;
+}
+
+/// Queue one `output` notification within the connection's output budget; `false` when
+/// the client is gone.
+async fn send_output(
+    name: &str,
+    data: &[u8],
+    out: &mpsc::Sender<Frame>,
+    budget: &Arc<Semaphore>,
+) -> bool {
+    let bytes = canopy_protocol::frame::output_frame(name, data);
+    // At most the whole budget: a repaint can exceed one batch. The semaphore is never
+    // closed.
+    let cost = bytes.len().min(OUTPUT_QUEUED) as u32;
+    let Ok(permit) = budget.clone().acquire_many_owned(cost).await else {
+        return false;
     };
-    if let Ok(msg) = Message::notification(method::DETACHED, &params) {
+    let frame = Frame {
+        bytes,
+        _budget: Some(permit),
+    };
+    out.send(frame).await.is_ok()
+}
+
+/// Tell the client its attachment ended, and why.
+async fn detached(name: String, reason: String, out: &mpsc::Sender<Frame>) {
+    if let Ok(msg) = Message::notification(method::DETACHED, &DetachedParams { name, reason }) {
         let _ = out.send(msg.encode().into()).await;
     }
 }
@@ -487,17 +499,7 @@ async fn relay_output(
     let reason = loop {
         match output.recv().await {
             Some(Relayed::Output(data)) => {
-                let bytes = canopy_protocol::frame::output_frame(&name, &data);
-                let cost = bytes.len().min(OUTPUT_QUEUED) as u32;
-                // The semaphore is never closed.
-                let Ok(permit) = budget.clone().acquire_many_owned(cost).await else {
-                    return;
-                };
-                let frame = Frame {
-                    bytes,
-                    _budget: Some(permit),
-                };
-                if out.send(frame).await.is_err() {
+                if !send_output(&name, &data, &out, &budget).await {
                     return;
                 }
             }
@@ -505,10 +507,7 @@ async fn relay_output(
             None => break "the link to its host dropped".to_owned(),
         }
     };
-    let params = DetachedParams { name, reason };
-    if let Ok(msg) = Message::notification(method::DETACHED, &params) {
-        let _ = out.send(msg.encode().into()).await;
-    }
+    detached(name, reason, &out).await;
 }
 
 fn not_taking_input() -> RpcError {
