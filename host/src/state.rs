@@ -100,6 +100,9 @@ pub struct Engine {
     /// before it draws the dialog: until then, the screen proves nothing).
     dialog_seen: bool,
     signals: VecDeque<Signal>,
+    /// Whether the agent's busy indicator shows all the while it works
+    /// (`Cues::busy_while_working`).
+    busy_while_working: bool,
 }
 
 impl Engine {
@@ -118,7 +121,15 @@ impl Engine {
             old_notices: 0,
             dialog_seen: false,
             signals: VecDeque::new(),
+            busy_while_working: true,
         }
+    }
+
+    /// For agents whose busy indicator may go missing while they work: only an
+    /// interrupted notice, not its absence, then says the work stopped.
+    pub fn with_unsteady_busy(mut self) -> Self {
+        self.busy_while_working = false;
+        self
     }
 
     pub fn state(&self) -> &State {
@@ -470,7 +481,12 @@ impl Engine {
             // Claude takes an interrupted prompt back without a notice). So has an agent
             // at rest that was starting, or compacting (Gemini fires nothing after it).
             Cue::Error | Cue::Interrupted | Cue::Quiet
-                if hooks_working && (working || self.state.kind == StateKind::Starting) =>
+                if hooks_working
+                    && ((working && (self.busy_while_working || c.news))
+                        || matches!(
+                            self.state.kind,
+                            StateKind::Starting | StateKind::Compacting
+                        )) =>
             {
                 Some(StateKind::Idle)
             }
@@ -914,6 +930,24 @@ mod tests {
         e.screen_changed(read(Cue::Quiet), t0 + MS(2000), 0);
         assert_eq!(
             e.tick(t0 + MS(2200), 0).map(|s| s.kind),
+            Some(StateKind::Idle)
+        );
+    }
+
+    /// Gemini's busy line can go missing while it works (4 sessions at once, the soak):
+    /// only a new interrupted notice ends its work.
+    #[test]
+    fn an_unsteady_busy_indicator_needs_a_notice() {
+        let t0 = Instant::now();
+        let s = State::new(StateKind::Starting, StateSource::Host, 0);
+        let mut e = Engine::new(s, true, Timing::default(), t0).with_unsteady_busy();
+        e.hook(&hook(StateKind::Thinking, "BeforeAgent"), t0, 0);
+        e.screen_changed(read(Cue::Busy), t0 + MS(100), 0);
+        e.screen_changed(read(Cue::Quiet), t0 + MS(2000), 0);
+        assert_eq!(e.tick(t0 + MS(2200), 0), None);
+        e.screen_changed(read(Cue::Interrupted), t0 + MS(3000), 0);
+        assert_eq!(
+            e.tick(t0 + MS(3200), 0).map(|s| s.kind),
             Some(StateKind::Idle)
         );
     }

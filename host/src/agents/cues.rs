@@ -52,6 +52,10 @@ pub struct Reading {
 /// An adapter's screen patterns.
 #[derive(Debug, Clone, Default)]
 pub struct Cues {
+    /// Whether the busy patterns show for as long as the agent works, so their going
+    /// away means the work stopped (true for every agent measured but Gemini, whose busy
+    /// line goes missing under load: FINDINGS h).
+    pub busy_while_working: bool,
     pub permission: Vec<Regex>,
     pub input: Vec<Regex>,
     pub error: Vec<Regex>,
@@ -67,6 +71,7 @@ impl Cues {
         busy: &[&str],
     ) -> Result<Self, regex::Error> {
         Ok(Self {
+            busy_while_working: true,
             input: Vec::new(),
             error: Vec::new(),
             permission: compile(permission)?,
@@ -79,6 +84,12 @@ impl Cues {
     pub fn with_errors(mut self, error: &[&str]) -> Result<Self, regex::Error> {
         self.error = compile(error)?;
         Ok(self)
+    }
+
+    /// The busy patterns may be missing while the agent works.
+    pub fn with_unsteady_busy(mut self) -> Self {
+        self.busy_while_working = false;
+        self
     }
 
     /// Add patterns of screens that wait for the user before any work; the line a

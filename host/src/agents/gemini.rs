@@ -37,6 +37,7 @@ static CUES: LazyLock<Cues> = LazyLock::new(|| {
     .and_then(|c| c.with_errors(&[r#"\[API Error"#]))
     // The auth dialog of a first run (a string of the 0.61 bundle).
     .and_then(|c| c.with_inputs(&[r"How would you like to authenticate for this project\?"]))
+    .map(Cues::with_unsteady_busy)
     .expect("built-in patterns compile")
 });
 

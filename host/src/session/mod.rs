@@ -235,12 +235,15 @@ pub fn start(
         output.clone(),
         from_screen_tx,
     ));
-    let engine = Engine::new(
+    let mut engine = Engine::new(
         state,
         adapter.has_hooks(),
         settings.timing,
         Instant::now().into_std(),
     );
+    if !adapter.cues().busy_while_working {
+        engine = engine.with_unsteady_busy();
+    }
     let (agent_events_tx, agent_events) = mpsc::unbounded_channel();
     if let (Some(server), Some(path)) = (&server, adapter.events_path()) {
         let for_catch_up = adapter.clone();
