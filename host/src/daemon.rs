@@ -166,8 +166,9 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Open the registry and start the actors behind a [`Daemon`].
-pub fn start(paths: Paths, config: Config) -> Result<Arc<Daemon>, StartError> {
+/// Open the registry, start the actors behind a [`Daemon`] and take back the agents an
+/// earlier host left running, before any client is served.
+pub async fn start(paths: Paths, config: Config) -> Result<Arc<Daemon>, StartError> {
     let (store, loaded) = Store::open(&paths.registry_db())?;
     let info = HostInfo {
         pid: std::process::id(),
@@ -175,7 +176,9 @@ pub fn start(paths: Paths, config: Config) -> Result<Arc<Daemon>, StartError> {
         socket: paths.socket.display().to_string(),
         started_at: now_ms(),
     };
-    let (registry, reports, status) = Registry::start(store, loaded, info.clone());
+    let left = crate::rpc::Left::find(&paths.runtime_dir, &loaded);
+    let running = left.running().map(str::to_owned).collect();
+    let (registry, reports, status) = Registry::start(store, loaded, &running, info.clone());
     let (shutdown, _) = watch::channel(false);
     let remotes =
         crate::remote::Remotes::start(&config.hosts, &paths, &registry, shutdown.subscribe());
@@ -200,6 +203,7 @@ pub fn start(paths: Paths, config: Config) -> Result<Arc<Daemon>, StartError> {
         snapshot_writer: std::sync::Mutex::new(Some(writer)),
     });
     daemon.notify.answer_actions(Arc::downgrade(&daemon));
+    crate::rpc::take_back(&daemon, left).await;
     Ok(daemon)
 }
 

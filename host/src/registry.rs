@@ -5,7 +5,7 @@
 //! Everything here is in memory and quick; slow work (git, spawning, stopping) happens
 //! in request handlers, which tell the registry the outcome.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -138,9 +138,12 @@ fn gone() -> RpcError {
 impl Registry {
     /// Start the actor over the sessions loaded from `store`. Sessions that were live
     /// when the previous host ended are marked exited: their terminals died with it.
+    /// `running`: the live sessions whose agents still run (their keepers outlived the
+    /// previous host); any other session it left live has ended.
     pub fn start(
         store: Store,
         loaded: Vec<Session>,
+        running: &BTreeSet<String>,
         host: HostInfo,
     ) -> (
         Registry,
@@ -167,7 +170,7 @@ impl Registry {
             last_status: None,
         };
         for mut s in loaded {
-            if s.state.kind.is_live() {
+            if s.state.kind.is_live() && !running.contains(&s.name) {
                 recover(&mut s);
                 actor.store.put(&s);
             }
@@ -937,7 +940,8 @@ mod tests {
             socket: "s".into(),
             started_at: 1,
         };
-        let (registry, reports, _) = Registry::start(store, vec![session("a")], host);
+        let (registry, reports, _) =
+            Registry::start(store, vec![session("a")], &BTreeSet::new(), host);
         let mut sub = registry.subscribe(None).await.expect("subscribe");
         for wall in 1..=50 {
             reports.send(usage(wall)).expect("send");

@@ -23,7 +23,7 @@ use crate::clock::now_ms;
 use crate::daemon::Daemon;
 use crate::env::{self, EnvError};
 use crate::git::{self, GitError};
-use crate::session::{self, Command, Report, SessionHandle, SpawnSpec};
+use crate::session::{self, Command, Report, SessionHandle, SpawnSpec, keeper};
 use std::os::unix::fs::DirBuilderExt;
 
 /// What the host can do, for clients to feature-test in `hello`.
@@ -542,27 +542,27 @@ async fn spawn(
         rows,
         cols,
     };
+    let order = keeper::Order {
+        spec,
+        socket: keeper::socket(&daemon.paths.runtime_dir, &record.name),
+        meta: keeper::Meta {
+            server: launch.server.clone(),
+        },
+    };
     let (handle, pid) = session::start(
         session::Start {
             name: record.name.clone(),
-            spec,
+            terminal: session::Terminal::Spawn(order),
             adapter,
             agent_session_id: launch.agent_session_id.clone(),
             state: record.state.clone(),
             settings: daemon.session_settings(),
-            server: launch.server.clone(),
-            usage: session::usage::UsageStart {
-                agent: record.agent.clone(),
-                worktree: worktree.to_owned(),
-                base_commit: record.base_commit.clone(),
-                created_at: record.created_at,
-                prices: daemon.prices.clone(),
-                earlier: record.usage.clone(),
-            },
+            usage: usage_start(daemon, &record),
             active_ms: record.usage.active_ms,
         },
         daemon.reports.clone(),
     )
+    .await
     .map_err(|e| {
         RpcError::new(
             ErrorCode::Agent,
@@ -1046,29 +1046,50 @@ async fn start_run(daemon: &Daemon, name: &str) -> Result<Session, RpcError> {
     vars.extend(record.env.vars.clone());
     vars.entry("TERM".into())
         .or_insert_with(|| "xterm-256color".into());
+    let order = keeper::Order {
+        spec: SpawnSpec {
+            program: PathBuf::from("/bin/sh"),
+            args: vec!["-c".into(), run.command.clone()],
+            cwd: worktree,
+            env: vars.into_iter().collect(),
+            rows: 24,
+            cols: 120,
+        },
+        socket: keeper::socket(&daemon.paths.runtime_dir, &format!("{name}.run")),
+        meta: keeper::Meta::default(),
+    };
+    run_session(daemon, &record, session::Terminal::Spawn(order))
+        .await
+        .map_err(|e| {
+            RpcError::new(
+                ErrorCode::Agent,
+                format!("cannot start the dev server {:?}: {e}", run.command),
+            )
+        })?;
+    Ok(record)
+}
+
+/// Run the dev server of `record` in `terminal` and keep its handle.
+async fn run_session(
+    daemon: &Daemon,
+    record: &Session,
+    terminal: session::Terminal,
+) -> std::io::Result<()> {
     let now = now_ms();
     // Its state and usage mean nothing to anyone: they are dropped.
     let (reports, mut dropped) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move { while dropped.recv().await.is_some() {} });
     let (handle, _) = session::start(
         session::Start {
-            name: name.to_owned(),
-            spec: SpawnSpec {
-                program: PathBuf::from("/bin/sh"),
-                args: vec!["-c".into(), run.command.clone()],
-                cwd: worktree.clone(),
-                env: vars.into_iter().collect(),
-                rows: 24,
-                cols: 120,
-            },
+            name: record.name.clone(),
+            terminal,
             adapter: agents::resolve("sh", &BTreeMap::new()),
             agent_session_id: None,
             state: State::new(StateKind::Starting, StateSource::Host, now),
             settings: daemon.session_settings(),
-            server: None,
             usage: session::usage::UsageStart {
                 agent: "run".into(),
-                worktree,
+                worktree: PathBuf::from(&record.worktree),
                 base_commit: record.base_commit.clone(),
                 created_at: now,
                 prices: daemon.prices.clone(),
@@ -1078,18 +1099,90 @@ async fn start_run(daemon: &Daemon, name: &str) -> Result<Session, RpcError> {
         },
         reports,
     )
-    .map_err(|e| {
-        RpcError::new(
-            ErrorCode::Agent,
-            format!("cannot start the dev server {:?}: {e}", run.command),
-        )
-    })?;
+    .await?;
     daemon
         .runs
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .insert(name.to_owned(), handle);
-    Ok(record)
+        .insert(record.name.clone(), handle);
+    Ok(())
+}
+
+/// What an earlier host left running: agents and dev servers whose keepers still hold
+/// them.
+#[derive(Debug, Default)]
+pub struct Left {
+    pub agents: Vec<(Session, keeper::Kept)>,
+    pub runs: Vec<(Session, keeper::Kept)>,
+}
+
+impl Left {
+    /// Reach the keepers of the sessions an earlier host recorded as live.
+    pub fn find(runtime_dir: &Path, records: &[Session]) -> Self {
+        let mut left = Left::default();
+        for record in records {
+            let take = |name: &str| match keeper::adopt(&keeper::socket(runtime_dir, name)) {
+                Ok(kept) => kept,
+                Err(e) => {
+                    tracing::warn!(session = %record.name, error = %e, "cannot reach a keeper");
+                    None
+                }
+            };
+            if record.state.kind.is_live()
+                && let Some(kept) = take(&record.name)
+            {
+                left.agents.push((record.clone(), kept));
+            }
+            if let Some(kept) = take(&format!("{}.run", record.name)) {
+                left.runs.push((record.clone(), kept));
+            }
+        }
+        left
+    }
+
+    /// The sessions whose agents still run.
+    pub fn running(&self) -> impl Iterator<Item = &str> {
+        self.agents.iter().map(|(s, _)| s.name.as_str())
+    }
+}
+
+/// Take back what an earlier host left running: each agent goes on in its session,
+/// from its recorded state, which its next hook or screen change corrects.
+pub async fn take_back(daemon: &Daemon, left: Left) {
+    for (record, kept) in left.agents {
+        let name = record.name.clone();
+        let start = session::Start {
+            name: name.clone(),
+            terminal: session::Terminal::Kept(kept),
+            adapter: agents::resolve(&record.agent, &daemon.config.agents),
+            agent_session_id: record.agent_session_id.clone(),
+            state: record.state.clone(),
+            settings: daemon.session_settings(),
+            usage: usage_start(daemon, &record),
+            active_ms: record.usage.active_ms,
+        };
+        match session::start(start, daemon.reports.clone()).await {
+            Ok((handle, _)) => daemon.registry.spawned(&name, handle).await,
+            Err(e) => tracing::warn!(session = %name, error = %e, "cannot take the agent back"),
+        }
+    }
+    for (record, kept) in left.runs {
+        if let Err(e) = run_session(daemon, &record, session::Terminal::Kept(kept)).await {
+            tracing::warn!(session = %record.name, error = %e, "cannot take the dev server back");
+        }
+    }
+}
+
+/// Where a session's usage counting starts: what its record has so far.
+fn usage_start(daemon: &Daemon, record: &Session) -> session::usage::UsageStart {
+    session::usage::UsageStart {
+        agent: record.agent.clone(),
+        worktree: PathBuf::from(&record.worktree),
+        base_commit: record.base_commit.clone(),
+        created_at: record.created_at,
+        prices: daemon.prices.clone(),
+        earlier: record.usage.clone(),
+    }
 }
 
 /// The handle of the session's running dev server.

@@ -103,6 +103,11 @@ pub struct Engine {
     /// Whether the agent's busy indicator shows all the while it works
     /// (`Cues::busy_while_working`).
     busy_while_working: bool,
+    /// Whether this screen has shown the busy indicator since Canopy began to watch
+    /// it. A screen taken back from a keeper holds only what the agent drew since (a
+    /// TUI that repaints only what changed leaves the rest blank): until the indicator
+    /// shows there, its absence proves nothing.
+    busy_drawn: bool,
 }
 
 impl Engine {
@@ -122,6 +127,7 @@ impl Engine {
             dialog_seen: false,
             signals: VecDeque::new(),
             busy_while_working: true,
+            busy_drawn: true,
         }
     }
 
@@ -129,6 +135,17 @@ impl Engine {
     /// interrupted notice, not its absence, then says the work stopped.
     pub fn with_unsteady_busy(mut self) -> Self {
         self.busy_while_working = false;
+        self
+    }
+
+    /// For an agent taken back from its keeper by a new host: its hooks worked before
+    /// (they were what set the recorded state); the new screen is blank until the agent
+    /// has drawn itself again by `redrawn`, so screen cues wait as after a hook, and a
+    /// missing busy indicator means nothing until one has been drawn.
+    pub fn taken_back(mut self, redrawn: Instant) -> Self {
+        self.hooks_arrived = self.hooks_expected;
+        self.last_hook = Some(redrawn);
+        self.busy_drawn = false;
         self
     }
 
@@ -282,26 +299,15 @@ impl Engine {
                     State::new(StateKind::Idle, StateSource::Hook, wall)
                 };
                 let what = if *approve { "approved" } else { "refused" };
-                self.note(
-                    wall,
-                    StateSource::Hook,
+                self.moved_by_hook(
                     &ev.name,
                     Some(format!("the request was {what}")),
-                    format!("→ {}", label(&next)),
-                );
-                self.candidate = None;
-                self.enter(next.clone());
-                Some(next)
+                    next,
+                    wall,
+                )
             }
             Effect::Answered { .. } => {
-                self.note(
-                    wall,
-                    StateSource::Hook,
-                    &ev.name,
-                    None,
-                    "no change: the request was answered already".into(),
-                );
-                None
+                self.unchanged_by_hook(&ev.name, "the request was answered already", wall)
             }
             // Some agents mark the tool running while its permission is asked (OpenCode's
             // part "running"): only an answer ends the wait.
@@ -309,39 +315,59 @@ impl Engine {
                 kind: StateKind::Tool,
                 ..
             } if self.state.kind == StateKind::WaitingPermission => {
-                self.note(
-                    wall,
-                    StateSource::Hook,
-                    &ev.name,
-                    None,
-                    "no change: its permission is not answered yet".into(),
-                );
-                None
+                self.unchanged_by_hook(&ev.name, "its permission is not answered yet", wall)
             }
-            Effect::Ignore(why) => {
-                self.note(
-                    wall,
-                    StateSource::Hook,
-                    &ev.name,
-                    None,
-                    format!("no change: {why}"),
-                );
-                None
+            Effect::Busy if works(self.state.kind) => {
+                self.unchanged_by_hook(&ev.name, "the state says what the work is", wall)
             }
+            Effect::Busy => {
+                self.last_hook = Some(now);
+                let next = State::new(StateKind::Thinking, StateSource::Hook, wall);
+                self.moved_by_hook(&ev.name, Some("the agent works".into()), next, wall)
+            }
+            Effect::ToolEnded { completed, tool } => {
+                let goes_on = match self.state.kind {
+                    StateKind::Tool => true,
+                    // The asked tool ran to its end, so it was approved; a refused one
+                    // ends in error, and another tool's end (calls run side by side)
+                    // answers nothing.
+                    StateKind::WaitingPermission => {
+                        *completed
+                            && tool
+                                .as_ref()
+                                .is_none_or(|t| self.state.tool.as_ref() == Some(t))
+                    }
+                    _ => false,
+                };
+                if !goes_on {
+                    let why = match self.state.kind {
+                        StateKind::Thinking => "already there",
+                        StateKind::WaitingPermission => "its permission is not answered yet",
+                        _ => "the turn ended before the tool did (refused or interrupted)",
+                    };
+                    return self.unchanged_by_hook(&ev.name, why, wall);
+                }
+                self.last_hook = Some(now);
+                let next = State::new(StateKind::Thinking, StateSource::Hook, wall);
+                self.moved_by_hook(
+                    &ev.name,
+                    Some("the tool ended; the model goes on".into()),
+                    next,
+                    wall,
+                )
+            }
+            Effect::Ignore(why) => self.unchanged_by_hook(&ev.name, why, wall),
             Effect::State {
                 kind: StateKind::Idle,
                 ..
             } if self.state.kind == StateKind::Error => {
                 // The turn that failed ends as well (OpenCode follows session.error with
                 // idle): the error stands until the agent works again.
-                self.note(
-                    wall,
-                    StateSource::Hook,
+                self.unchanged_by_hook(
                     &ev.name,
-                    None,
-                    "no change: the error stands until the agent works again".into(),
-                );
-                None
+                    "the error stands until the agent works again",
+                    wall,
+                )
             }
             Effect::State { kind, tool, detail } => {
                 // A permission request or tool run that names no tool is about the one
@@ -361,28 +387,52 @@ impl Engine {
                     since: wall,
                     source: StateSource::Hook,
                 };
-                let changed = !same(&self.state, &next);
-                self.note(
-                    wall,
-                    StateSource::Hook,
-                    &ev.name,
-                    detail.clone(),
-                    if changed {
-                        format!("→ {}", label(&next))
-                    } else {
-                        "no change: already there".into()
-                    },
-                );
-                if changed {
-                    // A hook supersedes whatever cue was waiting.
-                    self.candidate = None;
-                    self.enter(next.clone());
-                    Some(next)
-                } else {
-                    None
+                if same(&self.state, &next) {
+                    self.note(
+                        wall,
+                        StateSource::Hook,
+                        &ev.name,
+                        detail.clone(),
+                        "no change: already there".into(),
+                    );
+                    return None;
                 }
+                self.moved_by_hook(&ev.name, detail.clone(), next, wall)
             }
         }
+    }
+
+    /// A hook event leaves the state as it is, for the reason given.
+    fn unchanged_by_hook(&mut self, event: &str, why: &str, wall: u64) -> Option<State> {
+        self.note(
+            wall,
+            StateSource::Hook,
+            event,
+            None,
+            format!("no change: {why}"),
+        );
+        None
+    }
+
+    /// A hook event moves the state, for the reason given.
+    fn moved_by_hook(
+        &mut self,
+        event: &str,
+        why: Option<String>,
+        next: State,
+        wall: u64,
+    ) -> Option<State> {
+        self.note(
+            wall,
+            StateSource::Hook,
+            event,
+            why,
+            format!("→ {}", label(&next)),
+        );
+        // A hook supersedes whatever cue was waiting.
+        self.candidate = None;
+        self.enter(next.clone());
+        Some(next)
     }
 
     /// The screen's cue changed (or was first read). `line` is the text behind it.
@@ -397,6 +447,7 @@ impl Engine {
             return None;
         }
         self.seen = Some(cue);
+        self.busy_drawn |= cue == Cue::Busy;
         let waiting = self.state.kind == StateKind::WaitingPermission;
         if waiting && cue == Cue::Permission {
             self.dialog_seen = true;
@@ -482,7 +533,7 @@ impl Engine {
             // at rest that was starting, or compacting (Gemini fires nothing after it).
             Cue::Error | Cue::Interrupted | Cue::Quiet
                 if hooks_working
-                    && ((working && (self.busy_while_working || c.news))
+                    && ((working && (self.busy_while_working && self.busy_drawn || c.news))
                         || matches!(
                             self.state.kind,
                             StateKind::Starting | StateKind::Compacting
@@ -573,6 +624,17 @@ fn same(a: &State, b: &State) -> bool {
     a.kind == b.kind && a.tool == b.tool && a.detail == b.detail
 }
 
+/// Whether the state says the agent works, and at what.
+fn works(kind: StateKind) -> bool {
+    matches!(
+        kind,
+        StateKind::Thinking
+            | StateKind::Tool
+            | StateKind::WaitingPermission
+            | StateKind::Compacting
+    )
+}
+
 fn label(s: &State) -> String {
     match &s.tool {
         Some(t) => format!("{}({t})", s.kind),
@@ -608,6 +670,67 @@ mod tests {
             line: None,
             notices: usize::from(matches!(cue, Cue::Error | Cue::Interrupted)),
         }
+    }
+
+    fn ended(completed: bool, tool: &str) -> HookEvent {
+        HookEvent {
+            name: "PostToolUse".into(),
+            agent_session_id: None,
+            request_id: None,
+            effect: Effect::ToolEnded {
+                completed,
+                tool: Some(tool.into()),
+            },
+        }
+    }
+
+    /// A tool's end means the model goes on only while its turn runs: OpenCode reports
+    /// a refused or aborted call as failed after the turn ended (found on the real
+    /// OpenCode: `idle → thinking → idle` after every refusal).
+    #[test]
+    fn a_tool_ends_into_thinking_only_while_its_turn_runs() {
+        let (mut e, t0) = start(true);
+        e.hook(&hook(StateKind::Tool, "PreToolUse"), t0, 0);
+        assert_eq!(
+            e.hook(&ended(true, "Bash"), t0, 0).map(|s| s.kind),
+            Some(StateKind::Thinking)
+        );
+        e.hook(&hook(StateKind::Idle, "Stop"), t0, 0);
+        assert_eq!(e.hook(&ended(false, "Bash"), t0, 0), None);
+        assert_eq!(e.state().kind, StateKind::Idle);
+
+        // Asking for Bash: another call's end answers nothing, a refused call's end
+        // neither; the asked tool run to its end was approved.
+        asked(&mut e, t0);
+        assert_eq!(e.hook(&ended(true, "Read"), t0, 0), None);
+        assert_eq!(e.hook(&ended(false, "Bash"), t0, 0), None);
+        assert_eq!(e.state().kind, StateKind::WaitingPermission);
+        assert_eq!(
+            e.hook(&ended(true, "Bash"), t0, 0).map(|s| s.kind),
+            Some(StateKind::Thinking)
+        );
+    }
+
+    /// A new host's screen is blank until the agent it took back redraws: that blank is
+    /// no evidence the work stopped; the redrawn screen is.
+    #[test]
+    fn a_taken_back_agent_keeps_its_state_while_it_redraws() {
+        let t0 = Instant::now();
+        let tool = State::new(StateKind::Tool, StateSource::Hook, 0);
+        let mut e = Engine::new(tool, true, Timing::default(), t0).taken_back(t0 + MS(150));
+        e.screen_changed(read(Cue::Quiet), t0 + MS(10), 0);
+        assert_eq!(e.tick(t0 + MS(400), 0), None);
+        // Redrawn in part (OpenCode repaints only what changed): still no indicator.
+        assert_eq!(e.tick(t0 + MS(5000), 0), None);
+        assert_eq!(e.state().kind, StateKind::Tool);
+        // Once the indicator has shown, its going away means the work stopped again.
+        e.screen_changed(read(Cue::Busy), t0 + MS(5100), 0);
+        e.screen_changed(read(Cue::Quiet), t0 + MS(6000), 0);
+        assert_eq!(
+            e.tick(t0 + MS(6200), 0).map(|s| s.kind),
+            Some(StateKind::Idle)
+        );
+        assert_eq!(e.health(t0 + MS(60_000)).0, Health::Ok);
     }
 
     /// Notices stay in the transcript: only a new one ends work (found with the real

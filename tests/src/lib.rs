@@ -376,6 +376,34 @@ impl TestEnv {
         v["host"]["pid"].as_i64().map(|p| p as i32)
     }
 
+    /// The keepers (`canopy keep`) this environment's hosts started, which outlive a
+    /// host: processes whose environment names this environment's runtime directory.
+    #[cfg(target_os = "linux")]
+    pub fn keepers(&self) -> Vec<i32> {
+        let runtime = self
+            .vars
+            .iter()
+            .find(|(k, _)| k.as_str() == "XDG_RUNTIME_DIR")
+            .map(|(k, v)| format!("{k}={}", Path::new(v).display()));
+        let Some(runtime) = runtime else {
+            return Vec::new();
+        };
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        procs
+            .filter_map(|p| p.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                let read = |f: &str| std::fs::read(format!("/proc/{pid}/{f}")).unwrap_or_default();
+                let cmdline = read("cmdline");
+                let keep = cmdline.split(|b| *b == 0).nth(1) == Some(b"keep".as_slice());
+                keep && read("environ")
+                    .split(|b| *b == 0)
+                    .any(|v| v == runtime.as_bytes())
+            })
+            .collect()
+    }
+
     /// A path in the repository's worktree directory for session `name`.
     pub fn worktree(&self, name: &str) -> PathBuf {
         self.repo.with_file_name("proj.worktrees").join(name)
@@ -412,6 +440,13 @@ impl Drop for TestEnv {
         }
         if let Some(pid) = self.host_pid() {
             // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        // Agents a killed host left to their keepers: a keeper's end closes the
+        // terminal, which hangs its agent up.
+        #[cfg(target_os = "linux")]
+        for pid in self.keepers() {
+            // SAFETY: as above.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     }

@@ -340,6 +340,19 @@ pub fn label(s: &Session) -> String {
 
 impl Watch {
     pub fn start(env: &TestEnv) -> Watch {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let child = Self::subscribe(env, seen.clone());
+        Watch { child, seen }
+    }
+
+    /// Subscribe again, after the host went away, adding to the same record.
+    pub fn reconnect(&mut self, env: &TestEnv) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::subscribe(env, self.seen.clone());
+    }
+
+    fn subscribe(env: &TestEnv, sink: Arc<Mutex<Vec<Seen>>>) -> Child {
         let mut child = env
             .canopy(&["watch", "--json"])
             .stdout(Stdio::piped())
@@ -347,8 +360,6 @@ impl Watch {
             .spawn()
             .expect("start canopy watch --json");
         let out = child.stdout.take().expect("watch stdout");
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let sink = seen.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { break };
@@ -371,7 +382,7 @@ impl Watch {
                 }
             }
         });
-        Watch { child, seen }
+        child
     }
 
     pub fn mark(&self) -> usize {

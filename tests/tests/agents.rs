@@ -629,3 +629,36 @@ fn the_first_prompt_survives_options_that_take_many_values() {
             .then_some(())
     });
 }
+
+/// The host killed while an approved tool runs, then started again: the agent goes on
+/// (its keeper holds its terminal), the new host takes it back in the state it
+/// recorded, and the tool's end (a hook the new host receives) moves the badge on.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_host_restarted_mid_turn_takes_the_agent_back() {
+    for agent in ["claude", "codex", "gemini", "opencode"] {
+        let env = asking_for_a_long_tool(agent, 3000);
+        env.ok(&["approve", "l"]);
+        wait_state(&env, "l", StateKind::Tool);
+        let before = state_of(&env, "l");
+        let old = env.host_pid().expect("host");
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(old, libc::SIGKILL) };
+        wait_for("the host to die", WAIT, || {
+            std::os::unix::net::UnixStream::connect(&env.paths.socket)
+                .is_err()
+                .then_some(())
+        });
+        let s = state_of(&env, "l");
+        assert_ne!(env.host_pid(), Some(old));
+        assert_eq!(s.pid, before.pid, "{agent}: the same agent goes on");
+        assert_eq!(s.state.kind, StateKind::Tool, "{agent}: {:?}", s.state);
+        // The turn ends on the new host, through its hooks (OpenCode: its server).
+        let s = wait_state(&env, "l", StateKind::Idle);
+        assert_eq!(s.state.source, StateSource::Hook, "{agent}: {:?}", s.state);
+        // And it still takes prompts.
+        env.ok(&["send", "l", "hello again", "--enter"]);
+        wait_state(&env, "l", StateKind::Thinking);
+        wait_state(&env, "l", StateKind::Idle);
+    }
+}

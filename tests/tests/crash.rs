@@ -1,9 +1,11 @@
 //! Crashes: the host killed with SIGKILL in the middle of heavy output, hook traffic and
 //! usage reports, and agents killed from outside the host.
 //!
-//! What must hold: every session record and the usage it had persisted come back
-//! exactly, worktrees are untouched, every session resumes in its own worktree, and an
-//! agent killed by a signal is `exited` saying which signal.
+//! What must hold: every agent goes on through the host's death (its keeper holds its
+//! terminal) and the next host takes it back; every session record and the usage it
+//! had persisted come back; worktrees are untouched; when the keepers die too (a
+//! reboot), every session resumes in its own worktree; an agent killed by a signal is
+//! `exited` saying which signal.
 
 #[cfg(target_os = "linux")]
 use std::path::{Path, PathBuf};
@@ -81,7 +83,7 @@ fn canonical(path: &Path) -> PathBuf {
 
 #[cfg(target_os = "linux")]
 #[test]
-fn kill_9_during_heavy_traffic_loses_nothing_and_every_session_resumes() {
+fn kill_9_during_heavy_traffic_loses_nothing_and_every_agent_goes_on() {
     let env = TestEnv::with_fake_agents();
     let busy = ["c1", "c2", "c3"];
     for name in busy {
@@ -145,11 +147,57 @@ fn kill_9_during_heavy_traffic_loses_nothing_and_every_session_resumes() {
         assert!(d.usage.cost_usd >= b.usage.cost_usd, "{}", b.name);
     }
 
-    // The next command starts a new host, which has every record and its usage exactly
-    // as persisted, each marked exited with the reason.
+    // The next command starts a new host, which takes every agent back from its
+    // keeper: the same processes go on, from the records and usage as persisted.
     let after = env.sessions();
     assert_ne!(env.host_pid(), Some(old));
     assert_eq!(after.len(), on_disk.len());
+    for a in &after {
+        let d = on_disk
+            .iter()
+            .find(|s| s.name == a.name)
+            .expect("persisted");
+        assert!(a.state.kind.is_live(), "{}: {:?}", a.name, a.state);
+        assert_eq!(a.pid, d.pid, "{}: the same agent goes on", a.name);
+        assert!(a.pid.is_some_and(process_alive), "{}", a.name);
+        assert!(a.usage.tokens.input >= d.usage.tokens.input, "{}", a.name);
+        assert_eq!(a.agent_session_id, d.agent_session_id, "{}", a.name);
+    }
+    // Their hooks, output and usage reach the new host.
+    wait_for("hooks and usage through the new host", WAIT, || {
+        let sessions = env.sessions();
+        busy.iter()
+            .all(|name| {
+                let d = on_disk.iter().find(|s| s.name == *name).expect("persisted");
+                sessions
+                    .iter()
+                    .any(|s| s.name == *name && s.usage.tool_calls.total > d.usage.tool_calls.total)
+            })
+            .then_some(())
+    });
+    wait_for("the flood on the new host's screen", WAIT, || {
+        env.screen_text("flood", 24, 80)
+            .contains("flood line")
+            .then_some(())
+    });
+
+    // A machine that restarts takes the keepers and their agents too: then every
+    // record comes back exited, saying why.
+    let before_reboot = env.sessions();
+    let old = kill_host(&env);
+    for keeper in env.keepers() {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(keeper, libc::SIGKILL) };
+    }
+    for b in &before_reboot {
+        let pid = b.pid.expect("pid");
+        wait_for(&format!("{} gone with its keeper", b.name), WAIT, || {
+            (!process_alive(pid)).then_some(())
+        });
+    }
+    let on_disk = persisted(&env);
+    let after = env.sessions();
+    assert_ne!(env.host_pid(), Some(old));
     for a in &after {
         let d = on_disk
             .iter()

@@ -68,6 +68,8 @@ fn records_survive_kill_9_and_worktrees_are_untouched() {
     let env = TestEnv::new();
     env.ok(&["new", "alive", "--agent", "sh"]);
     env.ok(&["new", "done", "--agent", "sh -c 'exit 7'"]);
+    // Ends while no host runs: its keeper keeps the status for the next one.
+    env.ok(&["new", "later", "--agent", "sh -c 'sleep 1; exit 3'"]);
     wait_for("done to exit", WAIT, || {
         (!env.session("done").is_running()).then_some(())
     });
@@ -86,17 +88,21 @@ fn records_survive_kill_9_and_worktrees_are_untouched() {
             .map(|_| ())
     });
 
-    // The next command starts a new host, which finds both sessions.
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // The next command starts a new host, which finds every session; the agent that
+    // still runs goes on in it, the one that ended meanwhile has its exit code.
     let sessions = env.sessions();
     assert_ne!(env.host_pid(), Some(old));
-    assert_eq!(sessions.len(), 2);
+    assert_eq!(sessions.len(), 3);
     let alive = sessions.iter().find(|s| s.name == "alive").expect("alive");
-    assert_eq!(alive.state.kind, StateKind::Exited);
-    let detail = alive.state.detail.as_deref().unwrap_or("");
-    assert!(
-        detail.starts_with("the host stopped while the agent ran"),
-        "{detail}"
-    );
+    assert!(alive.state.kind.is_live(), "{:?}", alive.state);
+    assert_eq!(alive.pid, before.pid);
+    let later = wait_for("later's exit from its keeper", WAIT, || {
+        let s = env.session("later");
+        (!s.is_running()).then_some(s)
+    });
+    assert_eq!(later.exit_code, Some(3));
     assert_eq!(alive.created_at, before.created_at);
     assert_eq!(alive.worktree, before.worktree);
     let done = sessions.iter().find(|s| s.name == "done").expect("done");

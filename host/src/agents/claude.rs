@@ -140,15 +140,16 @@ impl Adapter for Claude {
                 tool,
                 tool_detail(p.get("tool_input")),
             ),
-            "PostToolUse" | "PostToolUseFailure" | "PermissionDenied" => {
-                Effect::state(StateKind::Thinking)
-            }
-            // An automatic compaction happens inside a turn, which goes on; `/compact`
-            // is a command of its own, and no Stop follows it.
-            "PostCompact" if field(p, "trigger") == Some("auto") => {
-                Effect::state(StateKind::Thinking)
-            }
-            "PostCompact" => Effect::state(StateKind::Idle),
+            "PostToolUse" => Effect::ToolEnded {
+                completed: true,
+                tool,
+            },
+            "PostToolUseFailure" => Effect::ToolEnded {
+                completed: false,
+                tool,
+            },
+            "PermissionDenied" => Effect::state(StateKind::Thinking),
+            "PostCompact" => super::post_compact(p),
             "PreCompact" => Effect::state(StateKind::Compacting),
             "Stop" => {
                 let background = p
@@ -217,6 +218,8 @@ mod tests {
     fn kind(e: &HookEvent) -> Option<StateKind> {
         match &e.effect {
             Effect::State { kind, .. } => Some(*kind),
+            // While its turn runs, a tool's end means thinking.
+            Effect::ToolEnded { .. } | Effect::Busy => Some(StateKind::Thinking),
             Effect::Answered { .. } | Effect::Ignore(_) | Effect::Noise => None,
         }
     }

@@ -114,9 +114,12 @@ impl Adapter for Codex {
         let tool = field(p, "tool_name").map(str::to_owned);
         let effect = match name.as_str() {
             "SessionStart" => Effect::state(StateKind::Idle),
-            "UserPromptSubmit" | "PostToolUse" | "PostCompact" => {
-                Effect::state(StateKind::Thinking)
-            }
+            "UserPromptSubmit" => Effect::state(StateKind::Thinking),
+            "PostToolUse" => Effect::ToolEnded {
+                completed: true,
+                tool,
+            },
+            "PostCompact" => super::post_compact(p),
             "PreToolUse" => Effect::tool(StateKind::Tool, tool, tool_detail(p.get("tool_input"))),
             "PermissionRequest" => Effect::tool(
                 StateKind::WaitingPermission,

@@ -115,7 +115,21 @@ impl Adapter for Gemini {
                 Effect::ignore("turn ended without a response (an error follows on screen)")
             }
             "AfterAgent" => Effect::state(StateKind::Idle),
-            "BeforeAgent" | "AfterTool" => Effect::state(StateKind::Thinking),
+            "BeforeAgent" => Effect::state(StateKind::Thinking),
+            // Esc cancels the whole turn: the shell tool then ends with "Command was
+            // cancelled by user …" (`shell.ts` in gemini-cli-core) and no AfterAgent.
+            "AfterTool" if cancelled_by_user(p) => Effect::tool(
+                StateKind::Idle,
+                None,
+                Some("the tool was cancelled by the user".into()),
+            ),
+            "AfterTool" => Effect::ToolEnded {
+                tool,
+                completed: p
+                    .get("tool_response")
+                    .and_then(|r| r.get("error"))
+                    .is_none_or(Value::is_null),
+            },
             "BeforeTool" => Effect::tool(StateKind::Tool, tool, tool_detail(p.get("tool_input"))),
             "Notification" if field(p, "notification_type") == Some("ToolPermission") => {
                 let detail = p
@@ -150,5 +164,66 @@ impl Adapter for Gemini {
 
     fn install_hint(&self) -> String {
         "install Gemini CLI (npm install -g @google/gemini-cli)".into()
+    }
+}
+
+/// Whether an `AfterTool` reports a call the user cancelled: its response says so
+/// (`llmContent` "Command was cancelled by user before it could complete.",
+/// `returnDisplay` "Command cancelled by user."), as text or as text parts.
+fn cancelled_by_user(p: &Value) -> bool {
+    let Some(response) = p.get("tool_response") else {
+        return false;
+    };
+    let says = |v: &Value| match v {
+        Value::String(s) => s.contains("cancelled by user"),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|part| part.get("text").and_then(Value::as_str))
+            .any(|s| s.contains("cancelled by user")),
+        _ => false,
+    };
+    ["llmContent", "returnDisplay"]
+        .iter()
+        .filter_map(|k| response.get(*k))
+        .any(says)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancelled_tool_ends_the_turn_and_a_finished_one_goes_on() {
+        let g = Gemini::new();
+        let after = |response: Value| {
+            g.hook(
+                &json!({"hook_event_name":"AfterTool","tool_name":"run_shell_command","tool_response":response}),
+                None,
+            )
+            .effect
+        };
+        assert!(matches!(
+            after(
+                json!({"llmContent":"Command was cancelled by user before it could complete. There was no output before it was cancelled.","returnDisplay":"Command cancelled by user.","error":null})
+            ),
+            Effect::State {
+                kind: StateKind::Idle,
+                ..
+            }
+        ));
+        assert_eq!(
+            after(json!({"llmContent":"Output: hi","returnDisplay":"hi","error":null})),
+            Effect::ToolEnded {
+                completed: true,
+                tool: Some("run_shell_command".into())
+            }
+        );
+        assert_eq!(
+            after(json!({"llmContent":"x","error":{"type":"execution_failed","message":"boom"}})),
+            Effect::ToolEnded {
+                completed: false,
+                tool: Some("run_shell_command".into())
+            }
+        );
     }
 }

@@ -92,6 +92,18 @@ impl HookEvent {
     }
 }
 
+/// What `PostCompact` means, for the CLIs that send it (Claude Code, Codex): an automatic
+/// compaction happens inside a turn, which goes on; `/compact` is a command of its own,
+/// and no Stop follows it. (Codex's payload schema, embedded in its binary as
+/// `post-compact.command.input`, has `trigger: manual|auto` like Claude's.)
+pub(crate) fn post_compact(payload: &serde_json::Value) -> Effect {
+    if payload.get("trigger").and_then(serde_json::Value::as_str) == Some("auto") {
+        Effect::state(StateKind::Thinking)
+    } else {
+        Effect::state(StateKind::Idle)
+    }
+}
+
 /// `StopFailure` (Claude, Codex): the turn failed with an API error.
 pub(crate) fn stop_failure(payload: &serde_json::Value) -> Effect {
     let error = field(payload, "error").unwrap_or("unknown");
@@ -115,6 +127,17 @@ pub enum Effect {
     /// The agent says its open permission request was answered (from anywhere):
     /// approved, the tool runs; refused, its turn ends.
     Answered { approve: bool },
+    /// A tool call ended (`completed`: it ran to its end; else it failed, was refused or
+    /// was cancelled). The model goes on with its result only if the turn still runs:
+    /// an interrupted or refused tool reports its end after the turn is over.
+    ToolEnded {
+        completed: bool,
+        tool: Option<String>,
+    },
+    /// The agent works, with nothing more specific said (OpenCode's `session.status
+    /// busy`, sent again and again during a turn): `thinking` when it was at rest; it
+    /// refines nothing when the state already says what the work is.
+    Busy,
     /// Nothing changes; the text says why (shown by `canopy explain`).
     Ignore(String),
     /// Keep-alives and the like: not even worth a line in `canopy explain`.

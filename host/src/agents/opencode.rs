@@ -80,10 +80,28 @@ impl Adapter for OpenCode {
         Some("/global/health")
     }
 
+    /// What happened while nobody listened (a host that was down, a stream that
+    /// dropped): each busy session's newest message, part by part, as the stream would
+    /// have told it (a tool that ended meanwhile, a compaction), then the statuses and
+    /// the open permission requests.
     fn catch_up(&self, get: &dyn Fn(&str) -> Option<Value>) -> Vec<Value> {
         let mut events = Vec::new();
         if let Some(Value::Object(sessions)) = get("/session/status") {
             for (id, status) in sessions {
+                if field(&status, "type") == Some("busy")
+                    && let Some(Value::Array(messages)) =
+                        get(&format!("/session/{id}/message?limit=1"))
+                {
+                    let parts = messages
+                        .last()
+                        .and_then(|m| m.get("parts"))
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten();
+                    events.extend(parts.map(|part| {
+                        json!({"type": "message.part.updated", "properties": {"part": part}})
+                    }));
+                }
                 events.push(json!({"type": "session.status", "properties": {"sessionID": id, "status": status}}));
             }
         }
@@ -111,7 +129,7 @@ impl Adapter for OpenCode {
         let mut request_id = None;
         let effect = match name.as_str() {
             "session.status" => match props.get("status").and_then(|s| field(s, "type")) {
-                Some("busy") => Effect::state(StateKind::Thinking),
+                Some("busy") => Effect::Busy,
                 Some("idle") => Effect::state(StateKind::Idle),
                 other => Effect::ignore(format!("status {}", other.unwrap_or("?"))),
             },
@@ -139,9 +157,20 @@ impl Adapter for OpenCode {
                         field(&part, "tool").map(str::to_owned),
                         tool_detail(part.get("state").and_then(|s| s.get("input"))),
                     ),
-                    (Some("tool"), Some("completed" | "error")) => {
-                        Effect::state(StateKind::Thinking)
-                    }
+                    // `/compact` and automatic compaction start with this part of a
+                    // user message (`SessionCompaction.create`); `session.compacted`
+                    // ends it.
+                    (Some("compaction"), _) => Effect::state(StateKind::Compacting),
+                    (Some("tool"), Some("completed")) => Effect::ToolEnded {
+                        completed: true,
+                        tool: field(&part, "tool").map(str::to_owned),
+                    },
+                    // Also how a rejected or aborted call ends (`failToolCall` in its
+                    // session processor), after the turn did.
+                    (Some("tool"), Some("error")) => Effect::ToolEnded {
+                        completed: false,
+                        tool: field(&part, "tool").map(str::to_owned),
+                    },
                     _ => Effect::Noise,
                 }
             }
@@ -162,7 +191,14 @@ impl Adapter for OpenCode {
                     )
                 }
             }
-            "session.compacted" => Effect::state(StateKind::Idle),
+            // Published as the compaction step ends; the loop then goes on for another
+            // step (`SessionCompaction.process` returns "continue"): the turn's end
+            // comes with `session.idle`, or the model goes on after an automatic one.
+            "session.compacted" => Effect::tool(
+                StateKind::Thinking,
+                None,
+                Some("compaction done; the turn goes on".into()),
+            ),
             _ => Effect::Noise,
         };
         HookEvent {
@@ -193,6 +229,43 @@ impl Adapter for OpenCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A host that comes back while a turn runs learns from the newest message what
+    /// the stream told while it was away: here, that the tool it recorded has ended.
+    #[test]
+    fn catching_up_replays_the_turn_in_progress() {
+        let o = OpenCode::new();
+        // The shapes of `GET /session/status` and `GET /session/{id}/message` (OpenCode
+        // 1.18: `{info, parts}` per message).
+        let get = |path: &str| match path {
+            "/session/status" => Some(json!({"ses_1": {"type": "busy"}})),
+            "/session/ses_1/message?limit=1" => Some(json!([{
+                "info": {"id": "msg_2", "role": "assistant", "sessionID": "ses_1"},
+                "parts": [
+                    {"type": "step-start"},
+                    {"type": "tool", "tool": "bash", "state": {"status": "completed", "input": {"command": "sleep 5"}}}
+                ]
+            }])),
+            "/permission" => Some(json!([])),
+            _ => None,
+        };
+        let effects: Vec<Effect> = o
+            .catch_up(&get)
+            .iter()
+            .map(|e| o.hook(e, None).effect)
+            .filter(|e| *e != Effect::Noise)
+            .collect();
+        assert_eq!(
+            effects,
+            [
+                Effect::ToolEnded {
+                    completed: true,
+                    tool: Some("bash".into())
+                },
+                Effect::Busy
+            ]
+        );
+    }
 
     #[test]
     fn maps_the_event_stream() {

@@ -43,8 +43,9 @@ fn serve(paths: Paths, detached: bool) -> Result<(), CliError> {
             }
             other => CliError::new(other.to_string()),
         })?;
-        let host =
-            daemon::start(paths.clone(), config).map_err(|e| CliError::new(e.to_string()))?;
+        let host = daemon::start(paths.clone(), config)
+            .await
+            .map_err(|e| CliError::new(e.to_string()))?;
         tracing::info!(socket = %paths.socket.display(), pid = std::process::id(), "host ready");
         if detached {
             announce_ready();

@@ -227,6 +227,10 @@ enum Cmd {
     },
     /// Relaunch an exited session's agent, continuing its conversation
     Resume { name: String },
+    /// Keep an agent's terminal for the host, so the agent outlives it (started by the
+    /// host, not by people)
+    #[command(hide = true)]
+    Keep,
     /// Relay an agent hook to the host (run by the agents' hooks, not by people)
     #[command(hide = true)]
     Hook {
@@ -367,7 +371,7 @@ pub fn main() -> ExitCode {
     let paths = Paths::from_env();
     if !matches!(
         cli.command,
-        Some(Cmd::Host { action: None, .. } | Cmd::Hook { .. })
+        Some(Cmd::Host { action: None, .. } | Cmd::Hook { .. } | Cmd::Keep)
     ) {
         restore_sigpipe();
     }
@@ -378,6 +382,7 @@ pub fn main() -> ExitCode {
             daemon,
         }) => return host::run(paths, daemon),
         Some(Cmd::Hook { agent, payload }) => return hook::run(&paths, agent, payload),
+        Some(Cmd::Keep) => return crate::session::keeper::main(),
         Some(Cmd::Setup { target, write, dir }) => {
             return match setup::run(&paths, target, write, dir) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -774,7 +779,7 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
                 .await?;
             env::print_env(&s);
         }
-        Cmd::Host { action: None, .. } | Cmd::Hook { .. } | Cmd::Setup { .. } => {
+        Cmd::Host { action: None, .. } | Cmd::Hook { .. } | Cmd::Keep | Cmd::Setup { .. } => {
             unreachable!("handled before the runtime starts")
         }
         Cmd::Stdio => stdio::run(&paths).await?,

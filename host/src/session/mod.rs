@@ -13,6 +13,7 @@
 //! the record.
 
 pub mod events;
+pub mod keeper;
 pub mod pty;
 pub mod screen;
 pub mod usage;
@@ -31,7 +32,7 @@ use tokio::time::{Instant, Sleep};
 use crate::agents::{Adapter, Cue, Cues, Reading};
 use crate::clock::now_ms;
 use crate::state::{Engine, Timing};
-pub use pty::{ExitStatus, SpawnSpec};
+pub use pty::{ExitStatus, Pty, SpawnSpec};
 use screen::Screen;
 
 /// Output chunks buffered per attached client before it counts as lagging and gets a
@@ -187,47 +188,68 @@ pub struct Settings {
     pub timing: Timing,
 }
 
+/// Where a session's terminal comes from.
+#[derive(Debug)]
+pub enum Terminal {
+    /// A new keeper starts the agent.
+    Spawn(keeper::Order),
+    /// The keeper of an agent an earlier host started.
+    Kept(keeper::Kept),
+}
+
 /// Everything a session starts from.
 #[derive(Debug)]
 pub struct Start {
     pub name: String,
-    pub spec: SpawnSpec,
+    pub terminal: Terminal,
     pub adapter: Arc<dyn Adapter>,
     /// The agent's conversation id, when known at launch.
     pub agent_session_id: Option<String>,
     /// The state the record starts in.
     pub state: State,
     pub settings: Settings,
-    /// The agent's own loopback server, when it has one.
-    pub server: Option<String>,
     pub usage: usage::UsageStart,
     /// Time already spent thinking or in tools (a resumed session's earlier runs).
     pub active_ms: u64,
 }
 
-/// Start the agent and its actor. Returns the handle and the agent's pid.
-pub fn start(
+/// Start the agent (or take back a kept one) and its actor. Returns the handle and the
+/// agent's pid.
+pub async fn start(
     start: Start,
     reports: mpsc::UnboundedSender<Report>,
 ) -> std::io::Result<(SessionHandle, u32)> {
     let Start {
         name,
-        spec,
+        terminal,
         adapter,
         agent_session_id,
         state,
         settings,
-        server,
         usage: usage_start,
         active_ms,
     } = start;
-    let (pty, exit) = pty::spawn(&spec)?;
-    let pid = pty.pid;
+    let adopted = matches!(terminal, Terminal::Kept(_));
+    let kept = match terminal {
+        Terminal::Spawn(order) => tokio::task::spawn_blocking(move || keeper::start(&order))
+            .await
+            .map_err(std::io::Error::other)??,
+        Terminal::Kept(kept) => kept,
+    };
+    let keeper::Kept {
+        master,
+        pid,
+        meta,
+        exit,
+    } = kept;
+    let server = meta.server;
+    let pty = Pty::new(master, pid)?;
+    let (rows, cols) = pty.size()?;
     let (tx, rx) = mpsc::channel(256);
     let (output, _) = broadcast::channel(OUTPUT_BACKLOG);
     let (screen_tx, screen_rx) = mpsc::channel(SCREEN_BACKLOG);
     let (from_screen_tx, from_screen) = mpsc::unbounded_channel();
-    let screen = Screen::new(spec.rows, spec.cols, settings.scrollback_lines);
+    let screen = Screen::new(rows, cols, settings.scrollback_lines);
     tokio::spawn(screen_task(
         screen,
         adapter.cues().clone(),
@@ -243,6 +265,9 @@ pub fn start(
     );
     if !adapter.cues().busy_while_working {
         engine = engine.with_unsteady_busy();
+    }
+    if adopted {
+        engine = engine.taken_back((Instant::now() + REDRAW_PAUSE).into_std());
     }
     let (agent_events_tx, agent_events) = mpsc::unbounded_channel();
     if let (Some(server), Some(path)) = (&server, adapter.events_path()) {
@@ -263,7 +288,7 @@ pub fn start(
         name,
         pty,
         screen: screen_tx,
-        size: (spec.rows, spec.cols),
+        size: (rows, cols),
         output,
         pending_input: VecDeque::new(),
         reports,
@@ -284,8 +309,29 @@ pub fn start(
         stop_waiters: Vec::new(),
     };
     tokio::spawn(actor.run(rx, from_screen, agent_events, exit));
-    Ok((SessionHandle { tx }, pid))
+    let handle = SessionHandle { tx };
+    if adopted {
+        tokio::spawn(redraw(handle.clone(), rows, cols));
+    }
+    Ok((handle, pid))
 }
+
+/// Have a kept agent draw its whole screen again for this host's (empty) screen: TUIs
+/// redraw when their size changes (Node's `resize` fires only on a real change).
+async fn redraw(handle: SessionHandle, rows: u16, cols: u16) {
+    let narrower = cols.saturating_sub(1).max(1);
+    handle
+        .send(Command::Resize {
+            rows,
+            cols: narrower,
+        })
+        .await;
+    tokio::time::sleep(REDRAW_PAUSE).await;
+    handle.send(Command::Resize { rows, cols }).await;
+}
+
+/// Between the two sizes of [`redraw`]: long enough for the agent to see each.
+const REDRAW_PAUSE: Duration = Duration::from_millis(150);
 
 /// Enter's pause after the agent echoed the submitted text.
 const ENTER_AFTER_ECHO: Duration = Duration::from_millis(150);

@@ -1,19 +1,18 @@
-//! A process in a pseudo-terminal, driven without threads: the master side is a
-//! non-blocking fd registered with tokio, and the process's exit arrives through a
-//! pidfd (Linux), a kqueue `EVFILT_PROC` filter (macOS) or, elsewhere, one thread
-//! blocked in `wait`.
+//! An agent's pseudo-terminal as the host drives it, without threads: the master side
+//! (received from the agent's [`keeper`](super::keeper)) is a non-blocking fd registered
+//! with tokio. Should the keeper die, the agent's exit is still seen through a pidfd
+//! (Linux) or a kqueue `EVFILT_PROC` filter (macOS).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
-use portable_pty::{Child, CommandBuilder, MasterPty, PtySize, native_pty_system};
+use serde::{Deserialize, Serialize};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
-use tokio::sync::oneshot;
 
 /// What to run and where.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SpawnSpec {
     pub program: PathBuf,
     pub args: Vec<String>,
@@ -25,7 +24,7 @@ pub struct SpawnSpec {
 }
 
 /// How the process ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitStatus {
     /// The exit code, when the process exited rather than being killed.
     pub code: Option<i32>,
@@ -34,7 +33,7 @@ pub struct ExitStatus {
 }
 
 impl ExitStatus {
-    fn from_pty(status: &portable_pty::ExitStatus) -> Self {
+    pub(super) fn from_pty(status: &portable_pty::ExitStatus) -> Self {
         match status.signal() {
             Some(signal) => Self {
                 code: None,
@@ -103,10 +102,7 @@ fn signal_number(text: &str) -> Option<(libc::c_int, &'static str)> {
 
 /// A running process and its terminal.
 pub struct Pty {
-    /// Kept for resizing; reads and writes go through `io`. The mutex only makes it
-    /// `Sync` (the trait object is not); it is never held across an await.
-    master: std::sync::Mutex<Box<dyn MasterPty + Send>>,
-    /// A non-blocking duplicate of the master fd, registered with the reactor.
+    /// The master side, non-blocking, registered with the reactor.
     io: AsyncFd<OwnedFd>,
     pub pid: u32,
 }
@@ -117,47 +113,6 @@ impl std::fmt::Debug for Pty {
     }
 }
 
-/// Start `spec` in a new PTY. Returns the PTY and a receiver for its exit status.
-pub fn spawn(spec: &SpawnSpec) -> io::Result<(Pty, oneshot::Receiver<ExitStatus>)> {
-    let pair = native_pty_system()
-        .openpty(PtySize {
-            rows: spec.rows.max(1),
-            cols: spec.cols.max(1),
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .map_err(io::Error::other)?;
-    let mut cmd = CommandBuilder::new(&spec.program);
-    cmd.args(&spec.args);
-    cmd.cwd(&spec.cwd);
-    cmd.env_clear();
-    for (k, v) in &spec.env {
-        cmd.env(k, v);
-    }
-    let child = pair.slave.spawn_command(cmd).map_err(io::Error::other)?;
-    // The parent must not hold the slave open, or EOF never arrives.
-    drop(pair.slave);
-    let pid = child.process_id().unwrap_or(0);
-
-    let raw = pair
-        .master
-        .as_raw_fd()
-        .ok_or_else(|| io::Error::other("PTY master has no file descriptor"))?;
-    let io = register(
-        dup_nonblocking(raw)?,
-        Interest::READABLE | Interest::WRITABLE,
-    )?;
-    let exit = watch_exit(child, pid);
-    Ok((
-        Pty {
-            master: std::sync::Mutex::new(pair.master),
-            io,
-            pid,
-        },
-        exit,
-    ))
-}
-
 /// Register a descriptor we own with the reactor.
 fn register(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>> {
     // SAFETY: the AsyncFd owns `fd`, so it stays open and the same for its lifetime.
@@ -165,26 +120,27 @@ fn register(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>> {
         .map_err(|e| io::Error::other(e.to_string()))
 }
 
-fn dup_nonblocking(fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: fd is a valid open descriptor owned by the master for this call's duration;
-    // F_DUPFD_CLOEXEC returns a new descriptor we then own.
-    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    if dup < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: dup is a fresh descriptor nobody else owns.
-    let owned = unsafe { OwnedFd::from_raw_fd(dup) };
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     // SAFETY: plain fcntl flag calls on a descriptor we own.
     unsafe {
-        let flags = libc::fcntl(dup, libc::F_GETFL);
-        if flags < 0 || libc::fcntl(dup, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
             return Err(io::Error::last_os_error());
         }
     }
-    Ok(owned)
+    Ok(())
 }
 
 impl Pty {
+    /// Drive the terminal whose master side is `master`, where `pid` runs.
+    pub fn new(master: OwnedFd, pid: u32) -> io::Result<Self> {
+        set_nonblocking(master.as_raw_fd())?;
+        Ok(Self {
+            io: register(master, Interest::READABLE | Interest::WRITABLE)?,
+            pid,
+        })
+    }
+
     /// Read available output. `Ok(0)` means the terminal closed (every process holding
     /// its slave side is gone).
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -214,19 +170,29 @@ impl Pty {
         }
     }
 
+    /// The terminal's size (rows, columns).
+    pub fn size(&self) -> io::Result<(u16, u16)> {
+        // SAFETY: all-zero is a valid winsize.
+        let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+        // SAFETY: TIOCGWINSZ writes one winsize into `size`.
+        if unsafe { libc::ioctl(self.io.as_raw_fd(), libc::TIOCGWINSZ, &raw mut size) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((size.ws_row, size.ws_col))
+    }
+
     pub fn resize(&self, rows: u16, cols: u16) -> io::Result<()> {
-        let master = self
-            .master
-            .lock()
-            .map_err(|_| io::Error::other("PTY lock poisoned"))?;
-        master
-            .resize(PtySize {
-                rows: rows.max(1),
-                cols: cols.max(1),
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .map_err(io::Error::other)
+        let size = libc::winsize {
+            ws_row: rows.max(1),
+            ws_col: cols.max(1),
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one winsize; the kernel signals the foreground group.
+        if unsafe { libc::ioctl(self.io.as_raw_fd(), libc::TIOCSWINSZ, &raw const size) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     /// Signal the process group the agent leads (it runs in its own session), so its
@@ -263,43 +229,17 @@ fn sys_write(fd: RawFd, data: &[u8]) -> io::Result<usize> {
     }
 }
 
-/// Deliver the child's exit status once, without polling.
-fn watch_exit(mut child: Box<dyn Child + Send + Sync>, pid: u32) -> oneshot::Receiver<ExitStatus> {
-    let (tx, rx) = oneshot::channel();
-    let unknown = ExitStatus {
-        code: None,
-        signal: None,
-    };
-    if let Some(exited) = exit_event(pid) {
-        tokio::spawn(async move {
-            let mut status = child.try_wait();
-            if matches!(status, Ok(None)) {
-                // A failed watch ends this wait too: the blocking wait below covers it.
-                let _ = exited.readable().await;
-                status = child.try_wait();
-            }
-            let status = match status {
-                Ok(Some(status)) => Ok(status),
-                // macOS can report the exit a moment before the process can be reaped
-                // (libuv and others hit this), and a failed watch lands here too: block
-                // on the pool, for that moment in the first case.
-                _ => tokio::task::spawn_blocking(move || child.wait())
-                    .await
-                    .map_err(io::Error::other)
-                    .and_then(|waited| waited),
-            };
-            let _ = tx.send(status.map_or(unknown, |s| ExitStatus::from_pty(&s)));
-        });
-        return rx;
+/// Wait until `pid` (the keeper's child, not ours) has exited: through the system's
+/// exit event where there is one, else by checking every second.
+pub(super) async fn exited(pid: u32) {
+    if let Some(event) = exit_event(pid) {
+        let _ = event.readable().await;
+        return;
     }
-    std::thread::Builder::new()
-        .name("canopy-wait".into())
-        .spawn(move || {
-            let status = child.wait().map_or(unknown, |s| ExitStatus::from_pty(&s));
-            let _ = tx.send(status);
-        })
-        .ok();
-    rx
+    // SAFETY: signal 0 only checks that the process exists.
+    while unsafe { libc::kill(pid as libc::pid_t, 0) } == 0 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
 }
 
 /// A descriptor on the reactor that turns readable once `pid` has exited: a pidfd.

@@ -264,6 +264,17 @@ impl Gemini {
         (Box::new(me), prompt)
     }
 
+    /// `AfterTool` for call `t`, with its response.
+    fn after_tool(&self, cx: &Cx, t: &ToolCall, response: Value) {
+        let name = tool_name(&t.name);
+        self.fire(
+            cx,
+            "AfterTool",
+            Some(&name),
+            json!({"tool_name": name, "tool_input": Self::tool_input(t), "tool_response": response}),
+        );
+    }
+
     fn fire(&self, cx: &Cx, event: &str, subject: Option<&str>, extra: Value) -> Vec<Outcome> {
         if !cx.hooks.has(event) {
             return Vec::new();
@@ -528,15 +539,10 @@ impl Flavour for Gemini {
         cx.history
             .push(format!("✓  {} {}", display_name(&t.name), t.arg));
         cx.history.push(format!("   {output}"));
-        self.fire(
+        self.after_tool(
             cx,
-            "AfterTool",
-            Some(&name),
-            json!({
-                "tool_name": name,
-                "tool_input": Self::tool_input(t),
-                "tool_response": {"llmContent": output, "returnDisplay": output},
-            }),
+            t,
+            json!({"llmContent": output, "returnDisplay": output}),
         );
     }
 
@@ -547,10 +553,22 @@ impl Flavour for Gemini {
         cx.history.push("ℹ Request cancelled.".into());
     }
 
-    fn interrupted(&mut self, cx: &mut Cx, _t: Option<&ToolCall>) {
+    fn interrupted(&mut self, cx: &mut Cx, t: Option<&ToolCall>) {
         self.update_step("cancelled", None);
         self.record(&json!({"id": uuid_v4(), "timestamp": iso_now(), "type": "info", "content": "Request cancelled."}));
         cx.history.push("ℹ Request cancelled.".into());
+        // The real one ends a running shell call with its cancel text (`shell.ts`).
+        if let Some(t) = t.filter(|t| t.running) {
+            self.after_tool(
+                cx,
+                t,
+                json!({
+                    "llmContent": "Command was cancelled by user before it could complete. There was no output before it was cancelled.",
+                    "returnDisplay": "Command cancelled by user.",
+                    "error": null,
+                }),
+            );
+        }
     }
 
     fn api_error(&mut self, cx: &mut Cx) {

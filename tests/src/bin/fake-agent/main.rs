@@ -41,8 +41,9 @@
 //!   `-s/--session <id>`. HTTP: `GET /global/health`, `GET /event` (SSE, `data:
 //!   {"id","type","properties"}`), `GET /permission`, `POST /permission/{id}/reply
 //!   {"reply":"once|always|reject"}` (also the older `POST
-//!   /session/{sid}/permissions/{id} {"response":…}`), `GET /session/status`,
-//!   `POST /session/{id}/prompt_async`, `POST /session/{id}/abort`.
+//!   /session/{sid}/permissions/{id} {"response":…}`), `GET /session/status`, `GET
+//!   /session/{sid}/message` (the newest), `POST /session/{id}/prompt_async`, `POST
+//!   /session/{id}/abort`.
 //!
 //! # Behaviour
 //! Start: SessionStart hook (`source` `startup`, or `resume` when resuming — the idle
@@ -149,6 +150,8 @@ pub struct ToolCall {
     pub started: Instant,
     /// Whether the user was asked.
     pub asked: bool,
+    /// Whether it runs (or ran): past its permission.
+    pub running: bool,
 }
 
 /// What the pre-tool hooks decided.
@@ -449,6 +452,7 @@ impl Agent {
             perm_id: None,
             started: Instant::now(),
             asked: false,
+            running: false,
         };
         self.fl.tool_requested(&mut self.cx, &t);
         self.render();
@@ -490,6 +494,7 @@ impl Agent {
             self.mode = Mode::Busy(Instant::now());
         }
         t.started = Instant::now();
+        t.running = true;
         self.fl.tool_running(&mut self.cx, &t);
         match self.busy_wait(self.tool_time) {
             Err(Stop::Interrupt(_)) => return Err(Stop::Interrupt(Some(t))),

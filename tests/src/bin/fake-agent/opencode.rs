@@ -30,6 +30,8 @@ struct Shared {
     busy: bool,
     pending: Vec<Value>,
     subscribers: Vec<Sender<String>>,
+    /// The newest message, `{info, parts}`, as `GET /session/{id}/message` shows it.
+    newest: Value,
 }
 
 type State = Arc<Mutex<Shared>>;
@@ -43,10 +45,24 @@ fn frame(kind: &str, props: Value) -> String {
 }
 
 fn publish(state: &State, kind: &str, props: Value) {
+    let mut s = lock(state);
+    match kind {
+        "message.updated" if s.newest["info"]["id"] != props["info"]["id"] => {
+            s.newest = json!({"info": props["info"], "parts": []});
+        }
+        "message.part.updated" => {
+            let part = &props["part"];
+            if let Some(parts) = s.newest["parts"].as_array_mut() {
+                match parts.iter_mut().find(|p| p["id"] == part["id"]) {
+                    Some(old) => *old = part.clone(),
+                    None => parts.push(part.clone()),
+                }
+            }
+        }
+        _ => {}
+    }
     let line = frame(kind, props);
-    lock(state)
-        .subscribers
-        .retain(|s| s.send(line.clone()).is_ok());
+    s.subscribers.retain(|s| s.send(line.clone()).is_ok());
 }
 
 pub struct OpenCode {
@@ -71,7 +87,8 @@ fn tool(name: &str) -> String {
 }
 
 fn handle(req: Request, mut stream: TcpStream, state: &State, tx: &Sender<Input>) {
-    let parts: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+    let path = req.path.split('?').next().unwrap_or_default();
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
     let not_found = |stream: TcpStream, what: &str| {
         http::respond(
@@ -145,6 +162,10 @@ fn handle(req: Request, mut stream: TcpStream, state: &State, tx: &Sender<Input>
             }
             let _ = tx.send(Input::PermissionReply((*id).to_owned(), reply.to_owned()));
             http::respond(stream, 200, "true");
+        }
+        ("GET", ["session", _, "message"]) => {
+            let v = json!([lock(state).newest.clone()]);
+            http::respond(stream, 200, &v.to_string());
         }
         ("GET", ["session", "status"]) => {
             let s = lock(state);
@@ -655,8 +676,18 @@ impl Flavour for OpenCode {
         );
     }
 
+    /// Like the real one (`SessionCompaction.create`): a compaction part on a user
+    /// message, then the loop runs busy.
     fn compact_start(&mut self, cx: &mut Cx) {
         cx.activity = Some("Compacting conversation…".into());
+        self.publish(
+            "message.part.updated",
+            json!({"part": {"id": opencode_id("prt"), "sessionID": cx.session_id, "messageID": self.user_msg, "type": "compaction", "auto": false}}),
+        );
+        self.publish(
+            "session.status",
+            json!({"sessionID": cx.session_id, "status": {"type": "busy"}}),
+        );
     }
 
     fn compact_end(&mut self, cx: &mut Cx) {
