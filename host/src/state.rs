@@ -153,6 +153,11 @@ impl Engine {
         &self.state
     }
 
+    /// Whether the agent waits for work of its own in the background.
+    fn in_background(&self) -> bool {
+        self.state.kind == StateKind::Tool && self.state.tool.as_deref() == Some(BACKGROUND)
+    }
+
     /// The current cue on screen (as last reported).
     pub fn screen(&self) -> Option<Cue> {
         self.seen
@@ -287,7 +292,10 @@ impl Engine {
     /// A hook event. Returns the new state when it changed.
     pub fn hook(&mut self, ev: &HookEvent, now: Instant, wall: u64) -> Option<State> {
         self.hooks_arrived = true;
-        if matches!(ev.effect, Effect::State { .. } | Effect::Answered { .. }) {
+        if matches!(
+            ev.effect,
+            Effect::State { .. } | Effect::Answered { .. } | Effect::Background { .. }
+        ) {
             self.last_hook = Some(now);
         }
         match &ev.effect {
@@ -316,6 +324,19 @@ impl Engine {
                 ..
             } if self.state.kind == StateKind::WaitingPermission => {
                 self.unchanged_by_hook(&ev.name, "its permission is not answered yet", wall)
+            }
+            Effect::Background { detail } => {
+                let next = State {
+                    kind: StateKind::Tool,
+                    tool: Some(BACKGROUND.to_owned()),
+                    detail: Some(detail.clone()),
+                    since: wall,
+                    source: StateSource::Hook,
+                };
+                if same(&self.state, &next) {
+                    return self.unchanged_by_hook(&ev.name, "already there", wall);
+                }
+                self.moved_by_hook(&ev.name, Some(detail.clone()), next, wall)
             }
             Effect::Busy if works(self.state.kind) => {
                 self.unchanged_by_hook(&ev.name, "the state says what the work is", wall)
@@ -533,7 +554,9 @@ impl Engine {
             // at rest that was starting, or compacting (Gemini fires nothing after it).
             Cue::Error | Cue::Interrupted | Cue::Quiet
                 if hooks_working
-                    && ((working && (self.busy_while_working && self.busy_drawn || c.news))
+                    && ((working
+                        && !self.in_background()
+                        && (self.busy_while_working && self.busy_drawn || c.news))
                         || matches!(
                             self.state.kind,
                             StateKind::Starting | StateKind::Compacting
@@ -623,6 +646,10 @@ impl Engine {
 fn same(a: &State, b: &State) -> bool {
     a.kind == b.kind && a.tool == b.tool && a.detail == b.detail
 }
+
+/// The tool of the state that says the agent's turn is over but work it started goes
+/// on in the background (`tool(background)`): no busy indicator shows for it.
+pub const BACKGROUND: &str = "background";
 
 /// Whether the state says the agent works, and at what.
 fn works(kind: StateKind) -> bool {
@@ -731,6 +758,37 @@ mod tests {
             Some(StateKind::Idle)
         );
         assert_eq!(e.health(t0 + MS(60_000)).0, Health::Ok);
+    }
+
+    /// Work left running in the background shows no busy indicator: the screen at rest
+    /// does not end it; the agent's wake-up turn does.
+    #[test]
+    fn background_work_outlasts_a_quiet_screen() {
+        let (mut e, t0) = start(true);
+        e.hook(&hook(StateKind::Thinking, "UserPromptSubmit"), t0, 0);
+        let stop = HookEvent {
+            effect: Effect::Background {
+                detail: "1 in the background: shell sleep 6".into(),
+            },
+            ..hook(StateKind::Idle, "Stop")
+        };
+        let s = e.hook(&stop, t0, 0).expect("moved");
+        assert_eq!(
+            (s.kind, s.tool.as_deref()),
+            (StateKind::Tool, Some(BACKGROUND))
+        );
+        e.screen_changed(read(Cue::Quiet), t0 + MS(100), 0);
+        assert_eq!(e.tick(t0 + MS(5000), 0), None);
+        e.hook(
+            &hook(StateKind::Thinking, "UserPromptSubmit"),
+            t0 + MS(6000),
+            0,
+        );
+        assert_eq!(
+            e.hook(&hook(StateKind::Idle, "Stop"), t0 + MS(6100), 0)
+                .map(|s| s.kind),
+            Some(StateKind::Idle)
+        );
     }
 
     /// Notices stay in the transcript: only a new one ends work (found with the real

@@ -25,6 +25,10 @@ Scripted scenario, decided per request from the conversation so far:
         Codex:  function_call exec_command {"cmd": cmd, "sandbox_permissions":"require_escalated", ...}
         Gemini: functionCall run_shell_command {"command": cmd}
     (only when the request offers such a tool; side requests without tools get text)
+  * last user text contains "RUN_BG <cmd>"     -> Claude Code: a Bash call running <cmd> in the
+                                                  background ("run_in_background": true)
+  * last user text contains "RUN_AGENT <task>" -> Claude Code: an Agent (sub-agent) call with
+                                                  <task> as its prompt, in the background
   * last message is a tool result              -> text "done: <first 40 chars of result>"
   * otherwise                                  -> text "mock reply"
   (user text typed after a rejected call shares a message with its tool_result: text wins)
@@ -101,6 +105,7 @@ def new_id(prefix):
 
 
 RUN_TOOL_RE = re.compile(r"RUN_(?:TOOL|SAFE)[ \t]+(.+?)(?:[ \t]+THEN_TOOL[ \t]|[\n\r]|$)")
+RUN_BG_RE = re.compile(r"RUN_(BG|AGENT)[ \t]+([^\n\r]+)")
 THEN_TOOL_RE = re.compile(r"THEN_TOOL[ \t]+([^\n\r]+)")
 # Conversations already refused once with 429, by their first words.
 _rate_limited = set()
@@ -137,6 +142,10 @@ def decide(last_text, tool_result, can_call_tool, turn_text="", results=0):
         return "rate_limited", "mock rate limited"
     if lead.startswith("API_ERROR"):
         return "api_error", ERROR_TEXT
+    m = RUN_BG_RE.search(text)
+    if m and can_call_tool and tool_result is None:
+        kind = "background_call" if m.group(1) == "BG" else "agent_call"
+        return kind, m.group(2).strip().rstrip("\"'`<").strip()
     m = RUN_TOOL_RE.search(text)
     if m and can_call_tool:
         cmd = m.group(1).strip()
@@ -342,9 +351,20 @@ class Handler(BaseHTTPRequestHandler):
             return self._send_json(err[0], {"type": "error", "error": {"type": kind, "message": payload},
                                             "request_id": req_id}, dict(hdrs, **err[1]))
         msg_id = new_id("msg_mock")
-        if branch == "tool_call":
+        agent = next((t.get("name") for t in tools
+                      if isinstance(t, dict) and t.get("name") in ("Agent", "Task")), None)
+        if branch == "agent_call" and agent is None:
+            branch = "text"
+        if branch in ("tool_call", "background_call"):
             block = {"type": "tool_use", "id": new_id("toolu_mock"), "name": bash,
                      "input": {"command": payload, "description": "mock tool call"}}
+            if branch == "background_call":
+                block["input"]["run_in_background"] = True
+            stop_reason = "tool_use"
+        elif branch == "agent_call":
+            block = {"type": "tool_use", "id": new_id("toolu_mock"), "name": agent,
+                     "input": {"description": "mock sub-agent", "prompt": payload,
+                               "subagent_type": "general-purpose", "run_in_background": True}}
             stop_reason = "tool_use"
         else:
             block = {"type": "text", "text": payload}

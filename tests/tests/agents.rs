@@ -111,20 +111,27 @@ fn esc_interrupt_returns_to_idle_from_the_screen() {
     );
 }
 
+/// A turn that ends with work still running in the background (Claude's `Stop` with
+/// `background_tasks`) is not idle: `tool(background)`, though the screen is at rest and
+/// the idle reminder comes.
 #[test]
 fn idle_prompt_while_background_tasks_run_changes_nothing() {
     let env = TestEnv::with_fake_agents();
     env.ok(&["new", "b", "--agent", "claude", "--prompt", "@bg"]);
-    wait_for("the turn to end with a background task", WAIT, || {
+    let s = wait_for("the turn to end with a background task", WAIT, || {
         let s = state_of(&env, "b");
-        (s.state.kind == StateKind::Idle
-            && s.state
-                .detail
-                .as_deref()
-                .unwrap_or("")
-                .contains("background"))
-        .then_some(())
+        (s.state.kind == StateKind::Tool).then_some(s)
     });
+    assert_eq!(s.state.tool.as_deref(), Some("background"));
+    assert!(
+        s.state
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("1 in the background: shell sleep 5"),
+        "{:?}",
+        s.state
+    );
     let seq = env.seq();
     wait_for("the idle_prompt notification", WAIT, || {
         env.ok(&["explain", "b"])

@@ -134,6 +134,12 @@ impl Adapter for Claude {
             }
             "SessionStart" => Effect::state(StateKind::Idle),
             "UserPromptSubmit" => Effect::state(StateKind::Thinking),
+            // A sub-agent's own tools: the session's state is the sub-agent's call (or
+            // the background it runs in), whatever it does inside; its permission
+            // requests still count.
+            "PreToolUse" | "PostToolUse" | "PostToolUseFailure" if p.get("agent_id").is_some() => {
+                Effect::ignore("a sub-agent's own tool")
+            }
             "PreToolUse" => Effect::tool(StateKind::Tool, tool, tool_detail(p.get("tool_input"))),
             PERMISSION_REQUEST => Effect::tool(
                 StateKind::WaitingPermission,
@@ -151,18 +157,13 @@ impl Adapter for Claude {
             "PermissionDenied" => Effect::state(StateKind::Thinking),
             "PostCompact" => super::post_compact(p),
             "PreCompact" => Effect::state(StateKind::Compacting),
-            "Stop" => {
-                let background = p
-                    .get("background_tasks")
-                    .and_then(Value::as_array)
-                    .map_or(0, Vec::len);
-                Effect::tool(
-                    StateKind::Idle,
-                    None,
-                    (background > 0)
-                        .then(|| format!("{background} background task(s) still running")),
-                )
-            }
+            // "Lets hooks distinguish 'session is done' from 'session is paused waiting
+            // for background work to wake it'" (its schema): the work goes on, and its
+            // end wakes the agent for a turn of its own (UserPromptSubmit … Stop).
+            "Stop" => match background_tasks(p) {
+                Some(detail) => Effect::Background { detail },
+                None => Effect::state(StateKind::Idle),
+            },
             "StopFailure" => super::stop_failure(p),
             "Notification" => match field(p, "notification_type") {
                 Some("permission_prompt") => Effect::state(StateKind::WaitingPermission),
@@ -210,6 +211,29 @@ impl Adapter for Claude {
     }
 }
 
+/// What `Stop`'s `background_tasks` (`{id, type, status, description, command?}`)
+/// still runs, said in one line; `None` when nothing does.
+fn background_tasks(p: &Value) -> Option<String> {
+    let tasks = p.get("background_tasks")?.as_array()?;
+    if tasks.is_empty() {
+        return None;
+    }
+    let each: Vec<String> = tasks
+        .iter()
+        .map(|t| {
+            let kind = field(t, "type").unwrap_or("task");
+            let what = field(t, "command")
+                .or_else(|| field(t, "description"))
+                .unwrap_or("");
+            format!("{kind} {what}").trim().to_owned()
+        })
+        .collect();
+    Some(super::one_line(
+        &format!("{} in the background: {}", tasks.len(), each.join("; ")),
+        200,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +244,7 @@ mod tests {
             Effect::State { kind, .. } => Some(*kind),
             // While its turn runs, a tool's end means thinking.
             Effect::ToolEnded { .. } | Effect::Busy => Some(StateKind::Thinking),
+            Effect::Background { .. } => Some(StateKind::Tool),
             Effect::Answered { .. } | Effect::Ignore(_) | Effect::Noise => None,
         }
     }
@@ -272,6 +297,15 @@ mod tests {
             (
                 json!({"hook_event_name":"Stop","background_tasks":[]}),
                 Some(StateKind::Idle),
+            ),
+            (
+                json!({"hook_event_name":"Stop","background_tasks":[{"id":"b1","type":"subagent","status":"running","description":"Review the diff"}]}),
+                Some(StateKind::Tool),
+            ),
+            // A sub-agent's own tools leave the session's state to its call.
+            (
+                json!({"hook_event_name":"PreToolUse","agent_id":"a1","tool_name":"Bash","tool_input":{"command":"ls"}}),
+                None,
             ),
             (
                 json!({"hook_event_name":"StopFailure","error":"unknown","last_assistant_message":"API Error: 400"}),

@@ -134,6 +134,9 @@ pub enum Effect {
         completed: bool,
         tool: Option<String>,
     },
+    /// The turn ended, but work the agent started goes on in the background and will
+    /// wake it when done (Claude's `Stop` with `background_tasks`): not idle.
+    Background { detail: String },
     /// The agent works, with nothing more specific said (OpenCode's `session.status
     /// busy`, sent again and again during a turn): `thinking` when it was at rest; it
     /// refines nothing when the state already says what the work is.

@@ -171,11 +171,12 @@ fn receive_hello(stream: &UnixStream) -> io::Result<(Line, OwnedFd, Vec<u8>)> {
             stream.as_fd(),
             &mut [IoSliceMut::new(&mut buf)],
             &mut control,
-            RecvFlags::CMSG_CLOEXEC,
+            RECV_CLOEXEC,
         )?;
         for message in control.drain() {
             if let RecvAncillaryMessage::ScmRights(fds) = message {
                 for fd in fds {
+                    set_cloexec(&fd)?;
                     master.get_or_insert(fd);
                 }
             }
@@ -189,6 +190,24 @@ fn receive_hello(stream: &UnixStream) -> io::Result<(Line, OwnedFd, Vec<u8>)> {
     let line = serde_json::from_slice(&data[..end]).map_err(io::Error::other)?;
     let master = master.ok_or_else(|| io::Error::other("the keeper sent no terminal"))?;
     Ok((line, master, data.split_off(end + 1)))
+}
+
+/// Received descriptors close on exec, so agents started later never hold another's
+/// terminal: atomically where the system can (Linux), else just after the receipt.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const RECV_CLOEXEC: RecvFlags = RecvFlags::CMSG_CLOEXEC;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const RECV_CLOEXEC: RecvFlags = RecvFlags::empty();
+
+fn set_cloexec(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: plain fcntl flag calls on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFD);
+        if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, flags | libc::FD_CLOEXEC) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Wait for the exit line, answer it, and pass the status on. A keeper that goes away
@@ -375,11 +394,13 @@ fn send_hello(host: &UnixStream, line: &Line, master: std::os::fd::RawFd) -> io:
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     control.push(SendAncillaryMessage::ScmRights(&fds));
+    // SIGPIPE stays ignored in the keeper (Rust's default), so a host gone away is
+    // only an error here.
     let sent = rustix::net::sendmsg(
         host.as_fd(),
         &[IoSlice::new(&bytes)],
         &mut control,
-        SendFlags::NOSIGNAL,
+        SendFlags::empty(),
     )?;
     // The descriptor went with the first bytes; the rest is plain data.
     (&*host).write_all(&bytes[sent..])

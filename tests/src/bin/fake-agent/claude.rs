@@ -715,7 +715,7 @@ impl Flavour for Claude {
         cx.history.push(format!("⏺ {reply}"));
         cx.history.push(format!("✻ Cooked for {secs}s"));
         let background = if bg {
-            json!([{"id": "bash_1", "command": "sleep 5"}])
+            json!([{"id": "bash_1", "type": "shell", "status": "running", "description": "Wait five seconds", "command": "sleep 5"}])
         } else {
             json!([])
         };
