@@ -216,7 +216,8 @@ pub async fn handle(
         | method::REVIEW_ADD
         | method::REVIEW_SEND
         | method::MERGE
-        | method::CONFLICTS => crate::review::handle(daemon, method, params).await,
+        | method::CONFLICTS
+        | method::SET_PR => crate::review::handle(daemon, method, params).await,
         _ => Err(RpcError::new(
             ErrorCode::UnknownMethod,
             format!("unknown method {method:?}"),
@@ -383,6 +384,7 @@ async fn new_session(daemon: &Arc<Daemon>, p: NewParams) -> Result<Session, RpcE
         task: p.task.clone(),
         env: plan.env.clone(),
         comments: Vec::new(),
+        pr: None,
     };
     if let Some(first) = plan.setup.first() {
         // The agent starts once the setup has run, off this request.

@@ -259,6 +259,7 @@ pub(crate) mod tests {
             task: None,
             env: Default::default(),
             comments: Vec::new(),
+            pr: None,
         }
     }
 

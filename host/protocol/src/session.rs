@@ -66,6 +66,22 @@ pub struct Session {
     /// review existed decode with none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub comments: Vec<Comment>,
+    /// The pull or merge request opened for the branch (`canopy pr`), as last seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pr: Option<PullRequest>,
+}
+
+/// A GitHub pull request or GitLab merge request of a session's branch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequest {
+    /// `github` or `gitlab`.
+    pub provider: String,
+    /// The PR number (GitHub) or the MR's `iid` (GitLab): `#42` / `!42` to a person.
+    pub number: u64,
+    /// Where a person reads it.
+    pub url: String,
+    /// `open`, `draft`, `merged` or `closed`, as of the last `canopy pr`.
+    pub state: String,
 }
 
 /// A review comment anchored to a line of the session's worktree.

@@ -277,6 +277,10 @@ enum Cmd {
         /// One commit with the branch's whole change instead of a merge
         #[arg(long)]
         squash: bool,
+        /// Replay the branch's commits on the base's tip and fast-forward the base
+        /// (linear history, no merge commit)
+        #[arg(long, conflicts_with = "squash")]
+        rebase: bool,
         /// The branch to merge into (default: the session's base)
         #[arg(long, value_name = "BRANCH")]
         into: Option<String>,
@@ -826,7 +830,12 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
             send,
             json,
         } => review::review(&paths, name, comment, send, json).await?,
-        Cmd::Merge { name, squash, into } => review::merge(&paths, name, squash, into).await?,
+        Cmd::Merge {
+            name,
+            squash,
+            rebase,
+            into,
+        } => review::merge(&paths, name, squash, rebase, into).await?,
         Cmd::Conflicts { json } => review::conflicts(&paths, json).await?,
         Cmd::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

@@ -215,11 +215,12 @@ fn describe(a: &Anchored) -> String {
     format!("{place}  {}\n    | {}", c.text, c.code.trim())
 }
 
-/// `canopy merge NAME [--squash] [--into BRANCH]`.
+/// `canopy merge NAME [--squash|--rebase] [--into BRANCH]`.
 pub async fn merge(
     paths: &Paths,
     name: String,
     squash: bool,
+    rebase: bool,
     into: Option<String>,
 ) -> Result<(), CliError> {
     let mut client = connect(paths).await?;
@@ -229,6 +230,7 @@ pub async fn merge(
             &MergeParams {
                 name: name.clone(),
                 squash,
+                rebase,
                 into,
             },
         )
@@ -238,6 +240,7 @@ pub async fn merge(
         "up_to_date" => println!("{name}: {} already has everything on its branch", m.target),
         "fast_forward" => println!("{name}: {} fast-forwarded to {short}", m.target),
         "squash" => println!("{name}: squashed into {} as {short}", m.target),
+        "rebase" => println!("{name}: rebased onto {} and fast-forwarded it to {short}", m.target),
         _ => println!("{name}: merged into {} as {short}", m.target),
     }
     Ok(())

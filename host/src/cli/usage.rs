@@ -327,6 +327,7 @@ mod tests {
             task: None,
             env: Default::default(),
             comments: Vec::new(),
+            pr: None,
         }
     }
 

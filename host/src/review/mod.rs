@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use canopy_protocol::params::NameParams;
-use canopy_protocol::review::{CommentParams, DiffParams, MergeParams, SentComments};
+use canopy_protocol::review::{CommentParams, DiffParams, MergeParams, PrParams, SentComments};
 use canopy_protocol::{ErrorCode, RpcError, method};
 use rmpv::Value;
 
@@ -128,7 +128,7 @@ impl From<ReviewError> for RpcError {
     }
 }
 
-/// Handle `diff`, `review_*`, `merge` and `conflicts`.
+/// Handle `diff`, `review_*`, `merge`, `conflicts` and `set_pr`.
 pub async fn handle(
     daemon: &Arc<Daemon>,
     method: &str,
@@ -222,6 +222,17 @@ pub async fn handle(
             let p: MergeParams = parse(params)?;
             let (s, _) = daemon.registry.get(&p.name).await?;
             let target = p.into.unwrap_or_else(|| s.base.clone());
+            let how = match (p.squash, p.rebase) {
+                (false, false) => merge::How::Merge,
+                (true, false) => merge::How::Squash,
+                (false, true) => merge::How::Rebase,
+                (true, true) => {
+                    return Err(RpcError::new(
+                        ErrorCode::InvalidParams,
+                        "squash and rebase exclude each other",
+                    ));
+                }
+            };
             encode(
                 &blocking(move || {
                     merge::merge(&merge::Request {
@@ -230,7 +241,7 @@ pub async fn handle(
                         worktree: s.worktree.as_ref(),
                         branch: &s.branch,
                         target: &target,
-                        squash: p.squash,
+                        how,
                     })
                 })
                 .await?,
@@ -245,6 +256,10 @@ pub async fn handle(
                 .filter(|s| s.is_local() && s.is_running())
                 .collect();
             encode(&blocking(move || Ok::<_, ReviewError>(radar::radar(live))).await?)
+        }
+        method::SET_PR => {
+            let p: PrParams = parse(params)?;
+            encode(&daemon.registry.set_pr(&p.name, p.pr).await?)
         }
         _ => Err(RpcError::new(
             ErrorCode::UnknownMethod,
