@@ -287,8 +287,15 @@ fn rebase_replays_the_commits_on_the_base_tip_or_refuses_changing_nothing() {
     assert_eq!(lines.len(), 3, "{log}");
     assert!(lines[0].starts_with("r two "), "{log}");
     assert!(lines[1].starts_with("r one "), "{log}");
-    assert_eq!(lines[1].split_whitespace().last(), Some(main_tip.trim()), "{log}");
-    assert!(lines.iter().all(|l| l.split_whitespace().count() == 3), "{log}");
+    assert_eq!(
+        lines[1].split_whitespace().last(),
+        Some(main_tip.trim()),
+        "{log}"
+    );
+    assert!(
+        lines.iter().all(|l| l.split_whitespace().count() == 3),
+        "{log}"
+    );
     assert!(env.repo.join("r1.txt").exists() && env.repo.join("r2.txt").exists());
     assert_eq!(env.git(&env.repo, &["status", "--porcelain"]), "");
 

@@ -240,7 +240,10 @@ pub async fn merge(
         "up_to_date" => println!("{name}: {} already has everything on its branch", m.target),
         "fast_forward" => println!("{name}: {} fast-forwarded to {short}", m.target),
         "squash" => println!("{name}: squashed into {} as {short}", m.target),
-        "rebase" => println!("{name}: rebased onto {} and fast-forwarded it to {short}", m.target),
+        "rebase" => println!(
+            "{name}: rebased onto {} and fast-forwarded it to {short}",
+            m.target
+        ),
         _ => println!("{name}: merged into {} as {short}", m.target),
     }
     Ok(())

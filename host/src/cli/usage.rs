@@ -9,7 +9,7 @@ use serde::Serialize;
 use time::macros::format_description;
 
 use super::error::CliError;
-use super::format::{age, cost, state_label};
+use super::format::{age, cost, pr_label, state_label};
 
 /// How `report` groups sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -189,6 +189,9 @@ pub fn inspect(s: &Session, now_ms: u64) -> String {
             "task:     {} {} ({})\n",
             task.id, task.title, task.url
         ));
+    }
+    if let Some(pr) = &s.pr {
+        out.push_str(&format!("pr:       {} {}\n", pr_label(pr), pr.url));
     }
     if let Some(url) = &s.env.url {
         out.push_str(&format!("url:      {url}\n"));

@@ -481,7 +481,10 @@ mod tests {
             said(r#"{"message":"Validation Failed","errors":[{"resource":"PullRequest","field":"head","code":"invalid"}]}"#).as_deref(),
             Some("Validation Failed: head invalid")
         );
-        assert_eq!(said(r#"{"message":"Bad credentials"}"#).as_deref(), Some("Bad credentials"));
+        assert_eq!(
+            said(r#"{"message":"Bad credentials"}"#).as_deref(),
+            Some("Bad credentials")
+        );
         // GitLab (docs.gitlab.com/api/rest/troubleshooting).
         assert_eq!(
             said(r#"{"message":["Another open merge request already exists for this source branch: !1"]}"#).as_deref(),
@@ -496,7 +499,10 @@ mod tests {
             Some("The request requires higher privileges than provided by the access token.")
         );
         assert_eq!(said("<html>502</html>"), None);
-        assert_eq!(said(&format!("{{\"message\":\"{}\"}}", "x".repeat(400))).map(|s| s.chars().count()), Some(MAX_SAID + 1));
+        assert_eq!(
+            said(&format!("{{\"message\":\"{}\"}}", "x".repeat(400))).map(|s| s.chars().count()),
+            Some(MAX_SAID + 1)
+        );
     }
 
     #[test]
