@@ -140,6 +140,30 @@ fn comments_follow_the_code_flag_a_deleted_line_and_survive_a_restart() {
 }
 
 #[test]
+fn a_comment_follows_its_file_through_a_rename_and_is_flagged_when_it_is_deleted() {
+    let env = TestEnv::new();
+    env.ok(&["new", "r"]);
+    let wt = env.worktree("r");
+    env.ok(&["review", "r", "--comment", "README.md:1", "a better title"]);
+    env.git(&wt, &["mv", "README.md", "DOCS.md"]);
+    fs::write(wt.join("DOCS.md"), "intro\n# proj\n").expect("write");
+    assert_eq!(
+        env.ok(&["review", "r"]),
+        "DOCS.md:2 (moved from README.md:1)  a better title\n    | # proj\n"
+    );
+    let listed = json(&env.ok(&["review", "r", "--json"]));
+    assert_eq!(listed[0]["comment"]["path"], "DOCS.md");
+    assert_eq!(listed[0]["renamed_from"], "README.md");
+
+    // Deleted: kept, flagged, at the path it was made on.
+    env.git(&wt, &["rm", "-qf", "DOCS.md"]);
+    assert_eq!(
+        env.ok(&["review", "r"]),
+        "README.md:1 (line gone)  a better title\n    | # proj\n"
+    );
+}
+
+#[test]
 fn send_types_every_comment_into_the_agent_and_clears_them() {
     let env = TestEnv::with_fake_agents();
     env.ok(&["new", "f", "--agent", "claude"]);

@@ -81,8 +81,12 @@ pub struct CommentParams {
 /// A comment as it stands against the worktree now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Anchored {
+    /// The comment, its `path` where the file is now (after a rename).
     pub comment: Comment,
     pub anchor: Anchor,
+    /// The path the comment was made on, when the session's change renamed that file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
 }
 
 /// Where a comment's code line is now.

@@ -204,12 +204,20 @@ pub async fn review(
     Ok(())
 }
 
-/// `PATH:LINE  text`, flagged when the code moved or is gone, then the code line.
+/// `PATH:LINE  text`, flagged when the file was renamed or the code moved or is gone,
+/// then the code line.
 fn describe(a: &Anchored) -> String {
     let c = &a.comment;
+    let from = a
+        .renamed_from
+        .as_ref()
+        .map_or_else(|| "line ".to_owned(), |old| format!("{old}:"));
     let place = match a.anchor {
+        Anchor::At { line } if a.renamed_from.is_some() => {
+            format!("{}:{line} (moved from {from}{})", c.path, c.line)
+        }
         Anchor::At { line } => format!("{}:{line}", c.path),
-        Anchor::Moved { line } => format!("{}:{line} (moved from line {})", c.path, c.line),
+        Anchor::Moved { line } => format!("{}:{line} (moved from {from}{})", c.path, c.line),
         Anchor::Gone => format!("{}:{} (line gone)", c.path, c.line),
     };
     format!("{place}  {}\n    | {}", c.text, c.code.trim())

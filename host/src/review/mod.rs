@@ -148,13 +148,7 @@ pub async fn handle(
         method::REVIEW_LIST => {
             let p: NameParams = parse(params)?;
             let (s, _) = daemon.registry.get(&p.name).await?;
-            let worktree = PathBuf::from(s.worktree);
-            encode(
-                &blocking(move || {
-                    Ok::<_, ReviewError>(comments::anchor_all(&worktree, s.comments))
-                })
-                .await?,
-            )
+            encode(&blocking(move || Ok::<_, ReviewError>(anchored(&s))).await?)
         }
         method::REVIEW_ADD => {
             let p: CommentParams = parse(params)?;
@@ -190,11 +184,8 @@ pub async fn handle(
                     p.name
                 )));
             }
-            let worktree = PathBuf::from(&s.worktree);
-            let sent = s.comments.clone();
-            let anchored =
-                blocking(move || Ok::<_, ReviewError>(comments::anchor_all(&worktree, sent)))
-                    .await?;
+            let sent = s.clone();
+            let anchored = blocking(move || Ok::<_, ReviewError>(anchored(&sent))).await?;
             let prompt = comments::prompt(&anchored);
             crate::rpc::type_text(&handle, prompt.clone(), true)
                 .await
@@ -266,6 +257,15 @@ pub async fn handle(
             format!("unknown method {method:?}"),
         )),
     }
+}
+
+/// A session's comments against its worktree now, following the files its change
+/// renamed. Blocking.
+fn anchored(s: &canopy_protocol::Session) -> Vec<canopy_protocol::review::Anchored> {
+    let worktree = Path::new(&s.worktree);
+    // Without renames (say, the base is gone) comments are still listed, by their paths.
+    let renames = diff::renames(worktree, &s.base, &s.base_commit).unwrap_or_default();
+    comments::anchor_all(worktree, &renames, s.comments.clone())
 }
 
 #[cfg(test)]
