@@ -106,7 +106,7 @@ enum Msg {
 /// overwrite each other.
 pub type CommentEdit = Box<dyn FnOnce(&mut Vec<canopy_protocol::session::Comment>) + Send>;
 
-/// A change to the review part of a record (comments, pull request) made inside the
+/// A change to the review part of a record (comments, pull request, radar) made inside the
 /// actor; says whether anything changed, so an edit that changes nothing publishes
 /// nothing.
 type ReviewEdit = Box<dyn FnOnce(&mut Session) -> bool + Send>;
@@ -309,6 +309,24 @@ impl Registry {
         self.edit(
             name,
             Box::new(move |s| s.pr.replace(pr.clone()).as_ref() != Some(&pr)),
+        )
+        .await
+    }
+
+    /// Put what the conflict radar found into a session's record; published only when it
+    /// changed.
+    pub async fn set_radar(
+        &self,
+        name: &str,
+        radar: Option<canopy_protocol::session::Radar>,
+    ) -> Result<Session, RpcError> {
+        self.edit(
+            name,
+            Box::new(move |s| {
+                let changed = s.radar != radar;
+                s.radar = radar;
+                changed
+            }),
         )
         .await
     }

@@ -385,6 +385,7 @@ async fn new_session(daemon: &Arc<Daemon>, p: NewParams) -> Result<Session, RpcE
         env: plan.env.clone(),
         comments: Vec::new(),
         pr: None,
+        radar: None,
     };
     if let Some(first) = plan.setup.first() {
         // The agent starts once the setup has run, off this request.
@@ -560,6 +561,7 @@ async fn spawn(
                 created_at: record.created_at,
                 prices: daemon.prices.clone(),
                 earlier: record.usage.clone(),
+                radar: Some(daemon.radar.clone()),
             },
             active_ms: record.usage.active_ms,
         },
@@ -1075,6 +1077,8 @@ async fn start_run(daemon: &Daemon, name: &str) -> Result<Session, RpcError> {
                 created_at: now,
                 prices: daemon.prices.clone(),
                 earlier: Default::default(),
+                // The agent's own usage task already watches this worktree.
+                radar: None,
             },
             active_ms: 0,
         },

@@ -260,6 +260,7 @@ pub(crate) mod tests {
             env: Default::default(),
             comments: Vec::new(),
             pr: None,
+            radar: None,
         }
     }
 

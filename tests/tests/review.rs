@@ -388,6 +388,35 @@ fn the_radar_finds_shared_files_and_branches_that_no_longer_merge() {
     );
     let text = env.ok(&["conflicts"]);
     assert!(text.contains("README.md: changed by x, y\n"), "{text}");
+
+    // The same, kept in the records as the worktrees change (no request needed).
+    let radar = |name: &str| serde_json::to_value(env.session(name).radar).expect("json");
+    let want_x = serde_json::json!({"shared_files": ["README.md"], "shared_with": ["y"], "conflicts": ["README.md"]});
+    wait_for("x's radar mark", WAIT, || {
+        (radar("x") == want_x).then_some(())
+    });
+    let want_z = serde_json::json!({"shared_files": ["shared.txt"], "shared_with": ["y"]});
+    wait_for("z's radar mark", WAIT, || {
+        (radar("z") == want_z).then_some(())
+    });
+    let inspect = env.ok(&["inspect", "x"]);
+    assert!(
+        inspect.contains("shared:   README.md (also changed by y)\n"),
+        "{inspect}"
+    );
+    assert!(
+        inspect.contains("conflict: README.md with main\n"),
+        "{inspect}"
+    );
+    // z stops sharing: its mark goes, and y's partner list shrinks.
+    std::fs::remove_file(z.join("shared.txt")).expect("rm");
+    wait_for("z's mark cleared", WAIT, || {
+        (radar("z").is_null()).then_some(())
+    });
+    let want_y = serde_json::json!({"shared_files": ["README.md"], "shared_with": ["x"]});
+    wait_for("y's radar mark", WAIT, || {
+        (radar("y") == want_y).then_some(())
+    });
     assert!(
         text.contains("x: no longer merges into main (conflicts in README.md)\n"),
         "{text}"

@@ -69,6 +69,25 @@ pub struct Session {
     /// The pull or merge request opened for the branch (`canopy pr`), as last seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pr: Option<PullRequest>,
+    /// What the conflict radar last found while the session runs: absent when it shares
+    /// no file with another live session and its branch merges cleanly into its base.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub radar: Option<Radar>,
+}
+
+/// The conflict radar's finding for one session, refreshed on its worktree's changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Radar {
+    /// Files it changes that other live sessions of the repository change too.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shared_files: Vec<String>,
+    /// Those other sessions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shared_with: Vec<String>,
+    /// Files that conflict in a dry-run merge of its branch into its base's tip.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<String>,
 }
 
 /// A GitHub pull request or GitLab merge request of a session's branch.

@@ -193,6 +193,22 @@ pub fn inspect(s: &Session, now_ms: u64) -> String {
     if let Some(pr) = &s.pr {
         out.push_str(&format!("pr:       {} {}\n", pr_label(pr), pr.url));
     }
+    if let Some(radar) = &s.radar {
+        if !radar.shared_files.is_empty() {
+            out.push_str(&format!(
+                "shared:   {} (also changed by {})\n",
+                radar.shared_files.join(", "),
+                radar.shared_with.join(", ")
+            ));
+        }
+        if !radar.conflicts.is_empty() {
+            out.push_str(&format!(
+                "conflict: {} with {}\n",
+                radar.conflicts.join(", "),
+                s.base
+            ));
+        }
+    }
     if let Some(url) = &s.env.url {
         out.push_str(&format!("url:      {url}\n"));
     }
@@ -331,6 +347,7 @@ mod tests {
             env: Default::default(),
             comments: Vec::new(),
             pr: None,
+            radar: None,
         }
     }
 

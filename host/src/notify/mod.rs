@@ -424,6 +424,7 @@ fn test_note() -> Note {
         env: Default::default(),
         comments: Vec::new(),
         pr: None,
+        radar: None,
         agent: String::new(),
         command: Vec::new(),
         repo: String::new(),

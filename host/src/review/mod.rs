@@ -224,19 +224,20 @@ pub async fn handle(
                     ));
                 }
             };
-            encode(
-                &blocking(move || {
-                    merge::merge(&merge::Request {
-                        name: &s.name,
-                        repo: s.repo.as_ref(),
-                        worktree: s.worktree.as_ref(),
-                        branch: &s.branch,
-                        target: &target,
-                        how,
-                    })
+            let merged = blocking(move || {
+                merge::merge(&merge::Request {
+                    name: &s.name,
+                    repo: s.repo.as_ref(),
+                    worktree: s.worktree.as_ref(),
+                    branch: &s.branch,
+                    target: &target,
+                    how,
                 })
-                .await?,
-            )
+            })
+            .await?;
+            // The base moved: other sessions may no longer merge into it.
+            daemon.radar.notify_one();
+            encode(&merged)
         }
         method::CONFLICTS => {
             let live = daemon
