@@ -105,11 +105,22 @@ fn github_pull_request_pushed_created_shown_reused_and_refreshed() {
         &["\"head\":\"canopy/feat\""],
         vec![reply(201, github_pull(7, "canopy/feat", "open", false))],
     );
-    let out = env.ok(&["pr", "feat", "--draft"]);
+    std::fs::write(env.worktree("feat").join("scratch.txt"), "x\n").expect("write");
+    let run = env.run(&["pr", "feat", "--draft"]);
+    let (out, err) = (
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr),
+    );
+    assert!(run.status.success(), "{err}");
     assert_eq!(
         out,
         "feat: pushed to origin; opened pull request #7 https://github.com/acme/widgets/pull/7\n"
     );
+    assert_eq!(
+        err,
+        "warning: feat has 1 uncommitted files that the push leaves out\n"
+    );
+    std::fs::remove_file(env.worktree("feat").join("scratch.txt")).expect("rm");
     // The branch is on the remote, at the session's tip.
     assert_eq!(
         env.git(&bare, &["rev-parse", "refs/heads/canopy/feat"]),

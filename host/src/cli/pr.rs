@@ -54,6 +54,7 @@ pub async fn pr(paths: &Paths, args: Args) -> Result<(), CliError> {
             base: args.base,
         };
         let kind = at.forge.kind;
+        warn_uncommitted(&session);
         forge::open(&at, &session, &opts)
             .map(|opened| (kind, opened))
             .map_err(|e| CliError::new(e.to_string()).with_hint(e.hint(Some(kind))))
@@ -72,6 +73,21 @@ pub async fn pr(paths: &Paths, args: Args) -> Result<(), CliError> {
         .await?;
     println!("{}", outcome_line(&name, kind, &opened));
     Ok(())
+}
+
+/// Only commits are pushed: say so when the worktree holds more.
+fn warn_uncommitted(session: &Session) {
+    let files = git2::Repository::open(&session.worktree)
+        .ok()
+        .and_then(|repo| crate::review::merge::changed(&repo, true).ok())
+        .unwrap_or_default();
+    if !files.is_empty() {
+        eprintln!(
+            "warning: {} has {} uncommitted files that the push leaves out",
+            session.name,
+            files.len()
+        );
+    }
 }
 
 /// `x: pushed to origin; opened pull request #7 URL`, or what became of it.

@@ -219,7 +219,7 @@ fn branch_commits(
 /// Files changed in a checkout: tracked changes, and untracked files too when
 /// `untracked` (a session's new files are work a merge would leave out; stray files in
 /// the main checkout are not in a merge's way unless the checkout meets them).
-fn changed(repo: &Repository, untracked: bool) -> Result<Vec<String>, ReviewError> {
+pub(crate) fn changed(repo: &Repository, untracked: bool) -> Result<Vec<String>, ReviewError> {
     let mut opts = StatusOptions::new();
     opts.include_untracked(untracked)
         .recurse_untracked_dirs(untracked)
