@@ -57,6 +57,17 @@ fn assert_no_secret(text: &str) {
     }
 }
 
+/// `canopy ARGS` fails with one line that starts with `start` and says `want`, then a
+/// hint with `hint`, and no token anywhere.
+fn refused(env: &TestEnv, args: &[&str], start: &str, want: &str, hint: &str) {
+    let err = env.fails(args);
+    let first = err.lines().next().unwrap_or_default();
+    assert!(first.starts_with(start), "{err}");
+    assert!(first.contains(want), "{want}: {err}");
+    assert!(err.contains(&format!("hint: {hint}")), "{err}");
+    assert_no_secret(&err);
+}
+
 /// GitHub's API at `mock`, with a token.
 fn github_env(mock: &Mock) -> TestEnv {
     let mut env = TestEnv::new();
@@ -248,15 +259,13 @@ fn gitlab_merge_request_on_a_self_hosted_instance_with_paged_lists_and_errors() 
         ],
     );
     let fails = |want: &str, hint: &str| {
-        let err = env.fails(&["pr", "mr", "--draft"]);
-        let first = err.lines().next().unwrap_or_default();
-        assert!(
-            first.starts_with("error: gitlab merge request group/sub/proj: "),
-            "{err}"
+        refused(
+            &env,
+            &["pr", "mr", "--draft"],
+            "error: gitlab merge request group/sub/proj: ",
+            want,
+            hint,
         );
-        assert!(first.contains(want), "{err}");
-        assert!(err.contains(&format!("hint: {hint}")), "{err}");
-        assert_no_secret(&err);
     };
     fails(
         "rejected the credentials (HTTP 401): 401 Unauthorized",
@@ -379,15 +388,13 @@ fn no_remote_a_rejected_push_and_github_refusals_are_one_line_with_hints() {
         ),
         ("HTTP 422 from 127.0.0.1", "fix what it names"),
     ] {
-        let err = env.fails(&["pr", "x", "--base", "nope"]);
-        let first = err.lines().next().unwrap_or_default();
-        assert!(
-            first.starts_with("error: github pull request acme/widgets: "),
-            "{err}"
+        refused(
+            &env,
+            &["pr", "x", "--base", "nope"],
+            "error: github pull request acme/widgets: ",
+            want,
+            hint,
         );
-        assert!(first.contains(want), "{want}: {err}");
-        assert!(err.contains(&format!("hint: {hint}")), "{err}");
-        assert_no_secret(&err);
     }
     let err = env.fails(&["pr", "x", "--base", "nope"]);
     assert!(err.contains(": Validation Failed: base invalid"), "{err}");
