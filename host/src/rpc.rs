@@ -42,6 +42,7 @@ pub const CAPABILITIES: &[&str] = &[
     "env",
     "notify_test",
     "review",
+    "pr",
 ];
 
 /// Methods whose handlers may take long (git, process stops); connections run them in
