@@ -25,6 +25,7 @@ pub struct Args {
     pub base: Option<String>,
 }
 
+/// Push, open or refresh, record, and say what became of it.
 pub async fn pr(paths: &Paths, args: Args) -> Result<(), CliError> {
     let mut client = connect(paths).await?;
     let session: Session = client
