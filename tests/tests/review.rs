@@ -322,6 +322,12 @@ fn rebase_replays_the_commits_on_the_base_tip_or_refuses_changing_nothing() {
     );
     assert!(env.repo.join("r1.txt").exists() && env.repo.join("r2.txt").exists());
     assert_eq!(env.git(&env.repo, &["status", "--porcelain"]), "");
+    // Again: every commit is in main already (by content): nothing to do.
+    assert!(
+        env.ok(&["merge", "r", "--rebase"])
+            .contains("already has everything"),
+        "a second rebase changes nothing"
+    );
 
     // c: its second commit conflicts with main: nothing changes, the file is named.
     let c = env.worktree("c");

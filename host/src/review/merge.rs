@@ -123,6 +123,10 @@ pub fn merge(req: &Request<'_>) -> Result<MergeResult, ReviewError> {
             .map_err(git("making the merge commit"))?;
         (id, how)
     };
+    // A rebase whose every commit was already in the target changes nothing.
+    if new == ours.id() {
+        return Ok(done(new, "up_to_date"));
+    }
     let commit = repo
         .find_commit(new)
         .map_err(git("reading the new commit"))?;
@@ -161,8 +165,8 @@ fn clean_tree<'r>(
 }
 
 /// Replay the commits of `theirs` that `ours` lacks, oldest first, on `ours`: each
-/// keeps its author and message. Merge commits are left out, as `git rebase` leaves
-/// them out. Nothing is on a ref yet; a conflict in any commit refuses the whole.
+/// keeps its author and message. Merge commits, and commits whose change the target
+/// already has, are left out, as `git rebase` leaves them out. Nothing is on a ref yet; a conflict in any commit refuses the whole.
 fn rebased(
     repo: &Repository,
     req: &Request<'_>,
@@ -182,6 +186,10 @@ fn rebased(
             .cherrypick_commit(&commit, &tip, 0, None)
             .map_err(git(format!("replaying commit {id}")))?;
         let tree = clean_tree(repo, req, index)?;
+        // Its change is in the target already (landed before): left out, as git does.
+        if tree.id() == tip.tree_id() {
+            continue;
+        }
         let new = repo
             .commit(
                 None,
