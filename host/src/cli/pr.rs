@@ -54,11 +54,10 @@ pub async fn pr(paths: &Paths, args: Args) -> Result<(), CliError> {
             draft: args.draft,
             base: args.base,
         };
-        let kind = at.forge.kind;
         warn_uncommitted(&session);
         forge::open(&at, &session, &opts)
-            .map(|opened| (kind, opened))
-            .map_err(|e| CliError::new(e.to_string()).with_hint(e.hint(Some(kind))))
+            .map(|opened| (at.forge.kind, opened))
+            .map_err(|e| CliError::new(e.to_string()).with_hint(e.hint(Some(&at.forge))))
     });
     let (kind, opened) = work
         .await

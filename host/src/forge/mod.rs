@@ -48,8 +48,25 @@ pub enum ForgeError {
 }
 
 impl ForgeError {
-    /// What the user can do about it.
-    pub fn hint(&self, kind: Option<Kind>) -> String {
+    /// What the user can do about it; `forge` once the remote's forge is known (a
+    /// credential failure then says when no token was sent, and why).
+    pub fn hint(&self, forge: Option<&Forge>) -> String {
+        let hint = self.advice(forge.map(|f| f.kind));
+        let credentials = matches!(
+            self,
+            ForgeError::Api(
+                TrackerError::Unauthorized { .. }
+                    | TrackerError::Forbidden { .. }
+                    | TrackerError::NotFound { .. }
+            )
+        );
+        match forge.and_then(|f| f.anonymous_because.as_deref()) {
+            Some(why) if credentials => format!("{hint} (no credentials were sent: {why})"),
+            _ => hint,
+        }
+    }
+
+    fn advice(&self, kind: Option<Kind>) -> String {
         match self {
             ForgeError::Repo(_) => "is the session's repository still there?".into(),
             ForgeError::NoRemote { .. } => {
@@ -122,6 +139,8 @@ pub struct Forge {
     /// `owner/repo` or `group/sub/project`.
     pub project: String,
     pub base: String,
+    /// Why no token goes with the requests, when none does; for hints.
+    pub anonymous_because: Option<String>,
     client: Client,
 }
 
@@ -153,7 +172,11 @@ impl Forge {
         } else {
             return Err(unknown());
         };
-        let Api { base, auth, .. } = api;
+        let Api {
+            base,
+            auth,
+            anonymous_because,
+        } = api;
         let label = Label {
             tracker: kind,
             noun,
@@ -164,6 +187,7 @@ impl Forge {
             kind,
             project,
             base,
+            anonymous_because,
             client,
         })
     }
