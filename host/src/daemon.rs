@@ -190,6 +190,8 @@ pub fn start(paths: Paths, config: Config) -> Result<Arc<Daemon>, StartError> {
     let prices = Arc::new(crate::usage::Prices::builtin().with(config.prices.clone()));
     let notify = crate::notify::Notifier::start(config.notify.clone(), registry.clone());
     let radar = Arc::new(tokio::sync::Notify::new());
+    // A first run clears the marks records kept from before a restart.
+    radar.notify_one();
     tokio::spawn(crate::review::radar::keep_fresh(
         registry.clone(),
         radar.clone(),
