@@ -70,6 +70,9 @@ pub struct Daemon {
     /// Each session's dev server (`[run]`), a second terminal beside its agent. The
     /// lock is never held across an await.
     pub runs: std::sync::Mutex<std::collections::HashMap<String, crate::session::SessionHandle>>,
+    /// Nudged when a session's worktree or a base changed: the conflict radar runs a
+    /// debounce later and marks the records (`review::radar::keep_fresh`).
+    pub radar: Arc<tokio::sync::Notify>,
     /// The status snapshot writer, awaited at shutdown before its file is removed. The
     /// lock is only taken to move the handle out.
     snapshot_writer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -189,6 +192,14 @@ pub async fn start(paths: Paths, config: Config) -> Result<Arc<Daemon>, StartErr
     ));
     let prices = Arc::new(crate::usage::Prices::builtin().with(config.prices.clone()));
     let notify = crate::notify::Notifier::start(config.notify.clone(), registry.clone());
+    let radar = Arc::new(tokio::sync::Notify::new());
+    // A first run clears the marks records kept from before a restart.
+    radar.notify_one();
+    tokio::spawn(crate::review::radar::keep_fresh(
+        registry.clone(),
+        radar.clone(),
+        shutdown.subscribe(),
+    ));
     let daemon = Arc::new(Daemon {
         registry,
         reports,
@@ -200,6 +211,7 @@ pub async fn start(paths: Paths, config: Config) -> Result<Arc<Daemon>, StartErr
         notify,
         shutdown,
         runs: std::sync::Mutex::default(),
+        radar,
         snapshot_writer: std::sync::Mutex::new(Some(writer)),
     });
     daemon.notify.answer_actions(Arc::downgrade(&daemon));

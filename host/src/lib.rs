@@ -20,6 +20,8 @@
 //! - [`tracker`]: issue context from GitHub, Jira and YouTrack for `new --issue`.
 //! - [`env`]: what a worktree gets before its agent: included files, trusted setup and
 //!   teardown commands, a port block, the dev server, a browser profile.
+//! - [`forge`]: `canopy pr`: push with the system git, open or refresh a GitHub pull
+//!   request or GitLab merge request (in the CLI, with the user's tokens).
 //! - [`git`]: worktrees with git2: create, check for unsaved work, remove.
 //! - [`review`]: a session's diff, review comments, merge, the conflict radar.
 //! - [`snapshot`]: the atomically written `status.json` for front ends without a socket.
@@ -35,6 +37,7 @@ pub mod config;
 pub mod connection;
 pub mod daemon;
 pub mod env;
+pub mod forge;
 pub mod git;
 pub mod notify;
 pub mod paths;

@@ -99,12 +99,17 @@ enum Msg {
         oneshot::Sender<Option<Session>>,
     ),
     Remote(String, RemoteUpdate),
-    Comments(String, CommentEdit, oneshot::Sender<Option<Session>>),
+    Edit(String, ReviewEdit, oneshot::Sender<Option<Session>>),
 }
 
 /// A change to a session's review comments, made inside the actor so two edits never
 /// overwrite each other.
 pub type CommentEdit = Box<dyn FnOnce(&mut Vec<canopy_protocol::session::Comment>) + Send>;
+
+/// A change to the review part of a record (comments, pull request, radar) made inside the
+/// actor; says whether anything changed, so an edit that changes nothing publishes
+/// nothing.
+type ReviewEdit = Box<dyn FnOnce(&mut Session) -> bool + Send>;
 
 /// What a link to a remote host tells the table about that host's sessions. Records
 /// arrive as the far host names them; the table names them `HOST:NAME`.
@@ -287,7 +292,50 @@ impl Registry {
 
     /// Change a session's review comments; the record is saved and published.
     pub async fn edit_comments(&self, name: &str, edit: CommentEdit) -> Result<Session, RpcError> {
-        self.ask(|tx| Msg::Comments(name.to_owned(), edit, tx))
+        self.edit(
+            name,
+            Box::new(move |s| {
+                let before = s.comments.clone();
+                edit(&mut s.comments);
+                s.comments != before
+            }),
+        )
+        .await
+    }
+
+    /// Record a session's pull or merge request; the record is saved and published.
+    pub async fn set_pr(
+        &self,
+        name: &str,
+        pr: canopy_protocol::PullRequest,
+    ) -> Result<Session, RpcError> {
+        self.edit(
+            name,
+            Box::new(move |s| s.pr.replace(pr.clone()).as_ref() != Some(&pr)),
+        )
+        .await
+    }
+
+    /// Put what the conflict radar found into a session's record; published only when it
+    /// changed.
+    pub async fn set_radar(
+        &self,
+        name: &str,
+        radar: Option<canopy_protocol::session::Radar>,
+    ) -> Result<Session, RpcError> {
+        self.edit(
+            name,
+            Box::new(move |s| {
+                let changed = s.radar != radar;
+                s.radar = radar;
+                changed
+            }),
+        )
+        .await
+    }
+
+    async fn edit(&self, name: &str, edit: ReviewEdit) -> Result<Session, RpcError> {
+        self.ask(|tx| Msg::Edit(name.to_owned(), edit, tx))
             .await?
             .ok_or_else(|| not_found(name))
     }
@@ -588,11 +636,10 @@ impl Actor {
                 });
             }
             Msg::Remote(host, update) => self.on_remote(host, update),
-            Msg::Comments(name, edit, reply) => {
+            Msg::Edit(name, edit, reply) => {
                 let updated = self.sessions.get_mut(&name).map(|entry| {
-                    let before = entry.record.comments.clone();
-                    edit(&mut entry.record.comments);
-                    (entry.record.comments != before, entry.record.clone())
+                    let changed = edit(&mut entry.record);
+                    (changed, entry.record.clone())
                 });
                 if let Some((true, record)) = &updated {
                     self.changed(EventKind::SessionChanged, record);

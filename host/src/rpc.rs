@@ -42,6 +42,7 @@ pub const CAPABILITIES: &[&str] = &[
     "env",
     "notify_test",
     "review",
+    "pr",
 ];
 
 /// Methods whose handlers may take long (git, process stops); connections run them in
@@ -216,7 +217,8 @@ pub async fn handle(
         | method::REVIEW_ADD
         | method::REVIEW_SEND
         | method::MERGE
-        | method::CONFLICTS => crate::review::handle(daemon, method, params).await,
+        | method::CONFLICTS
+        | method::SET_PR => crate::review::handle(daemon, method, params).await,
         _ => Err(RpcError::new(
             ErrorCode::UnknownMethod,
             format!("unknown method {method:?}"),
@@ -383,6 +385,8 @@ async fn new_session(daemon: &Arc<Daemon>, p: NewParams) -> Result<Session, RpcE
         task: p.task.clone(),
         env: plan.env.clone(),
         comments: Vec::new(),
+        pr: None,
+        radar: None,
     };
     if let Some(first) = plan.setup.first() {
         // The agent starts once the setup has run, off this request.
@@ -1094,6 +1098,8 @@ async fn run_session(
                 created_at: now,
                 prices: daemon.prices.clone(),
                 earlier: Default::default(),
+                // The agent's own usage task already watches this worktree.
+                radar: None,
             },
             active_ms: 0,
         },
@@ -1182,6 +1188,7 @@ fn usage_start(daemon: &Daemon, record: &Session) -> session::usage::UsageStart 
         created_at: record.created_at,
         prices: daemon.prices.clone(),
         earlier: record.usage.clone(),
+        radar: Some(daemon.radar.clone()),
     }
 }
 

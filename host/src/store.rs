@@ -259,6 +259,8 @@ pub(crate) mod tests {
             task: None,
             env: Default::default(),
             comments: Vec::new(),
+            pr: None,
+            radar: None,
         }
     }
 

@@ -21,6 +21,7 @@ use canopy::paths::Paths;
 use canopy_protocol::Session;
 
 pub mod dbus;
+pub mod http_mock;
 pub mod realcli;
 pub mod sshd;
 mod term;

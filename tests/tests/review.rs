@@ -1,6 +1,6 @@
 //! Review end to end with real repositories and worktrees: `canopy diff`, review
-//! comments through edits, a host restart and a send to a fake agent, `merge` (clean,
-//! squashed, conflicting, dirty) and the conflict radar.
+//! comments through edits, renames, a host restart and a send to a fake agent, `merge`
+//! (clean, squashed, rebased, conflicting, dirty) and the conflict radar.
 
 use std::fs;
 use std::time::Duration;
@@ -14,12 +14,15 @@ fn json(out: &str) -> serde_json::Value {
     serde_json::from_str(out).expect("valid JSON")
 }
 
-/// The main checkout's state as a refused merge must leave it.
-fn checkout_state(env: &TestEnv) -> (String, String) {
-    (
+/// The main checkout's state as a refused merge must leave it: files, index, HEAD and
+/// every ref.
+fn checkout_state(env: &TestEnv) -> [String; 4] {
+    [
         env.git(&env.repo, &["status", "--porcelain"]),
+        env.git(&env.repo, &["ls-files", "--stage"]),
         env.git(&env.repo, &["rev-parse", "HEAD"]),
-    )
+        env.git(&env.repo, &["for-each-ref"]),
+    ]
 }
 
 fn with_identity(env: &TestEnv) {
@@ -137,6 +140,30 @@ fn comments_follow_the_code_flag_a_deleted_line_and_survive_a_restart() {
 }
 
 #[test]
+fn a_comment_follows_its_file_through_a_rename_and_is_flagged_when_it_is_deleted() {
+    let env = TestEnv::new();
+    env.ok(&["new", "r"]);
+    let wt = env.worktree("r");
+    env.ok(&["review", "r", "--comment", "README.md:1", "a better title"]);
+    env.git(&wt, &["mv", "README.md", "DOCS.md"]);
+    fs::write(wt.join("DOCS.md"), "intro\n# proj\n").expect("write");
+    assert_eq!(
+        env.ok(&["review", "r"]),
+        "DOCS.md:2 (moved from README.md:1)  a better title\n    | # proj\n"
+    );
+    let listed = json(&env.ok(&["review", "r", "--json"]));
+    assert_eq!(listed[0]["comment"]["path"], "DOCS.md");
+    assert_eq!(listed[0]["renamed_from"], "README.md");
+
+    // Deleted: kept, flagged, at the path it was made on.
+    env.git(&wt, &["rm", "-qf", "DOCS.md"]);
+    assert_eq!(
+        env.ok(&["review", "r"]),
+        "README.md:1 (line gone)  a better title\n    | # proj\n"
+    );
+}
+
+#[test]
 fn send_types_every_comment_into_the_agent_and_clears_them() {
     let env = TestEnv::with_fake_agents();
     env.ok(&["new", "f", "--agent", "claude"]);
@@ -246,6 +273,85 @@ fn merge_lands_clean_work_and_refuses_dirty_or_conflicting_leaving_the_checkout_
 }
 
 #[test]
+fn rebase_replays_the_commits_on_the_base_tip_or_refuses_changing_nothing() {
+    let env = TestEnv::new();
+    with_identity(&env);
+    for name in ["r", "c"] {
+        env.ok(&["new", name]);
+    }
+    let r = env.worktree("r");
+    for (file, msg) in [("r1.txt", "r one"), ("r2.txt", "r two")] {
+        fs::write(r.join(file), "r\n").expect("write");
+        env.git(&r, &["add", file]);
+        env.git(&r, &["commit", "-qm", msg]);
+    }
+    fs::write(env.repo.join("main.txt"), "main\n").expect("write");
+    env.git(&env.repo, &["add", "main.txt"]);
+    env.git(&env.repo, &["commit", "-qm", "main work"]);
+    let main_tip = env.git(&env.repo, &["rev-parse", "HEAD"]);
+
+    // Dirty checkout: refused as --squash refuses, nothing touched.
+    fs::write(env.repo.join("README.md"), "# proj\nlocal edit\n").expect("write");
+    let before = checkout_state(&env);
+    let err = env.fails(&["merge", "r", "--rebase"]);
+    assert!(err.contains("has uncommitted changes"), "{err}");
+    assert_eq!(checkout_state(&env), before);
+    env.git(&env.repo, &["checkout", "README.md"]);
+    let err = env.fails(&["merge", "r", "--rebase", "--squash"]);
+    assert!(err.contains("cannot be used with"), "{err}");
+
+    let out = env.ok(&["merge", "r", "--rebase"]);
+    assert!(
+        out.starts_with("r: rebased onto main and fast-forwarded it to "),
+        "{out}"
+    );
+    // Linear: the two commits, with their messages, on top of main's tip.
+    let log = env.git(&env.repo, &["log", "--format=%s %P", "-3"]);
+    let lines: Vec<_> = log.lines().collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    assert!(lines[0].starts_with("r two "), "{log}");
+    assert!(lines[1].starts_with("r one "), "{log}");
+    assert_eq!(
+        lines[1].split_whitespace().last(),
+        Some(main_tip.trim()),
+        "{log}"
+    );
+    assert!(
+        lines.iter().all(|l| l.split_whitespace().count() == 3),
+        "{log}"
+    );
+    assert!(env.repo.join("r1.txt").exists() && env.repo.join("r2.txt").exists());
+    assert_eq!(env.git(&env.repo, &["status", "--porcelain"]), "");
+    // Again: every commit is in main already (by content): nothing to do.
+    assert!(
+        env.ok(&["merge", "r", "--rebase"])
+            .contains("already has everything"),
+        "a second rebase changes nothing"
+    );
+
+    // c: its second commit conflicts with main: nothing changes, the file is named.
+    let c = env.worktree("c");
+    fs::write(c.join("c.txt"), "c\n").expect("write");
+    env.git(&c, &["add", "c.txt"]);
+    env.git(&c, &["commit", "-qm", "c file"]);
+    fs::write(c.join("README.md"), "# session title\n").expect("write");
+    env.git(&c, &["commit", "-qam", "c title"]);
+    fs::write(env.repo.join("README.md"), "# main title\n").expect("write");
+    env.git(&env.repo, &["commit", "-qam", "main title"]);
+    let before = checkout_state(&env);
+    let err = env.fails(&["merge", "c", "--rebase"]);
+    assert!(
+        err.contains("canopy/c conflicts with main in 1 files"),
+        "{err}"
+    );
+    assert!(err.contains("  - README.md"), "{err}");
+    assert_eq!(checkout_state(&env), before);
+    assert!(!env.repo.join("c.txt").exists());
+    assert!(!env.repo.join(".git/REBASE_HEAD").exists());
+    assert!(!env.repo.join(".git/rebase-merge").exists());
+}
+
+#[test]
 fn the_radar_finds_shared_files_and_branches_that_no_longer_merge() {
     let env = TestEnv::new();
     for name in ["x", "y", "z"] {
@@ -288,6 +394,35 @@ fn the_radar_finds_shared_files_and_branches_that_no_longer_merge() {
     );
     let text = env.ok(&["conflicts"]);
     assert!(text.contains("README.md: changed by x, y\n"), "{text}");
+
+    // The same, kept in the records as the worktrees change (no request needed).
+    let radar = |name: &str| serde_json::to_value(env.session(name).radar).expect("json");
+    let want_x = serde_json::json!({"shared_files": ["README.md"], "shared_with": ["y"], "conflicts": ["README.md"]});
+    wait_for("x's radar mark", WAIT, || {
+        (radar("x") == want_x).then_some(())
+    });
+    let want_z = serde_json::json!({"shared_files": ["shared.txt"], "shared_with": ["y"]});
+    wait_for("z's radar mark", WAIT, || {
+        (radar("z") == want_z).then_some(())
+    });
+    let inspect = env.ok(&["inspect", "x"]);
+    assert!(
+        inspect.contains("shared:   README.md (also changed by y)\n"),
+        "{inspect}"
+    );
+    assert!(
+        inspect.contains("conflict: README.md with main\n"),
+        "{inspect}"
+    );
+    // z stops sharing: its mark goes, and y's partner list shrinks.
+    std::fs::remove_file(z.join("shared.txt")).expect("rm");
+    wait_for("z's mark cleared", WAIT, || {
+        (radar("z").is_null()).then_some(())
+    });
+    let want_y = serde_json::json!({"shared_files": ["README.md"], "shared_with": ["x"]});
+    wait_for("y's radar mark", WAIT, || {
+        (radar("y") == want_y).then_some(())
+    });
     assert!(
         text.contains("x: no longer merges into main (conflicts in README.md)\n"),
         "{text}"

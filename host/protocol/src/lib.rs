@@ -26,7 +26,7 @@ pub mod session;
 pub use error::{ErrorCode, RpcError};
 pub use event::{Event, EventKind};
 pub use frame::{Decoder, FrameError, Message};
-pub use session::{Health, LOCAL_HOST, Session, State, StateKind, StateSource};
+pub use session::{Health, LOCAL_HOST, PullRequest, Session, State, StateKind, StateSource};
 
 /// Version of this contract, returned by `hello`. Bumped on any incompatible change;
 /// additions (new optional fields, methods, event kinds) do not bump it.

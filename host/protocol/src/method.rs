@@ -60,6 +60,9 @@ pub const REVIEW_SEND: &str = "review_send";
 pub const MERGE: &str = "merge";
 /// Files shared by live sessions and branches that no longer merge: `{}` → `Conflicts`.
 pub const CONFLICTS: &str = "conflicts";
+/// Record the pull or merge request the CLI opened or refreshed for a session (the
+/// CLI talks to GitHub or GitLab itself): `PrParams` → `Session`.
+pub const SET_PR: &str = "set_pr";
 /// Shut the host down gracefully: `{}` → nil.
 pub const SHUTDOWN: &str = "shutdown";
 

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::session::Comment;
+use crate::session::{Comment, PullRequest};
 
 /// `diff`: the session's change against its base.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -81,8 +81,12 @@ pub struct CommentParams {
 /// A comment as it stands against the worktree now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Anchored {
+    /// The comment, its `path` where the file is now (after a rename).
     pub comment: Comment,
     pub anchor: Anchor,
+    /// The path the comment was made on, when the session's change renamed that file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
 }
 
 /// Where a comment's code line is now.
@@ -114,6 +118,9 @@ pub struct MergeParams {
     pub name: String,
     /// One commit with the branch's whole change, instead of a merge commit.
     pub squash: bool,
+    /// Replay the branch's commits on the target's tip and fast-forward it (linear
+    /// history, no merge commit).
+    pub rebase: bool,
     /// The branch to merge into (default: the session's base).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub into: Option<String>,
@@ -127,7 +134,7 @@ pub struct MergeResult {
     pub target: String,
     /// Its new tip.
     pub commit: String,
-    /// `fast_forward`, `merge`, `squash`, or `up_to_date` (nothing to merge).
+    /// `fast_forward`, `merge`, `squash`, `rebase`, or `up_to_date` (nothing to merge).
     pub how: String,
 }
 
@@ -158,4 +165,11 @@ pub struct Unmergeable {
     pub base: String,
     /// The files that conflict.
     pub files: Vec<String>,
+}
+
+/// `set_pr`: the pull or merge request of a session's branch, as the CLI last saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrParams {
+    pub name: String,
+    pub pr: PullRequest,
 }

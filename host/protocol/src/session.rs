@@ -66,6 +66,41 @@ pub struct Session {
     /// review existed decode with none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub comments: Vec<Comment>,
+    /// The pull or merge request opened for the branch (`canopy pr`), as last seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pr: Option<PullRequest>,
+    /// What the conflict radar last found while the session runs: absent when it shares
+    /// no file with another live session and its branch merges cleanly into its base.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub radar: Option<Radar>,
+}
+
+/// The conflict radar's finding for one session, refreshed on its worktree's changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Radar {
+    /// Files it changes that other live sessions of the repository change too.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shared_files: Vec<String>,
+    /// Those other sessions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shared_with: Vec<String>,
+    /// Files that conflict in a dry-run merge of its branch into its base's tip.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<String>,
+}
+
+/// A GitHub pull request or GitLab merge request of a session's branch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequest {
+    /// `github` or `gitlab`.
+    pub provider: String,
+    /// The PR number (GitHub) or the MR's `iid` (GitLab): `#42` / `!42` to a person.
+    pub number: u64,
+    /// Where a person reads it.
+    pub url: String,
+    /// `open`, `draft`, `merged` or `closed`, as of the last `canopy pr`.
+    pub state: String,
 }
 
 /// A review comment anchored to a line of the session's worktree.

@@ -1,7 +1,7 @@
 //! Human-readable output: the session table, states, durations and costs.
 
 use canopy_protocol::params::{Explanation, HostLink, Status};
-use canopy_protocol::{Health, Session, StateSource};
+use canopy_protocol::{Health, PullRequest, Session, StateSource};
 
 /// The `canopy ls` table.
 pub fn session_table(sessions: &[Session], now_ms: u64) -> String {
@@ -11,9 +11,9 @@ pub fn session_table(sessions: &[Session], now_ms: u64) -> String {
     // The host column only where there is more than one host to tell apart.
     let hosts = sessions.iter().any(|s| !s.is_local());
     let header = [
-        "HOST", "NAME", "STATE", "AGENT", "BRANCH", "COST", "CTX", "AGE", "ISSUE",
+        "HOST", "NAME", "STATE", "AGENT", "BRANCH", "COST", "CTX", "AGE", "PR", "ISSUE",
     ];
-    let rows: Vec<[String; 9]> = sessions
+    let rows: Vec<[String; 10]> = sessions
         .iter()
         .map(|s| {
             [
@@ -32,6 +32,7 @@ pub fn session_table(sessions: &[Session], now_ms: u64) -> String {
                 cost(s.usage.cost_usd),
                 context(s),
                 age(now_ms.saturating_sub(s.created_at)),
+                s.pr.as_ref().map_or_else(String::new, pr_label),
                 s.task.as_ref().map_or_else(String::new, |t| t.id.clone()),
             ]
         })
@@ -63,6 +64,15 @@ pub fn session_table(sessions: &[Session], now_ms: u64) -> String {
         line(row);
     }
     out
+}
+
+/// `#42` for an open pull request, `!7 merged` for a merged GitLab merge request.
+pub fn pr_label(pr: &PullRequest) -> String {
+    let mark = if pr.provider == "gitlab" { '!' } else { '#' };
+    match pr.state.as_str() {
+        "open" => format!("{mark}{}", pr.number),
+        state => format!("{mark}{} {state}", pr.number),
+    }
 }
 
 /// `idle`, `tool(Bash)`, `exited(0)`.

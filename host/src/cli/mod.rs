@@ -8,6 +8,7 @@ mod format;
 mod hook;
 mod host;
 mod issue;
+mod pr;
 mod review;
 mod setup;
 mod stdio;
@@ -281,9 +282,28 @@ enum Cmd {
         /// One commit with the branch's whole change instead of a merge
         #[arg(long)]
         squash: bool,
+        /// Replay the branch's commits on the base's tip and fast-forward the base
+        /// (linear history, no merge commit)
+        #[arg(long, conflicts_with = "squash")]
+        rebase: bool,
         /// The branch to merge into (default: the session's base)
         #[arg(long, value_name = "BRANCH")]
         into: Option<String>,
+    },
+    /// Push a session's branch and open a GitHub pull request or GitLab merge request
+    /// for it (or find the open one; run again to refresh its state)
+    Pr {
+        name: String,
+        /// Open it as a draft
+        #[arg(long)]
+        draft: bool,
+        /// Its title (default: the issue's title, else the branch's first commit)
+        #[arg(long, value_name = "T")]
+        title: Option<String>,
+        /// The remote branch to merge into (default: the base's upstream branch, else
+        /// the base)
+        #[arg(long, value_name = "B")]
+        base: Option<String>,
     },
     /// Files changed by more than one live session, and sessions whose branch no longer
     /// merges cleanly into their base
@@ -831,7 +851,26 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
             send,
             json,
         } => review::review(&paths, name, comment, send, json).await?,
-        Cmd::Merge { name, squash, into } => review::merge(&paths, name, squash, into).await?,
+        Cmd::Merge {
+            name,
+            squash,
+            rebase,
+            into,
+        } => review::merge(&paths, name, squash, rebase, into).await?,
+        Cmd::Pr {
+            name,
+            draft,
+            title,
+            base,
+        } => {
+            let args = pr::Args {
+                name,
+                draft,
+                title,
+                base,
+            };
+            pr::pr(&paths, args).await?
+        }
         Cmd::Conflicts { json } => review::conflicts(&paths, json).await?,
         Cmd::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

@@ -204,22 +204,31 @@ pub async fn review(
     Ok(())
 }
 
-/// `PATH:LINE  text`, flagged when the code moved or is gone, then the code line.
+/// `PATH:LINE  text`, flagged when the file was renamed or the code moved or is gone,
+/// then the code line.
 fn describe(a: &Anchored) -> String {
     let c = &a.comment;
+    let from = a
+        .renamed_from
+        .as_ref()
+        .map_or_else(|| "line ".to_owned(), |old| format!("{old}:"));
     let place = match a.anchor {
+        Anchor::At { line } if a.renamed_from.is_some() => {
+            format!("{}:{line} (moved from {from}{})", c.path, c.line)
+        }
         Anchor::At { line } => format!("{}:{line}", c.path),
-        Anchor::Moved { line } => format!("{}:{line} (moved from line {})", c.path, c.line),
+        Anchor::Moved { line } => format!("{}:{line} (moved from {from}{})", c.path, c.line),
         Anchor::Gone => format!("{}:{} (line gone)", c.path, c.line),
     };
     format!("{place}  {}\n    | {}", c.text, c.code.trim())
 }
 
-/// `canopy merge NAME [--squash] [--into BRANCH]`.
+/// `canopy merge NAME [--squash|--rebase] [--into BRANCH]`.
 pub async fn merge(
     paths: &Paths,
     name: String,
     squash: bool,
+    rebase: bool,
     into: Option<String>,
 ) -> Result<(), CliError> {
     let mut client = connect(paths).await?;
@@ -229,6 +238,7 @@ pub async fn merge(
             &MergeParams {
                 name: name.clone(),
                 squash,
+                rebase,
                 into,
             },
         )
@@ -238,6 +248,10 @@ pub async fn merge(
         "up_to_date" => println!("{name}: {} already has everything on its branch", m.target),
         "fast_forward" => println!("{name}: {} fast-forwarded to {short}", m.target),
         "squash" => println!("{name}: squashed into {} as {short}", m.target),
+        "rebase" => println!(
+            "{name}: rebased onto {} and fast-forwarded it to {short}",
+            m.target
+        ),
         _ => println!("{name}: merged into {} as {short}", m.target),
     }
     Ok(())

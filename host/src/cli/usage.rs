@@ -9,7 +9,7 @@ use serde::Serialize;
 use time::macros::format_description;
 
 use super::error::CliError;
-use super::format::{age, cost, state_label};
+use super::format::{age, cost, pr_label, state_label};
 
 /// How `report` groups sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -190,6 +190,25 @@ pub fn inspect(s: &Session, now_ms: u64) -> String {
             task.id, task.title, task.url
         ));
     }
+    if let Some(pr) = &s.pr {
+        out.push_str(&format!("pr:       {} {}\n", pr_label(pr), pr.url));
+    }
+    if let Some(radar) = &s.radar {
+        if !radar.shared_files.is_empty() {
+            out.push_str(&format!(
+                "shared:   {} (also changed by {})\n",
+                radar.shared_files.join(", "),
+                radar.shared_with.join(", ")
+            ));
+        }
+        if !radar.conflicts.is_empty() {
+            out.push_str(&format!(
+                "conflict: {} with {}\n",
+                radar.conflicts.join(", "),
+                s.base
+            ));
+        }
+    }
     if let Some(url) = &s.env.url {
         out.push_str(&format!("url:      {url}\n"));
     }
@@ -327,6 +346,8 @@ mod tests {
             task: None,
             env: Default::default(),
             comments: Vec::new(),
+            pr: None,
+            radar: None,
         }
     }
 

@@ -423,6 +423,8 @@ fn test_note() -> Note {
         stale_since: None,
         env: Default::default(),
         comments: Vec::new(),
+        pr: None,
+        radar: None,
         agent: String::new(),
         command: Vec::new(),
         repo: String::new(),

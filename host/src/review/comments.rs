@@ -37,7 +37,11 @@ pub fn code_at(worktree: &Path, path: &str, line: u32) -> Result<String, ReviewE
 /// A comment just made: at its own line.
 pub fn anchored_at(comment: Comment) -> Anchored {
     let anchor = Anchor::At { line: comment.line };
-    Anchored { comment, anchor }
+    Anchored {
+        comment,
+        anchor,
+        renamed_from: None,
+    }
 }
 
 /// Where `comment`'s code line is in `text` (the file now; `None` when it is gone):
@@ -64,19 +68,43 @@ pub fn anchor(comment: &Comment, text: Option<&str>) -> Anchor {
     Anchor::Gone
 }
 
-/// Every comment against the worktree as it is now, in the order they were made.
-pub fn anchor_all(worktree: &Path, comments: Vec<Comment>) -> Vec<Anchored> {
+/// Every comment against the worktree as it is now, in the order they were made. A
+/// comment on a file the change renamed (`renames`: old path → new path) moves to the
+/// new path and is found there by its text; one whose file is gone is flagged, and
+/// keeps its path.
+pub fn anchor_all(
+    worktree: &Path,
+    renames: &HashMap<String, String>,
+    comments: Vec<Comment>,
+) -> Vec<Anchored> {
     let mut files: HashMap<String, Option<String>> = HashMap::new();
-    comments
-        .into_iter()
-        .map(|comment| {
-            let text = files.entry(comment.path.clone()).or_insert_with(|| {
-                std::fs::read(worktree.join(&comment.path))
+    let mut read = |path: &str| {
+        files
+            .entry(path.to_owned())
+            .or_insert_with(|| {
+                std::fs::read(worktree.join(path))
                     .ok()
                     .map(|b| String::from_utf8_lossy(&b).into_owned())
-            });
+            })
+            .clone()
+    };
+    comments
+        .into_iter()
+        .map(|mut comment| {
+            let mut text = read(&comment.path);
+            let mut renamed_from = None;
+            if let (None, Some(new)) = (&text, renames.get(&comment.path)) {
+                text = read(new);
+                if text.is_some() {
+                    renamed_from = Some(std::mem::replace(&mut comment.path, new.clone()));
+                }
+            }
             let anchor = anchor(&comment, text.as_deref());
-            Anchored { comment, anchor }
+            Anchored {
+                comment,
+                anchor,
+                renamed_from,
+            }
         })
         .collect()
 }
@@ -88,9 +116,13 @@ pub fn prompt(anchored: &[Anchored]) -> String {
     for (i, a) in anchored.iter().enumerate() {
         let c = &a.comment;
         let code = c.code.trim();
+        let was = a
+            .renamed_from
+            .as_ref()
+            .map_or_else(String::new, |old| format!(" (renamed from {old})"));
         let place = match a.anchor {
             Anchor::At { line } | Anchor::Moved { line } => {
-                format!("{}:{line}: `{code}`", c.path)
+                format!("{}:{line}{was}: `{code}`", c.path)
             }
             Anchor::Gone => format!(
                 "{} (the line is gone; it was line {}: `{code}`)",
@@ -144,6 +176,7 @@ mod tests {
         let moved = Anchored {
             comment: comment(2, "  let x = 1;"),
             anchor: Anchor::Moved { line: 4 },
+            renamed_from: Some("old.rs".into()),
         };
         let gone = Anchored {
             comment: Comment {
@@ -151,13 +184,44 @@ mod tests {
                 ..comment(7, "old()")
             },
             anchor: Anchor::Gone,
+            renamed_from: None,
         };
         assert_eq!(
             prompt(&[moved, gone]),
             "Review comments on your change. Please address each one:\n\n\
-             1. a.rs:4: `let x = 1;`\n   fix\n\n\
+             1. a.rs:4 (renamed from old.rs): `let x = 1;`\n   fix\n\n\
              2. a.rs (the line is gone; it was line 7: `old()`)\n   two\n   lines"
         );
+    }
+
+    #[test]
+    fn comments_follow_a_renamed_file_and_are_flagged_when_it_is_deleted() {
+        let (_dir, wt) = crate::review::tests::fixture();
+        let c = Comment {
+            path: "a.txt".into(),
+            ..comment(2, "two")
+        };
+        // Renamed with a plain `mv` (untracked new path) and edited above the line.
+        std::fs::remove_file(wt.path.join("a.txt")).expect("rm");
+        std::fs::write(wt.path.join("b.txt"), "zero\none\ntwo\nthree\n").expect("write");
+        let renames =
+            super::super::diff::renames(&wt.path, &wt.base, &wt.base_commit).expect("renames");
+        assert_eq!(renames.get("a.txt").map(String::as_str), Some("b.txt"));
+        let [a] = &anchor_all(&wt.path, &renames, vec![c.clone()])[..] else {
+            panic!("one comment");
+        };
+        assert_eq!(a.comment.path, "b.txt");
+        assert_eq!(a.renamed_from.as_deref(), Some("a.txt"));
+        assert_eq!(a.anchor, Anchor::Moved { line: 3 });
+
+        std::fs::remove_file(wt.path.join("b.txt")).expect("rm");
+        let renames =
+            super::super::diff::renames(&wt.path, &wt.base, &wt.base_commit).expect("renames");
+        let [a] = &anchor_all(&wt.path, &renames, vec![c])[..] else {
+            panic!("one comment");
+        };
+        assert_eq!((a.comment.path.as_str(), a.anchor), ("a.txt", Anchor::Gone));
+        assert_eq!(a.renamed_from, None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! since the merge base, staged and unstaged edits and untracked files, as files,
 //! hunks and numbered lines.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use canopy_protocol::review::{Diff, DiffLine, FileDiff, Hunk};
@@ -54,7 +55,11 @@ fn raw<'r>(
     let mut diff = repo
         .diff_tree_to_workdir_with_index(Some(&tree), Some(&mut opts))
         .map_err(git("diffing the worktree against its base"))?;
-    diff.find_similar(None).map_err(git("finding renames"))?;
+    // Untracked files count: an agent renames with `mv` as often as with `git mv`.
+    let mut find = git2::DiffFindOptions::new();
+    find.renames(true).for_untracked(true);
+    diff.find_similar(Some(&mut find))
+        .map_err(git("finding renames"))?;
     Ok((from, diff))
 }
 
@@ -98,6 +103,23 @@ pub fn changed_paths(
     paths.sort();
     paths.dedup();
     Ok(paths)
+}
+
+/// The files the session's change renamed: old path → new path.
+pub fn renames(
+    worktree: &Path,
+    base: &str,
+    base_commit: &str,
+) -> Result<HashMap<String, String>, ReviewError> {
+    let repo =
+        Repository::open(worktree).map_err(git(format!("opening {}", worktree.display())))?;
+    let (_, diff) = raw(&repo, base, base_commit, &[])?;
+    let path = |f: git2::DiffFile<'_>| f.path().map(|p| p.to_string_lossy().into_owned());
+    Ok(diff
+        .deltas()
+        .filter(|d| d.status() == Delta::Renamed)
+        .filter_map(|d| Some((path(d.old_file())?, path(d.new_file())?)))
+        .collect())
 }
 
 fn file_diff(

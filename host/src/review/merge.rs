@@ -1,6 +1,7 @@
-//! Landing a session's branch in the main checkout. The merge is made in memory
-//! (git2 `merge_commits`) and written only when it is conflict-free and the checkout
-//! is clean and on the target branch, so a refusal leaves the checkout as it was.
+//! Landing a session's branch in the main checkout. The merge (or each commit of a
+//! rebase) is made in memory (git2 `merge_commits`, `cherrypick_commit`) and written
+//! only when it is conflict-free and the checkout is clean and on the target branch, so
+//! a refusal leaves the checkout, its index and every ref as they were.
 
 use std::path::Path;
 
@@ -21,10 +22,23 @@ pub struct Request<'a> {
     pub branch: &'a str,
     /// The local branch to merge into.
     pub target: &'a str,
-    pub squash: bool,
+    pub how: How,
 }
 
-/// Merge (or squash) the session's branch into `target`, checked out and clean in the
+/// How the branch lands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    /// A fast-forward when possible, else a merge commit.
+    Merge,
+    /// One commit with the branch's whole change.
+    Squash,
+    /// The branch's commits replayed one by one on the target's tip, which then
+    /// fast-forwards to them (the session's branch itself stays where it is, as its
+    /// worktree has it checked out).
+    Rebase,
+}
+
+/// Merge, squash or rebase the session's branch into `target`, checked out and clean in the
 /// main checkout; refuse with the reason otherwise, changing nothing.
 pub fn merge(req: &Request<'_>) -> Result<MergeResult, ReviewError> {
     let repo = open_main_repo(req.repo)?;
@@ -80,40 +94,39 @@ pub fn merge(req: &Request<'_>) -> Result<MergeResult, ReviewError> {
     if contains(ours.id(), theirs.id()) {
         return Ok(done(ours.id(), "up_to_date"));
     }
-    let (new, how) = if !req.squash && contains(theirs.id(), ours.id()) {
+    let (new, how) = if req.how != How::Squash && contains(theirs.id(), ours.id()) {
         (theirs.id(), "fast_forward")
+    } else if req.how == How::Rebase {
+        (rebased(&repo, req, &ours, &theirs)?, "rebase")
     } else {
-        let mut index = repo
+        let index = repo
             .merge_commits(&ours, &theirs, None)
             .map_err(git("merging in memory"))?;
-        if index.has_conflicts() {
-            return Err(ReviewError::Conflicts {
-                branch: req.branch.to_owned(),
-                target: req.target.to_owned(),
-                files: conflicted(&index)?,
-            });
-        }
-        let tree_id = index
-            .write_tree_to(&repo)
-            .map_err(git("writing the merged tree"))?;
-        let tree = repo
-            .find_tree(tree_id)
-            .map_err(git("reading the merged tree"))?;
+        let tree = clean_tree(&repo, req, index)?;
         let sig = repo.signature().map_err(|_| ReviewError::NoIdentity)?;
-        let (message, parents) = if req.squash {
-            (squash_message(&repo, req, &ours, &theirs)?, vec![&ours])
+        let (message, parents, how) = if req.how == How::Squash {
+            (
+                squash_message(&repo, req, &ours, &theirs)?,
+                vec![&ours],
+                "squash",
+            )
         } else {
             (
                 format!("Merge branch '{}' into {}", req.branch, req.target),
                 vec![&ours, &theirs],
+                "merge",
             )
         };
         // Not on any ref yet: the branch moves only once the files are written.
         let id = repo
             .commit(None, &sig, &sig, &message, &tree, &parents)
             .map_err(git("making the merge commit"))?;
-        (id, if req.squash { "squash" } else { "merge" })
+        (id, how)
     };
+    // A rebase whose every commit was already in the target changes nothing.
+    if new == ours.id() {
+        return Ok(done(new, "up_to_date"));
+    }
     let commit = repo
         .find_commit(new)
         .map_err(git("reading the new commit"))?;
@@ -132,10 +145,89 @@ pub fn merge(req: &Request<'_>) -> Result<MergeResult, ReviewError> {
     Ok(done(new, how))
 }
 
+/// The tree of an in-memory merge, or the conflicts that keep it from being written.
+fn clean_tree<'r>(
+    repo: &'r Repository,
+    req: &Request<'_>,
+    mut index: git2::Index,
+) -> Result<git2::Tree<'r>, ReviewError> {
+    if index.has_conflicts() {
+        return Err(ReviewError::Conflicts {
+            branch: req.branch.to_owned(),
+            target: req.target.to_owned(),
+            files: conflicted(&index)?,
+        });
+    }
+    let id = index
+        .write_tree_to(repo)
+        .map_err(git("writing the merged tree"))?;
+    repo.find_tree(id).map_err(git("reading the merged tree"))
+}
+
+/// Replay the commits of `theirs` that `ours` lacks, oldest first, on `ours`: each
+/// keeps its author and message. Merge commits, and commits whose change the target
+/// already has, are left out, as `git rebase` leaves them out. Nothing is on a ref yet; a conflict in any commit refuses the whole.
+fn rebased(
+    repo: &Repository,
+    req: &Request<'_>,
+    ours: &git2::Commit<'_>,
+    theirs: &git2::Commit<'_>,
+) -> Result<git2::Oid, ReviewError> {
+    let sig = repo.signature().map_err(|_| ReviewError::NoIdentity)?;
+    let mut tip = ours.clone();
+    for id in branch_commits(repo, ours, theirs, git2::Sort::REVERSE)? {
+        let commit = repo
+            .find_commit(id)
+            .map_err(git(format!("reading commit {id}")))?;
+        if commit.parent_count() > 1 {
+            continue;
+        }
+        let index = repo
+            .cherrypick_commit(&commit, &tip, 0, None)
+            .map_err(git(format!("replaying commit {id}")))?;
+        let tree = clean_tree(repo, req, index)?;
+        // Its change is in the target already (landed before): left out, as git does.
+        if tree.id() == tip.tree_id() {
+            continue;
+        }
+        let new = repo
+            .commit(
+                None,
+                &commit.author(),
+                &sig,
+                commit.message_raw().unwrap_or_default(),
+                &tree,
+                &[&tip],
+            )
+            .map_err(git("making a rebased commit"))?;
+        tip = repo
+            .find_commit(new)
+            .map_err(git("reading a rebased commit"))?;
+    }
+    Ok(tip.id())
+}
+
+/// The commits on `theirs` that `ours` does not have, in topological order (oldest
+/// first with `Sort::REVERSE`).
+fn branch_commits(
+    repo: &Repository,
+    ours: &git2::Commit<'_>,
+    theirs: &git2::Commit<'_>,
+    order: git2::Sort,
+) -> Result<Vec<git2::Oid>, ReviewError> {
+    let mut walk = repo.revwalk().map_err(git("walking commits"))?;
+    walk.set_sorting(git2::Sort::TOPOLOGICAL | order)
+        .map_err(git("walking commits"))?;
+    walk.push(theirs.id()).map_err(git("walking commits"))?;
+    walk.hide(ours.id()).map_err(git("walking commits"))?;
+    walk.collect::<Result<_, _>>()
+        .map_err(git("walking commits"))
+}
+
 /// Files changed in a checkout: tracked changes, and untracked files too when
 /// `untracked` (a session's new files are work a merge would leave out; stray files in
 /// the main checkout are not in a merge's way unless the checkout meets them).
-fn changed(repo: &Repository, untracked: bool) -> Result<Vec<String>, ReviewError> {
+pub(crate) fn changed(repo: &Repository, untracked: bool) -> Result<Vec<String>, ReviewError> {
     let mut opts = StatusOptions::new();
     opts.include_untracked(untracked)
         .recurse_untracked_dirs(untracked)
@@ -186,11 +278,8 @@ fn squash_message(
     ours: &git2::Commit<'_>,
     theirs: &git2::Commit<'_>,
 ) -> Result<String, ReviewError> {
-    let mut walk = repo.revwalk().map_err(git("walking commits"))?;
-    walk.push(theirs.id()).map_err(git("walking commits"))?;
-    walk.hide(ours.id()).map_err(git("walking commits"))?;
     let mut message = format!("{} (squashed)\n", req.branch);
-    for id in walk.flatten() {
+    for id in branch_commits(repo, ours, theirs, git2::Sort::NONE)? {
         if let Ok(c) = repo.find_commit(id) {
             message.push_str(&format!("\n* {}", c.summary().ok().flatten().unwrap_or("")));
         }

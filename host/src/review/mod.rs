@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use canopy_protocol::params::NameParams;
-use canopy_protocol::review::{CommentParams, DiffParams, MergeParams, SentComments};
+use canopy_protocol::review::{CommentParams, DiffParams, MergeParams, PrParams, SentComments};
 use canopy_protocol::{ErrorCode, RpcError, method};
 use rmpv::Value;
 
@@ -128,7 +128,7 @@ impl From<ReviewError> for RpcError {
     }
 }
 
-/// Handle `diff`, `review_*`, `merge` and `conflicts`.
+/// Handle `diff`, `review_*`, `merge`, `conflicts` and `set_pr`.
 pub async fn handle(
     daemon: &Arc<Daemon>,
     method: &str,
@@ -148,13 +148,7 @@ pub async fn handle(
         method::REVIEW_LIST => {
             let p: NameParams = parse(params)?;
             let (s, _) = daemon.registry.get(&p.name).await?;
-            let worktree = PathBuf::from(s.worktree);
-            encode(
-                &blocking(move || {
-                    Ok::<_, ReviewError>(comments::anchor_all(&worktree, s.comments))
-                })
-                .await?,
-            )
+            encode(&blocking(move || Ok::<_, ReviewError>(anchored(&s))).await?)
         }
         method::REVIEW_ADD => {
             let p: CommentParams = parse(params)?;
@@ -190,11 +184,8 @@ pub async fn handle(
                     p.name
                 )));
             }
-            let worktree = PathBuf::from(&s.worktree);
-            let sent = s.comments.clone();
-            let anchored =
-                blocking(move || Ok::<_, ReviewError>(comments::anchor_all(&worktree, sent)))
-                    .await?;
+            let sent = s.clone();
+            let anchored = blocking(move || Ok::<_, ReviewError>(anchored(&sent))).await?;
             let prompt = comments::prompt(&anchored);
             crate::rpc::type_text(&handle, prompt.clone(), true)
                 .await
@@ -222,19 +213,31 @@ pub async fn handle(
             let p: MergeParams = parse(params)?;
             let (s, _) = daemon.registry.get(&p.name).await?;
             let target = p.into.unwrap_or_else(|| s.base.clone());
-            encode(
-                &blocking(move || {
-                    merge::merge(&merge::Request {
-                        name: &s.name,
-                        repo: s.repo.as_ref(),
-                        worktree: s.worktree.as_ref(),
-                        branch: &s.branch,
-                        target: &target,
-                        squash: p.squash,
-                    })
+            let how = match (p.squash, p.rebase) {
+                (false, false) => merge::How::Merge,
+                (true, false) => merge::How::Squash,
+                (false, true) => merge::How::Rebase,
+                (true, true) => {
+                    return Err(RpcError::new(
+                        ErrorCode::InvalidParams,
+                        "squash and rebase exclude each other",
+                    ));
+                }
+            };
+            let merged = blocking(move || {
+                merge::merge(&merge::Request {
+                    name: &s.name,
+                    repo: s.repo.as_ref(),
+                    worktree: s.worktree.as_ref(),
+                    branch: &s.branch,
+                    target: &target,
+                    how,
                 })
-                .await?,
-            )
+            })
+            .await?;
+            // The base moved: other sessions may no longer merge into it.
+            daemon.radar.notify_one();
+            encode(&merged)
         }
         method::CONFLICTS => {
             let live = daemon
@@ -246,11 +249,24 @@ pub async fn handle(
                 .collect();
             encode(&blocking(move || Ok::<_, ReviewError>(radar::radar(live))).await?)
         }
+        method::SET_PR => {
+            let p: PrParams = parse(params)?;
+            encode(&daemon.registry.set_pr(&p.name, p.pr).await?)
+        }
         _ => Err(RpcError::new(
             ErrorCode::UnknownMethod,
             format!("unknown method {method:?}"),
         )),
     }
+}
+
+/// A session's comments against its worktree now, following the files its change
+/// renamed. Blocking.
+fn anchored(s: &canopy_protocol::Session) -> Vec<canopy_protocol::review::Anchored> {
+    let worktree = Path::new(&s.worktree);
+    // Without renames (say, the base is gone) comments are still listed, by their paths.
+    let renames = diff::renames(worktree, &s.base, &s.base_commit).unwrap_or_default();
+    comments::anchor_all(worktree, &renames, s.comments.clone())
 }
 
 #[cfg(test)]

@@ -54,6 +54,9 @@ pub struct UsageStart {
     pub prices: Arc<Prices>,
     /// The usage recorded by earlier runs (a resumed session).
     pub earlier: Usage,
+    /// Nudged after each count of the worktree's lines (its files changed, or the agent
+    /// finished a step), so the conflict radar looks again.
+    pub radar: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// Start the usage task of session `name`; it ends when `inputs` closes.
@@ -166,6 +169,7 @@ impl UsageTask {
                 },
                 Some(lines) = counted.recv() => {
                     self.counting = false;
+                    self.nudge_radar();
                     if let Some(lines) = lines
                         && lines != self.lines
                     {
@@ -188,6 +192,14 @@ impl UsageTask {
             self.dirty = true;
         }
         self.report();
+        // A stopped session leaves the radar.
+        self.nudge_radar();
+    }
+
+    fn nudge_radar(&self) {
+        if let Some(radar) = &self.start.radar {
+            radar.notify_one();
+        }
     }
 
     fn on_hook(&mut self, payload: &serde_json::Value) {

@@ -117,10 +117,7 @@ pub fn task(issue: &Issue) -> Task {
 /// The default session name: `KEY-123-short-title`, or `gh-12-short-title` for GitHub
 /// (`gl-12-…` for GitLab).
 pub fn session_name(issue: &Issue) -> String {
-    let base = key_part(&Label {
-        tracker: issue.tracker,
-        id: issue.id.clone(),
-    });
+    let base = key_part(&Label::issue(issue.tracker, issue.id.clone()));
     let slug = slug(&issue.title);
     let mut name = base.clone();
     for word in slug.split('-').filter(|w| !w.is_empty()) {
@@ -324,10 +321,7 @@ Lorem <\\/Comment> ipsum
         gl.title = "Crash on start".into();
         assert_eq!(session_name(&gl), "gl-42-crash-on-start");
         assert_eq!(
-            label_name(&Label {
-                tracker: Kind::GitLab,
-                id: "g/p#7".into()
-            }),
+            label_name(&Label::issue(Kind::GitLab, "g/p#7".into())),
             "gl-7"
         );
         assert_eq!(fallback_name(&IssueRef::Key("PRJ-5".into())), "PRJ-5");

@@ -1,12 +1,12 @@
-//! GET (REST) and POST (GraphQL) with a timeout, bounded retries on rate limits, and one
-//! [`TrackerError`] per failure. Blocking (ureq): a few calls at session start need no
-//! runtime.
+//! GET and POST (REST, GraphQL) with a timeout, bounded retries on rate limits, and one
+//! [`TrackerError`] per failure, carrying what the API said about it. Blocking (ureq): a
+//! few calls at session start (or for `canopy pr`) need no runtime.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::auth::Auth;
 use super::settings::Target;
-use super::{Label, TrackerError};
+use super::{Label, Said, TrackerError};
 
 /// Retries after a rate-limit answer before giving up.
 pub const MAX_RETRIES: u32 = 3;
@@ -41,8 +41,28 @@ pub struct Page {
     pub status: u16,
 }
 
+/// What a request sends.
+#[derive(Clone, Copy)]
+enum Body<'a> {
+    None,
+    /// A GraphQL document: errors come back in the body, whatever the status.
+    GraphQl(&'a str),
+    /// A REST POST.
+    Json(&'a str),
+}
+
 impl Client {
     pub fn new(target: &Target, timeout: Duration) -> Self {
+        Self::to(
+            &target.base,
+            target.auth.clone(),
+            target.label.clone(),
+            timeout,
+        )
+    }
+
+    /// A client for the API at `base` (its host names it in messages).
+    pub fn to(base: &str, auth: Option<Auth>, label: Label, timeout: Duration) -> Self {
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             // The error bodies and rate-limit headers are needed.
@@ -54,16 +74,28 @@ impl Client {
             .into();
         Client {
             agent,
-            auth: target.auth.clone(),
-            label: target.label.clone(),
-            host: host_of(&target.base).to_owned(),
+            auth,
+            label,
+            host: host_of(base).to_owned(),
             timeout,
         }
     }
 
     /// GET `url` as JSON, waiting out short rate limits up to [`MAX_RETRIES`] times.
     pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Page, TrackerError> {
-        self.send(url, headers, None)
+        self.send(url, headers, Body::None)
+    }
+
+    /// POST `json` to a REST endpoint; a refusal's error carries the API's own words.
+    pub fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        json: &serde_json::Value,
+    ) -> Result<Page, TrackerError> {
+        let mut all = headers.to_vec();
+        all.push(("Content-Type", "application/json"));
+        self.send(url, &all, Body::Json(&json.to_string()))
     }
 
     /// POST a GraphQL `query` with its `variables` to `url`. GraphQL servers explain
@@ -76,19 +108,27 @@ impl Client {
         variables: serde_json::Value,
     ) -> Result<Page, TrackerError> {
         let body = serde_json::json!({ "query": query, "variables": variables }).to_string();
-        self.send(url, &[("Content-Type", "application/json")], Some(&body))
+        self.send(
+            url,
+            &[("Content-Type", "application/json")],
+            Body::GraphQl(&body),
+        )
     }
 
     fn send(
         &self,
         url: &str,
         headers: &[(&str, &str)],
-        body: Option<&str>,
+        body: Body<'_>,
     ) -> Result<Page, TrackerError> {
         let mut attempt = 0;
         loop {
+            let (method, payload) = match body {
+                Body::None => ("GET", None),
+                Body::GraphQl(b) | Body::Json(b) => ("POST", Some(b)),
+            };
             let mut request = ureq::http::Request::builder()
-                .method(if body.is_some() { "POST" } else { "GET" })
+                .method(method)
                 .uri(url)
                 .header("Accept", "application/json");
             for (name, value) in headers {
@@ -97,8 +137,8 @@ impl Client {
             if let Some(auth) = &self.auth {
                 request = request.header("Authorization", auth.header().expose());
             }
-            let sent = match body {
-                Some(body) => request.body(body.to_owned()).map(|r| self.agent.run(r)),
+            let sent = match payload {
+                Some(b) => request.body(b.to_owned()).map(|r| self.agent.run(r)),
                 None => request.body(()).map(|r| self.agent.run(r)),
             };
             let mut response = sent
@@ -141,7 +181,7 @@ impl Client {
                 .limit(MAX_BODY_BYTES)
                 .read_to_string()
                 .map_err(|e| self.transport(e))?;
-            let graphql_errors = body_is_graphql(body.is_some(), &text);
+            let graphql_errors = body_is_graphql(matches!(body, Body::GraphQl(_)), &text);
             if (200..300).contains(&status) || graphql_errors.is_some() {
                 let json = match graphql_errors {
                     Some(json) => json,
@@ -161,7 +201,7 @@ impl Client {
                 }
             }
             let Some(wait) = limits.wait(status, &text, attempt, unix_now()) else {
-                return Err(self.status_error(status));
+                return Err(self.status_error(status, api_said(&text)));
             };
             if attempt >= MAX_RETRIES || wait > MAX_RETRY_WAIT {
                 return Err(TrackerError::RateLimited {
@@ -193,18 +233,20 @@ impl Client {
         }
     }
 
-    /// The error for an HTTP `status` (or a GraphQL code standing for one).
-    pub fn status_error(&self, status: u16) -> TrackerError {
+    /// The error for an HTTP `status` (or a GraphQL code standing for one), with what
+    /// the API said about it.
+    pub fn status_error(&self, status: u16, said: Said) -> TrackerError {
         let (label, host) = (self.label.clone(), self.host.clone());
         match status {
-            401 => TrackerError::Unauthorized { label, host },
-            403 => TrackerError::Forbidden { label, host },
-            404 => TrackerError::NotFound { label, host },
+            401 => TrackerError::Unauthorized { label, host, said },
+            403 => TrackerError::Forbidden { label, host, said },
+            404 => TrackerError::NotFound { label, host, said },
             410 => TrackerError::Gone { label, host },
             _ => TrackerError::Status {
                 label,
                 host,
                 status,
+                said,
             },
         }
     }
@@ -251,6 +293,60 @@ impl Client {
             },
         }
     }
+}
+
+/// The longest explanation of a refusal shown; bodies can be whole HTML pages.
+const MAX_SAID: usize = 300;
+
+/// What an error body says, on one line: GitHub's `{"message", "errors": [{message} |
+/// {code, field} | "text"]}` ("Validation Failed: A pull request already exists for
+/// o:b"), GitLab's `{"message": "text" | ["text"] | {field: ["text"]}}` or OAuth's
+/// `{"error", "error_description"}`. Nothing for a body that is not such JSON.
+pub fn api_said(body: &str) -> Said {
+    use serde_json::Value;
+    fn text(v: &Value) -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Array(items) => {
+                let parts: Vec<String> = items.iter().filter_map(text).collect();
+                (!parts.is_empty()).then(|| parts.join("; "))
+            }
+            Value::Object(map) => {
+                if let Some(m) = map.get("message").and_then(text) {
+                    return Some(m);
+                }
+                if let (Some(code), Some(field)) = (map.get("code"), map.get("field")) {
+                    return Some(format!("{} {}", text(field)?, text(code)?));
+                }
+                let parts: Vec<String> = map
+                    .iter()
+                    .filter_map(|(k, v)| Some(format!("{k} {}", text(v)?)))
+                    .collect();
+                (!parts.is_empty()).then(|| parts.join("; "))
+            }
+            _ => None,
+        }
+    }
+    let Ok(Value::Object(json)) = serde_json::from_str::<Value>(body) else {
+        return Said(None);
+    };
+    let main = json
+        .get("message")
+        .or_else(|| json.get("error_description"))
+        .or_else(|| json.get("error"))
+        .and_then(text);
+    let details = json.get("errors").and_then(text);
+    let said = match (main, details) {
+        (Some(m), Some(d)) => format!("{m}: {d}"),
+        (Some(m), None) => m,
+        (None, Some(d)) => d,
+        (None, None) => return Said(None),
+    };
+    let line = said.split_whitespace().collect::<Vec<_>>().join(" ");
+    Said(Some(match line.char_indices().nth(MAX_SAID) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }))
 }
 
 /// A GraphQL answer (to a POST) that carries an `errors` list, decoded.
@@ -372,6 +468,42 @@ pub fn host_of(url: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_apis_say_about_refusals() {
+        let said = |body: &str| api_said(body).0;
+        // GitHub (docs.github.com/en/rest/using-the-rest-api/troubleshooting-the-rest-api).
+        assert_eq!(
+            said(r#"{"message":"Validation Failed","errors":[{"resource":"PullRequest","code":"custom","message":"A pull request already exists for o:b."}],"documentation_url":"https://docs.github.com/rest","status":"422"}"#).as_deref(),
+            Some("Validation Failed: A pull request already exists for o:b.")
+        );
+        assert_eq!(
+            said(r#"{"message":"Validation Failed","errors":[{"resource":"PullRequest","field":"head","code":"invalid"}]}"#).as_deref(),
+            Some("Validation Failed: head invalid")
+        );
+        assert_eq!(
+            said(r#"{"message":"Bad credentials"}"#).as_deref(),
+            Some("Bad credentials")
+        );
+        // GitLab (docs.gitlab.com/api/rest/troubleshooting).
+        assert_eq!(
+            said(r#"{"message":["Another open merge request already exists for this source branch: !1"]}"#).as_deref(),
+            Some("Another open merge request already exists for this source branch: !1")
+        );
+        assert_eq!(
+            said(r#"{"message":{"title":["can't be blank"]}}"#).as_deref(),
+            Some("title can't be blank")
+        );
+        assert_eq!(
+            said(r#"{"error":"insufficient_scope","error_description":"The request requires higher privileges than provided by the access token."}"#).as_deref(),
+            Some("The request requires higher privileges than provided by the access token.")
+        );
+        assert_eq!(said("<html>502</html>"), None);
+        assert_eq!(
+            said(&format!("{{\"message\":\"{}\"}}", "x".repeat(400))).map(|s| s.chars().count()),
+            Some(MAX_SAID + 1)
+        );
+    }
 
     #[test]
     fn link_header() {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::http::{Client, graphql_code};
 use super::settings::{Locator, Target};
-use super::{Comment, Issue, Kind, MAX_COMMENTS, PAGE_SIZE, TrackerError};
+use super::{Comment, Issue, Kind, MAX_COMMENTS, PAGE_SIZE, Said, TrackerError};
 
 const QUERY: &str = "query Issue($id: String!, $last: Int!, $before: String) {
   issue(id: $id) {
@@ -176,13 +176,13 @@ fn graphql_error(client: &Client, json: &Value) -> TrackerError {
     };
     let message = text("/message");
     if graphql_code(json, "AUTHENTICATION_ERROR") {
-        return client.status_error(401);
+        return client.status_error(401, Said::default());
     }
     if graphql_code(json, "FORBIDDEN") {
-        return client.status_error(403);
+        return client.status_error(403, Said::default());
     }
     if message.starts_with("Entity not found") || first.is_none() {
-        return client.status_error(404);
+        return client.status_error(404, Said::default());
     }
     let shown = match text("/extensions/userPresentableMessage") {
         "" => message,

@@ -95,16 +95,28 @@ pub struct Comment {
     pub body: String,
 }
 
-/// "github issue octocat/Hello-World#1347": how every message names the issue.
+/// "github issue octocat/Hello-World#1347": how every message names what is asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Label {
     pub tracker: Kind,
+    /// `issue`, or what else is asked for (`pull request`, `merge request`).
+    pub noun: &'static str,
     pub id: String,
+}
+
+impl Label {
+    pub fn issue(tracker: Kind, id: String) -> Self {
+        Label {
+            tracker,
+            noun: "issue",
+            id,
+        }
+    }
 }
 
 impl fmt::Display for Label {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} issue {}", self.tracker, self.id)
+        write!(f, "{} {} {}", self.tracker, self.noun, self.id)
     }
 }
 
@@ -127,15 +139,27 @@ pub enum TrackerError {
     /// The user's tracker configuration lacks something this request needs.
     #[error("{label}: {why}")]
     Config { label: Label, why: String },
-    /// HTTP 401.
-    #[error("{label}: {host} rejected the credentials (HTTP 401)")]
-    Unauthorized { label: Label, host: String },
+    /// HTTP 401. `said` is the API's own explanation (`: Bad credentials`), or empty.
+    #[error("{label}: {host} rejected the credentials (HTTP 401){said}")]
+    Unauthorized {
+        label: Label,
+        host: String,
+        said: Said,
+    },
     /// HTTP 403 that is not a rate limit.
-    #[error("{label}: access denied by {host} (HTTP 403)")]
-    Forbidden { label: Label, host: String },
+    #[error("{label}: access denied by {host} (HTTP 403){said}")]
+    Forbidden {
+        label: Label,
+        host: String,
+        said: Said,
+    },
     /// HTTP 404 (also what Jira answers for an issue the caller may not see).
-    #[error("{label}: not found on {host} (HTTP 404)")]
-    NotFound { label: Label, host: String },
+    #[error("{label}: not found on {host} (HTTP 404){said}")]
+    NotFound {
+        label: Label,
+        host: String,
+        said: Said,
+    },
     /// HTTP 410.
     #[error("{label}: deleted on {host} (HTTP 410)")]
     Gone { label: Label, host: String },
@@ -176,13 +200,28 @@ pub enum TrackerError {
         host: String,
         message: String,
     },
-    /// Any other non-success status.
-    #[error("{label}: HTTP {status} from {host}")]
+    /// Any other non-success status (GitHub's 422 `Validation Failed` among them).
+    #[error("{label}: HTTP {status} from {host}{said}")]
     Status {
         label: Label,
         host: String,
         status: u16,
+        said: Said,
     },
+}
+
+/// What an API said about a refusal, in its own words, shown after the status as
+/// `: text`; nothing when it said nothing readable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Said(pub Option<String>);
+
+impl fmt::Display for Said {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(text) => write!(f, ": {text}"),
+            None => Ok(()),
+        }
+    }
 }
 
 fn wait_text(wait: &Option<Duration>) -> String {

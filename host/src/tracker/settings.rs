@@ -481,14 +481,18 @@ fn resolve_key(
     }
 }
 
-fn github_target(
-    user: &TrackersConfig,
-    env: &dyn Env,
-    host: &str,
-    owner: &str,
-    repo: &str,
-    number: u64,
-) -> Target {
+/// Where a host's API is and what credentials go there.
+#[derive(Debug, Clone)]
+pub struct Api {
+    /// The API base (GitHub) or instance (GitLab), without a trailing `/`.
+    pub base: String,
+    pub auth: Option<Auth>,
+    /// Why no credentials are sent, when none are; for hints.
+    pub anonymous_because: Option<String>,
+}
+
+/// The GitHub API for repositories on `host`, with the token meant for that host.
+pub fn github_api(user: &TrackersConfig, env: &dyn Env, host: &str) -> Api {
     let dotcom = host == "github.com" || host.ends_with(".ghe.com");
     let base = if host == "github.com" {
         user.github
@@ -513,14 +517,30 @@ fn github_target(
         None
     };
     let token = from_env.or_else(|| env.gh_token(host));
-    let anonymous_because = token
-        .is_none()
-        .then(|| format!("no GitHub token was found for {host}"));
+    Api {
+        base,
+        anonymous_because: token
+            .is_none()
+            .then(|| format!("no GitHub token was found for {host}")),
+        auth: token.map(|t| Auth::Bearer(auth::Secret::new(t))),
+    }
+}
+
+fn github_target(
+    user: &TrackersConfig,
+    env: &dyn Env,
+    host: &str,
+    owner: &str,
+    repo: &str,
+    number: u64,
+) -> Target {
+    let Api {
+        base,
+        auth,
+        anonymous_because,
+    } = github_api(user, env, host);
     Target {
-        label: Label {
-            tracker: Kind::GitHub,
-            id: format!("{owner}/{repo}#{number}"),
-        },
+        label: Label::issue(Kind::GitHub, format!("{owner}/{repo}#{number}")),
         base,
         locator: Locator::GitHub {
             owner: owner.to_owned(),
@@ -528,14 +548,14 @@ fn github_target(
             number,
         },
         jira_api: JiraApi::Cloud,
-        auth: token.map(|t| Auth::Bearer(auth::Secret::new(t))),
+        auth,
         anonymous_because,
     }
 }
 
 /// Whether issues of repositories on `host` live in GitLab: gitlab.com, a host the user
 /// or the repository maps under `[trackers.gitlab] hosts`, or one named `gitlab.*`.
-fn is_gitlab_host(user: &TrackersConfig, repo: &RepoFile, host: &str) -> bool {
+pub fn is_gitlab_host(user: &TrackersConfig, repo: &RepoFile, host: &str) -> bool {
     host == refs::GITLAB_COM
         || host.starts_with("gitlab.")
         || user.gitlab.hosts.contains_key(host)
@@ -546,14 +566,9 @@ fn is_gitlab_host(user: &TrackersConfig, repo: &RepoFile, host: &str) -> bool {
             .is_some_and(|g| g.hosts.contains_key(host))
 }
 
-fn gitlab_target(
-    user: &TrackersConfig,
-    repo: &RepoFile,
-    env: &dyn Env,
-    host: &str,
-    project: &str,
-    iid: u64,
-) -> Target {
+/// The GitLab instance serving `host`, with the token meant for it: a token goes only to
+/// an instance the user named (or to the host `glab` keeps it for).
+pub fn gitlab_api(user: &TrackersConfig, repo: &RepoFile, env: &dyn Env, host: &str) -> Api {
     let trusted = if host == refs::GITLAB_COM {
         Some(
             user.gitlab
@@ -594,18 +609,35 @@ fn gitlab_target(
             (format!("https://{host}"), token, why)
         }
     };
+    Api {
+        base,
+        auth: token.map(|t| Auth::Bearer(auth::Secret::new(t))),
+        anonymous_because,
+    }
+}
+
+fn gitlab_target(
+    user: &TrackersConfig,
+    repo: &RepoFile,
+    env: &dyn Env,
+    host: &str,
+    project: &str,
+    iid: u64,
+) -> Target {
+    let Api {
+        base,
+        auth,
+        anonymous_because,
+    } = gitlab_api(user, repo, env, host);
     Target {
-        label: Label {
-            tracker: Kind::GitLab,
-            id: format!("{project}#{iid}"),
-        },
+        label: Label::issue(Kind::GitLab, format!("{project}#{iid}")),
         base,
         locator: Locator::GitLab {
             project: project.to_owned(),
             iid,
         },
         jira_api: JiraApi::Cloud,
-        auth: token.map(|t| Auth::Bearer(auth::Secret::new(t))),
+        auth,
         anonymous_because,
     }
 }
@@ -624,10 +656,7 @@ fn linear_target(user: &TrackersConfig, env: &dyn Env, key: &str) -> Target {
         .map_or_else(linear_token_env, |l| l.token_env.clone());
     let token = env.var(&token_env);
     Target {
-        label: Label {
-            tracker: Kind::Linear,
-            id: key.to_owned(),
-        },
+        label: Label::issue(Kind::Linear, key.to_owned()),
         base,
         locator: Locator::Key(key.to_owned()),
         jira_api: JiraApi::Cloud,
@@ -643,10 +672,7 @@ fn jira_target(
     base: &str,
     key: &str,
 ) -> Result<Target, TrackerError> {
-    let label = Label {
-        tracker: Kind::Jira,
-        id: key.to_owned(),
-    };
+    let label = Label::issue(Kind::Jira, key.to_owned());
     let trusted = user
         .jira
         .as_ref()
@@ -722,10 +748,7 @@ fn youtrack_target(
         },
     };
     Ok(Target {
-        label: Label {
-            tracker: Kind::YouTrack,
-            id: key.to_owned(),
-        },
+        label: Label::issue(Kind::YouTrack, key.to_owned()),
         base: base.to_owned(),
         locator: Locator::Key(key.to_owned()),
         jira_api: JiraApi::Cloud,
@@ -748,7 +771,7 @@ fn origin_repo(dir: &Path) -> Result<(String, String), String> {
 
 /// `git@host:o/r.git`, `ssh://git@host[:port]/o/r.git`, `https://host/o/r[.git]`, with
 /// any number of path segments (GitLab's nested groups).
-fn parse_remote(url: &str) -> Option<(String, String)> {
+pub fn parse_remote(url: &str) -> Option<(String, String)> {
     let (host, path) = if let Some((_, rest)) = url.split_once("://") {
         let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
         let (host, path) = rest.split_once('/')?;

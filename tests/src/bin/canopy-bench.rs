@@ -29,6 +29,8 @@ mod nvim;
 mod relay;
 #[path = "canopy-bench/remote.rs"]
 mod remote;
+#[path = "canopy-bench/review.rs"]
+mod review;
 #[path = "canopy-bench/truth.rs"]
 mod truth;
 #[path = "canopy-bench/zellij.rs"]
@@ -158,6 +160,13 @@ const GROUPS: &[Group] = &[
             remote::figures(20, 2, 3)
         } else {
             remote::figures(200, 5, 30)
+        }
+    }),
+    ("diff", |r| {
+        if r.quick {
+            review::figures(2_000, 200, 5)
+        } else {
+            review::figures(20_000, 200, 20)
         }
     }),
     ("criterion", micro::figures),

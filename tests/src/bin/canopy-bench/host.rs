@@ -36,7 +36,7 @@ pub fn rss_mib(pid: i32) -> f64 {
 }
 
 /// Wall time of `runs` runs of `canopy ARGS`, in ms.
-fn wall_times(env: &TestEnv, args: &[&str], runs: usize) -> Samples {
+pub fn wall_times(env: &TestEnv, args: &[&str], runs: usize) -> Samples {
     Samples::new(
         (0..runs)
             .map(|_| {
