@@ -59,6 +59,27 @@ function M.issue(s)
   return ''
 end
 
+--- `2 comments` pending review comments (not yet sent to the agent), or ''.
+---@param s canopy.Session
+---@return string
+function M.comments(s)
+  local n = present(s.comments) and #s.comments or 0
+  if n == 0 then return '' end
+  return ('%d comment%s'):format(n, n == 1 and '' or 's')
+end
+
+--- The session's pull request (`PR #12`) or merge request (`MR !12`), with its state
+--- unless open; '' when it has none (or the host predates them).
+---@param s canopy.Session
+---@return string
+function M.pr(s)
+  local pr = s.pr
+  if not present(pr) or not present(pr.number) then return '' end
+  local text = pr.provider == 'gitlab' and ('MR !%d'):format(pr.number) or ('PR #%d'):format(pr.number)
+  if present(pr.state) and pr.state ~= 'open' then text = text .. ' ' .. pr.state end
+  return text
+end
+
 --- The dev server's URL (`[run]`), or ''.
 ---@param s canopy.Session
 ---@return string
