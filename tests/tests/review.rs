@@ -89,6 +89,15 @@ fn diff_covers_commits_staged_unstaged_and_untracked_files() {
         "{stat}"
     );
 
+    let counts = json(&env.ok(&["diff", "a", "--stat", "--json"]));
+    assert_eq!(counts["files"][0]["added"], 2, "{counts}");
+    assert!(
+        counts["files"]
+            .as_array()
+            .is_some_and(|f| f.len() == 3 && f.iter().all(|f| f["hunks"] == serde_json::json!([]))),
+        "--stat --json: counts without hunks: {counts}"
+    );
+
     let only = json(&env.ok(&["diff", "a", "--json", "--", "new.txt"]));
     assert_eq!(only["files"].as_array().map(Vec::len), Some(1));
 }

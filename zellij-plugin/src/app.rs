@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{self, Event, EventKind, Session};
+use crate::model::{self, Event, EventKind, FileDiff, Session};
 
 /// Settings from the plugin's configuration block in the layout.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,10 +135,13 @@ pub enum Permission {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mode {
     List,
-    /// Details of one session, with `canopy explain` output once it arrives.
+    /// Details of one session, with `canopy explain` output and its changed files
+    /// (`canopy diff --stat --json`) once they arrive; its pending review comments come
+    /// with its record.
     Details {
         name: String,
         explain: Option<String>,
+        files: Option<Result<Vec<FileDiff>, String>>,
     },
     /// The `n` form: fields typed in the pane.
     New(NewForm),
@@ -362,10 +365,25 @@ impl App {
             }
             Some("explain") => {
                 let text = String::from_utf8_lossy(if failed { stderr } else { stdout });
-                if let Some(Mode::Details { name: n, explain }) = &mut self.mode
+                if let Some(Mode::Details {
+                    name: n, explain, ..
+                }) = &mut self.mode
                     && *n == name
                 {
                     *explain = Some(text.trim_end().to_string());
+                    return (vec![], true);
+                }
+                (vec![], false)
+            }
+            Some("diffstat") => {
+                if let Some(Mode::Details { name: n, files, .. }) = &mut self.mode
+                    && *n == name
+                {
+                    *files = Some(if failed {
+                        Err(why())
+                    } else {
+                        model::parse_diff(stdout).map(|d| d.files)
+                    });
                     return (vec![], true);
                 }
                 (vec![], false)
@@ -440,9 +458,9 @@ impl App {
         }
         match self.mode.take().unwrap_or(Mode::List) {
             Mode::New(form) => self.form_key(form, key),
-            Mode::Details { name, explain } => {
+            details @ Mode::Details { .. } => {
                 if !matches!(key, Key::Esc | Key::Char('i' | 'q')) {
-                    self.mode = Some(Mode::Details { name, explain });
+                    self.mode = Some(details);
                     return (vec![], false);
                 }
                 (vec![], true)
@@ -491,15 +509,19 @@ impl App {
                         self.mode = Some(Mode::Details {
                             name: name.clone(),
                             explain: None,
+                            files: None,
                         });
-                        let argv = self.canopy(&["explain", &name]);
-                        return (
-                            vec![Effect::Run {
-                                argv,
+                        let effects = vec![
+                            Effect::Run {
+                                argv: self.canopy(&["explain", &name]),
                                 ctx: ctx("explain", Some(&name)),
-                            }],
-                            true,
-                        );
+                            },
+                            Effect::Run {
+                                argv: self.canopy(&["diff", &name, "--stat", "--json"]),
+                                ctx: ctx("diffstat", Some(&name)),
+                            },
+                        ];
+                        return (effects, true);
                     }
                 };
                 self.flash = Some(format!("{verb} {name}…"));
