@@ -794,7 +794,7 @@ fn review_comments_reach_the_agent_as_one_prompt() {
             let nv = Nvim::start(&env, bin).await;
             nv.cmd("Canopy").await.expect(":Canopy");
             nv.wait_line("rv", "idle").await;
-            nv.cmd(&format!("edit {}", wt.join("lib.rs").display())).await.expect("edit");
+            nv.cmd(&format!("wincmd l | edit {}", wt.join("lib.rs").display())).await.expect("edit");
             nv.cmd("Canopy review").await.expect(":Canopy review");
             let tab = nv
                 .lua("local r = {} for _, w in ipairs(vim.api.nvim_tabpage_list_wins(0)) do \
@@ -886,9 +886,16 @@ fn review_comments_reach_the_agent_as_one_prompt() {
             let header = nv.lua("return vim.api.nvim_buf_get_lines(vim.fn.bufnr('canopy://review/rv'), 1, 2, false)[1]").await;
             assert_eq!(header, "MR !7 draft", "{header}");
 
-            // q: the tab closes.
+            // q: the tab closes; R on the sidebar's line opens it again.
             nv.press("q").await;
             assert_eq!(nv.lua("return #vim.api.nvim_list_tabpages()").await, Json::from(1));
+            nv.cursor_on("rv").await;
+            nv.press("R").await;
+            let opened = nv
+                .lua("return { #vim.api.nvim_list_tabpages(), vim.fn.bufwinid('canopy://review/rv') ~= -1 }")
+                .await;
+            assert_eq!(opened, serde_json::json!([2, true]));
+            nv.press("q").await;
             nv.quit_expecting(&["comment on a line of the new version"]).await;
         });
     });
