@@ -303,6 +303,22 @@ fn details_list_pending_comments_and_changed_files() {
         );
     }
     assert!(frame.lines().all(|l| l.chars().count() <= 60), "{frame}");
+
+    // The agent writes another file: its line counts move, and the list is read again.
+    let mut watch = watch;
+    let mut write = Some(());
+    let frame = wait_for("new.txt in the details", Duration::from_secs(15), || {
+        let w = watch.take().expect("pending poll");
+        poll_through(&mut p, &env, w, || {
+            if write.take().is_some() {
+                std::fs::write(wt.join("new.txt"), "n\n").expect("write");
+            }
+        });
+        watch = settle(&mut p, &env).0;
+        let frame = plain(&p.render(30, 60).expect("render"));
+        frame.contains("? +1 -0 new.txt").then_some(frame)
+    });
+    assert!(frame.contains("files   3 changed"), "{frame}");
     assert_eq!(p.stderr(), "", "no panic");
 }
 

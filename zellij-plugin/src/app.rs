@@ -135,16 +135,27 @@ pub enum Permission {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mode {
     List,
-    /// Details of one session, with `canopy explain` output and its changed files
-    /// (`canopy diff --stat --json`) once they arrive; its pending review comments come
-    /// with its record.
+    /// Details of one session, with `canopy explain` output and its changed files once
+    /// they arrive; its pending review comments come with its record.
     Details {
         name: String,
         explain: Option<String>,
-        files: Option<Result<Vec<FileDiff>, String>>,
+        files: Files,
     },
     /// The `n` form: fields typed in the pane.
     New(NewForm),
+}
+
+/// The details view's changed files, read with `canopy diff NAME --stat --json` when the
+/// view opens and again whenever the session's line counts move, one read at a time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Files {
+    /// The last answer: the files with their counts, or why they could not be read.
+    pub last: Option<Result<Vec<FileDiff>, String>>,
+    /// The session's (added, removed) line counts when the last read was asked for.
+    asked: (u64, u64),
+    /// A read is in flight.
+    reading: bool,
 }
 
 /// The `n` form: name, agent and an optional issue, edited one at a time.
@@ -276,7 +287,8 @@ impl App {
                     .into_iter()
                     .filter(|e| e.kind != EventKind::Resync)
                     .collect();
-                (vec![], self.apply_all(&events))
+                let changed = self.apply_all(&events);
+                (self.files_due().into_iter().collect(), changed)
             }
         }
     }
@@ -361,7 +373,9 @@ impl App {
                 }
                 let changed = self.apply_all(&events);
                 let next = self.seq.unwrap_or(seq);
-                (vec![self.watch_cmd(next)], changed)
+                let mut effects = vec![self.watch_cmd(next)];
+                effects.extend(self.files_due());
+                (effects, changed)
             }
             Some("explain") => {
                 let text = String::from_utf8_lossy(if failed { stderr } else { stdout });
@@ -379,12 +393,14 @@ impl App {
                 if let Some(Mode::Details { name: n, files, .. }) = &mut self.mode
                     && *n == name
                 {
-                    *files = Some(if failed {
+                    files.reading = false;
+                    files.last = Some(if failed {
                         Err(why())
                     } else {
                         model::parse_diff(stdout).map(|d| d.files)
                     });
-                    return (vec![], true);
+                    // The worktree may have changed while this read ran.
+                    return (self.files_due().into_iter().collect(), true);
                 }
                 (vec![], false)
             }
@@ -398,6 +414,26 @@ impl App {
             }
             _ => (vec![], false),
         }
+    }
+
+    /// The details view's next read of its changed files, when one is due: none is in
+    /// flight, and none was made yet or the session's line counts moved since.
+    fn files_due(&mut self) -> Option<Effect> {
+        let Some(Mode::Details { name, files, .. }) = &mut self.mode else {
+            return None;
+        };
+        let s = self.sessions.iter().find(|s| s.name == *name)?;
+        let counts = (s.usage.lines_added, s.usage.lines_removed);
+        if files.reading || (files.last.is_some() && files.asked == counts) {
+            return None;
+        }
+        files.reading = true;
+        files.asked = counts;
+        let name = name.clone();
+        Some(Effect::Run {
+            argv: self.canopy(&["diff", &name, "--stat", "--json"]),
+            ctx: ctx("diffstat", Some(&name)),
+        })
     }
 
     /// Replace the table (after a status read), keeping the selection on the same name.
@@ -509,18 +545,13 @@ impl App {
                         self.mode = Some(Mode::Details {
                             name: name.clone(),
                             explain: None,
-                            files: None,
+                            files: Files::default(),
                         });
-                        let effects = vec![
-                            Effect::Run {
-                                argv: self.canopy(&["explain", &name]),
-                                ctx: ctx("explain", Some(&name)),
-                            },
-                            Effect::Run {
-                                argv: self.canopy(&["diff", &name, "--stat", "--json"]),
-                                ctx: ctx("diffstat", Some(&name)),
-                            },
-                        ];
+                        let mut effects = vec![Effect::Run {
+                            argv: self.canopy(&["explain", &name]),
+                            ctx: ctx("explain", Some(&name)),
+                        }];
+                        effects.extend(self.files_due());
                         return (effects, true);
                     }
                 };

@@ -370,6 +370,46 @@ fn details_list_pending_comments_and_changed_files() {
 }
 
 #[test]
+fn details_read_the_files_again_when_the_line_counts_move() {
+    let mut app = loaded();
+    let moved = |seq: u64, added: u64| {
+        let s = session("api", "waiting_permission", "null", Some("KEY-12"))
+            .replace("\"lines_added\":3", &format!("\"lines_added\":{added}"));
+        done(
+            "watch",
+            &format!("{{\"seq\":{seq},\"kind\":\"session_changed\",\"session\":{s}}}\n"),
+        )
+    };
+    let answer = || {
+        let mut c = ctx("diffstat");
+        c.insert("name".into(), "api".into());
+        Input::CommandDone {
+            exit: Some(0),
+            stdout: b"{\"base_commit\":\"abc\",\"files\":[]}".to_vec(),
+            stderr: vec![],
+            ctx: c,
+        }
+    };
+    let is_diff =
+        |fx: &[Effect]| matches!(fx.last(), Some(Effect::Run { argv, .. }) if argv[1] == "diff");
+    let (fx, _) = app.handle(Input::Key(Key::Char('i')));
+    assert!(fx.len() == 2 && is_diff(&fx), "{fx:?}");
+    // The worktree changes while the read runs: no second read in flight...
+    let (fx, _) = app.handle(moved(11, 5));
+    assert_eq!(fx.len(), 1, "the long-poll only: {fx:?}");
+    // ...but once it answers, one more, for the counts it did not see.
+    let (fx, _) = app.handle(answer());
+    assert!(fx.len() == 1 && is_diff(&fx), "{fx:?}");
+    let (fx, _) = app.handle(answer());
+    assert_eq!(fx, vec![]);
+    // Counts that stay put ask for nothing; counts that move ask again.
+    let (fx, _) = app.handle(moved(12, 5));
+    assert_eq!(fx.len(), 1, "{fx:?}");
+    let (fx, _) = app.handle(moved(13, 6));
+    assert!(fx.len() == 2 && is_diff(&fx), "{fx:?}");
+}
+
+#[test]
 fn the_new_form_builds_the_command() {
     let mut app = loaded();
     app.handle(Input::Key(Key::Char('n')));

@@ -2,8 +2,8 @@
 //! visible string goes through [`crate::text`], and colours are added after the width
 //! is fixed, so nothing ever wraps.
 
-use crate::app::{App, Mode, NEW_FIELDS, Permission};
-use crate::model::{FileDiff, Session, StateKind};
+use crate::app::{App, Files, Mode, NEW_FIELDS, Permission};
+use crate::model::{Session, StateKind};
 use crate::text::{clean, fit, fit_right, truncate};
 
 const RESET: &str = "\x1b[0m";
@@ -82,7 +82,7 @@ fn frame_lines(app: &App, rows: usize, cols: usize) -> Vec<String> {
                 name,
                 explain,
                 files,
-            } => details(app, name, explain.as_deref(), files.as_ref(), cols),
+            } => details(app, name, explain.as_deref(), files, cols),
             Mode::New(form) => {
                 let mut l = vec![styled(BOLD, "New session", cols)];
                 for (i, label) in NEW_FIELDS.iter().enumerate() {
@@ -261,7 +261,7 @@ fn details(
     app: &App,
     name: &str,
     explain: Option<&str>,
-    files: Option<&Result<Vec<FileDiff>, String>>,
+    files: &Files,
     cols: usize,
 ) -> Vec<String> {
     let Some(s) = app.sessions.iter().find(|s| s.name == name) else {
@@ -349,7 +349,7 @@ fn details(
 
 /// The session's pending review comments (`PATH:LINE text`), then its changed files
 /// (`M +3 -1 PATH`) once `canopy diff --stat` has answered.
-fn review(s: &Session, files: Option<&Result<Vec<FileDiff>, String>>, cols: usize) -> Vec<String> {
+fn review(s: &Session, files: &Files, cols: usize) -> Vec<String> {
     let mut l = vec![];
     if !s.comments.is_empty() {
         l.push(styled(
@@ -362,7 +362,7 @@ fn review(s: &Session, files: Option<&Result<Vec<FileDiff>, String>>, cols: usiz
             truncate(&format!("  {}:{} {text}", c.path, c.line), cols)
         }));
     }
-    match files {
+    match &files.last {
         None => l.push(styled(DIM, "files …", cols)),
         Some(Err(why)) => l.push(truncate(&format!("files: {why}"), cols)),
         Some(Ok(files)) => {
