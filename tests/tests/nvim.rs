@@ -875,14 +875,24 @@ fn review_comments_reach_the_agent_as_one_prompt() {
             )
             .await;
 
-            // A PR in the record (from `canopy pr`) shows in the sidebar and the review.
+            // A PR in the record (from `canopy pr`) shows in the sidebar and the review, a
+            // mark of the conflict radar in the sidebar.
             nv.lua(
                 "local st = require('canopy.state'); local s = {} for k, v in pairs(st.sessions.rv) do s[k] = v end \
                  s.pr = { provider = 'gitlab', number = 7, url = 'https://gitlab.example/p/-/merge_requests/7', state = 'draft' } \
+                 s.radar = { shared_files = { 'lib.rs' }, shared_with = { 'other' } } \
                  st.on_event({ seq = st.seq + 1, kind = 'session_changed', session = s })",
             )
             .await;
-            nv.wait_line("rv", "MR !7 draft").await;
+            nv.wait_line("rv", "MR !7 draft ⚠ shared: 1 file with other").await;
+            nv.cmd("Canopy inspect rv").await.expect("inspect");
+            let inspect = nv.take_float().await.join("\n");
+            for want in [
+                "pr        MR !7 draft  https://gitlab.example/p/-/merge_requests/7",
+                "radar     ⚠ shared: 1 file with other\n          lib.rs",
+            ] {
+                assert!(inspect.contains(want), "{want:?} in {inspect}");
+            }
             let header = nv.lua("return vim.api.nvim_buf_get_lines(vim.fn.bufnr('canopy://review/rv'), 1, 2, false)[1]").await;
             assert_eq!(header, "MR !7 draft", "{header}");
 

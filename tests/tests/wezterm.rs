@@ -601,10 +601,10 @@ fn picker_key_collides_with_no_wezterm_default() {
     assert_eq!(h.eval::<Option<Table>>("return config.keys"), None);
 }
 
-/// A picker label ends with the session's PR or MR (when the host has one in the record)
-/// and its pending review comments.
+/// A picker label ends with the session's PR or MR (when the host has one in the record),
+/// its pending review comments and the conflict radar's mark.
 #[test]
-fn picker_shows_the_pr_and_pending_comments() {
+fn picker_shows_the_pr_pending_comments_and_conflicts() {
     let h = Harness::new("{}");
     let mut reviewed = session("rev", "idle", None);
     reviewed.comments = ["a", "b"]
@@ -618,6 +618,7 @@ fn picker_shows_the_pr_and_pending_comments() {
         .into();
     let mut doc =
         serde_json::to_value(status(vec![reviewed, session("web", "idle", None)])).expect("json");
+    doc["sessions"][0]["radar"] = json!({"conflicts": ["src/a.rs"]});
     doc["sessions"][1]["pr"] = json!({"provider": "github", "number": 12, "url": "https://github.com/o/r/pull/12", "state": "draft"});
     canopy::snapshot::write_atomically(&h.status, doc.to_string().as_bytes()).expect("write");
     let w = h.wez.open_window(vec![vec![shell()]]);
@@ -628,7 +629,7 @@ fn picker_shows_the_pr_and_pending_comments() {
     assert_eq!(
         labels[..2],
         [
-            "● rev  idle  claude  2 comments",
+            "● rev  idle  claude  2 comments  ⚠ conflicts",
             "● web  idle  claude  PR #12 draft"
         ]
     );

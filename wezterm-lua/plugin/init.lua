@@ -594,6 +594,14 @@ function H.session_line(s, hosts)
   if comments > 0 then
     line = line .. string.format('  %d comment%s', comments, comments == 1 and '' or 's')
   end
+  -- The conflict radar: the branch no longer merges into its base, or shares files
+  -- with another live session.
+  local radar = type(s.radar) == 'table' and s.radar or {}
+  if type(radar.conflicts) == 'table' and #radar.conflicts > 0 then
+    line = line .. '  ⚠ conflicts'
+  elseif type(radar.shared_files) == 'table' and #radar.shared_files > 0 then
+    line = line .. '  ⚠ shared files'
+  end
   return line
 end
 

@@ -255,6 +255,12 @@ function M.inspect_lines(s)
   table.insert(lines, ('branch    %s'):format(s.branch))
   if format.comments(s) ~= '' then table.insert(lines, ('review    %s pending'):format(format.comments(s))) end
   if format.pr(s) ~= '' then table.insert(lines, ('pr        %s  %s'):format(format.pr(s), s.pr.url or '')) end
+  if format.radar(s) ~= '' then
+    table.insert(lines, ('radar     %s'):format(format.radar(s)))
+    for _, f in ipairs(present(s.radar.conflicts) and s.radar.conflicts or s.radar.shared_files or {}) do
+      table.insert(lines, '          ' .. f)
+    end
+  end
   if present(s.task) then
     table.insert(lines, ('issue     %s  %s'):format(s.task.id or '', s.task.title or ''))
     if present(s.task.url) then table.insert(lines, ('          %s'):format(s.task.url)) end

@@ -80,6 +80,23 @@ function M.pr(s)
   return text
 end
 
+--- The conflict radar's mark: `⚠ conflicts: 2 files` when the branch no longer merges
+--- cleanly into its base, `⚠ shared: 1 file with b` when another live session changes
+--- the same files, '' when nothing is flagged (or the host predates the radar).
+---@param s canopy.Session
+---@return string
+function M.radar(s)
+  local r = s.radar
+  if not present(r) then return '' end
+  local function files(list) return ('%d file%s'):format(#list, #list == 1 and '' or 's') end
+  if present(r.conflicts) and #r.conflicts > 0 then return '⚠ conflicts: ' .. files(r.conflicts) end
+  if present(r.shared_files) and #r.shared_files > 0 then
+    local with = present(r.shared_with) and (' with ' .. table.concat(r.shared_with, ', ')) or ''
+    return '⚠ shared: ' .. files(r.shared_files) .. with
+  end
+  return ''
+end
+
 --- The dev server's URL (`[run]`), or ''.
 ---@param s canopy.Session
 ---@return string

@@ -114,12 +114,13 @@ function H.host(s)
   return state.present(s.host) and s.host or 'local'
 end
 
---- The last column: the issue, the dev server's URL, the PR and pending comments.
+--- The last column: the issue, the dev server's URL, the PR, pending comments and the
+--- conflict radar's mark.
 ---@param s canopy.Session
 ---@return string
 function H.extras(s)
   local parts = vim.tbl_filter(function(p) return p ~= '' end,
-    { format.issue(s), format.url(s), format.pr(s), format.comments(s) })
+    { format.issue(s), format.url(s), format.pr(s), format.comments(s), format.radar(s) })
   return table.concat(parts, ' ')
 end
 
