@@ -894,7 +894,7 @@ fn review_comments_reach_the_agent_as_one_prompt() {
                 assert!(inspect.contains(want), "{want:?} in {inspect}");
             }
             let header = nv.lua("return vim.api.nvim_buf_get_lines(vim.fn.bufnr('canopy://review/rv'), 1, 2, false)[1]").await;
-            assert_eq!(header, "MR !7 draft", "{header}");
+            assert_eq!(header, "MR !7 draft  ⚠ shared: 1 file with other");
 
             // q: the tab closes; R on the sidebar's line opens it again.
             nv.press("q").await;

@@ -97,6 +97,14 @@ function M.radar(s)
   return ''
 end
 
+--- The non-empty ones of `parts`, joined with `sep`.
+---@param parts string[]
+---@param sep string
+---@return string
+function M.join(parts, sep)
+  return table.concat(vim.tbl_filter(function(p) return p ~= '' end, parts), sep)
+end
+
 --- The dev server's URL (`[run]`), or ''.
 ---@param s canopy.Session
 ---@return string

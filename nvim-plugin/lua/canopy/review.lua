@@ -27,7 +27,7 @@ H.ns_comments = vim.api.nvim_create_namespace('canopy_review_comments')
 ---@field file integer|nil index into `diff.files` of the file shown
 ---@field buf integer|nil the shown file's diff buffer
 ---@field lines table<integer, table|false> per diff buffer line: its `DiffLine`, false for a hunk header
----@field seen string the pending comments and PR last drawn (to redraw only on a change)
+---@field seen string the pending comments, PR and radar last drawn (to redraw only on a change)
 
 --- Open reviews by session name.
 ---@type table<string, canopy.Review>
@@ -74,8 +74,8 @@ function M.open(name)
   end
   local ok, diff = actions.request('diff', { name = name }, 'diff of ' .. name)
   if not ok then return end
-  local r = H.reviews[name]
-  if r and vim.api.nvim_tabpage_is_valid(r.tab) then
+  local r = H.review(name)
+  if r then
     vim.api.nvim_set_current_tabpage(r.tab)
   else
     r = H.new_tab(name)
@@ -148,7 +148,8 @@ function H.pending(name)
   return s and state.present(s.comments) and s.comments or {}
 end
 
---- The file list: a header (counts, pending comments, the PR), then a line per file.
+--- The file list: a header (counts; pending comments, the PR, the radar's mark), then a
+--- line per file.
 ---@param r canopy.Review
 function H.render_list(r)
   local per_file, added, removed = {}, 0, 0
@@ -161,7 +162,7 @@ function H.render_list(r)
       f.binary and 'binary' or ('+%d -%d'):format(f.added, f.removed), f.path, n and ('  ✎%d'):format(n) or ''))
   end
   local s = state.sessions[r.name]
-  local extra = s and vim.trim(format.comments(s) .. '  ' .. format.pr(s)) or ''
+  local extra = s and format.join({ format.comments(s), format.pr(s), format.radar(s) }, '  ') or ''
   table.insert(lines, 1, ('%s  %d files  +%d -%d'):format(r.name, #r.diff.files, added, removed))
   table.insert(lines, 2, extra)
   H.set_lines(r.list, lines)
@@ -276,8 +277,8 @@ function H.listen()
     if kind ~= 'changed' then return end
     for name, r in pairs(H.reviews) do
       local s = state.sessions[name] or {}
-      local seen = vim.inspect({ H.pending(name), s.pr })
-      if not vim.api.nvim_tabpage_is_valid(r.tab) or not vim.api.nvim_buf_is_valid(r.list) then
+      local seen = vim.inspect({ H.pending(name), s.pr, s.radar })
+      if not H.review(name) then
         H.reviews[name] = nil
       elseif seen ~= r.seen then
         r.seen = seen
@@ -288,11 +289,12 @@ function H.listen()
   end)
 end
 
+--- The open review of `name`: its tab and file list still there.
 ---@param name string
 ---@return canopy.Review|nil
 function H.review(name)
   local r = H.reviews[name]
-  if r and vim.api.nvim_tabpage_is_valid(r.tab) then return r end
+  if r and vim.api.nvim_tabpage_is_valid(r.tab) and vim.api.nvim_buf_is_valid(r.list) then return r end
   return nil
 end
 

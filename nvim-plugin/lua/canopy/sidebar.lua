@@ -119,9 +119,7 @@ end
 ---@param s canopy.Session
 ---@return string
 function H.extras(s)
-  local parts = vim.tbl_filter(function(p) return p ~= '' end,
-    { format.issue(s), format.url(s), format.pr(s), format.comments(s), format.radar(s) })
-  return table.concat(parts, ' ')
+  return format.join({ format.issue(s), format.url(s), format.pr(s), format.comments(s), format.radar(s) }, ' ')
 end
 
 --- Whether sessions of more than one machine are listed (then a host column shows).
