@@ -750,30 +750,6 @@ fn sidebar_keys_do_what_they_say() {
     });
 }
 
-/// The prompts the fake Claude of `env` was given (its transcripts' user messages).
-fn claude_prompts(env: &TestEnv) -> Vec<String> {
-    let projects = env.dir.path().join("home/.claude/projects");
-    let mut prompts = Vec::new();
-    for project in std::fs::read_dir(&projects).into_iter().flatten().flatten() {
-        for file in std::fs::read_dir(project.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let text = std::fs::read_to_string(file.path()).unwrap_or_default();
-            for line in text.lines() {
-                let v: Json = serde_json::from_str(line).unwrap_or(Json::Null);
-                if v["type"] == "user"
-                    && let Some(p) = v["message"]["content"].as_str()
-                {
-                    prompts.push(p.to_owned());
-                }
-            }
-        }
-    }
-    prompts
-}
-
 /// `:Canopy review` on the session whose worktree holds the current file: the changed
 /// files with counts, a diff buffer in the file's filetype, `c` twice (two comments,
 /// shown as extmarks and counted in the sidebar), `S` sends them to the agent as one
@@ -853,7 +829,7 @@ fn review_comments_reach_the_agent_as_one_prompt() {
             // S: both, one prompt; the marks and the count go.
             nv.press("S").await;
             let prompt = wait_for("the review prompt", WAIT, || {
-                let prompts = claude_prompts(&env);
+                let prompts = env.claude_prompts();
                 prompts.iter().any(|p| p.starts_with("Review comments")).then_some(prompts)
             });
             assert_eq!(prompt.len(), 1, "one prompt: {prompt:#?}");

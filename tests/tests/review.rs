@@ -166,11 +166,16 @@ fn send_types_every_comment_into_the_agent_and_clears_them() {
             .contains("1. lib.rs:2: `41`\n   should be 42"),
         "{sent}"
     );
-    wait_for("the comment on the agent's screen", WAIT, || {
-        env.ok(&["capture", "f"])
-            .contains("should be 42")
-            .then_some(())
+    // One prompt, the comment in it (a multi-line prompt goes as one paste).
+    let prompts = wait_for("the prompt in the agent's transcript", WAIT, || {
+        let prompts = env.claude_prompts();
+        (!prompts.is_empty()).then_some(prompts)
     });
+    assert_eq!(prompts.len(), 1, "{prompts:#?}");
+    assert!(
+        prompts[0].ends_with("1. lib.rs:2: `41`\n   should be 42"),
+        "{prompts:#?}"
+    );
     assert_eq!(env.ok(&["review", "f"]), "f: no review comments\n");
     let err = env.fails(&["review", "f", "--send"]);
     assert!(err.contains("no review comments to send"), "{err}");
