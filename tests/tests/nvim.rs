@@ -851,6 +851,12 @@ fn review_comments_reach_the_agent_as_one_prompt() {
             )
             .await;
 
+            // The agent fixes it; R computes the diff again, on the same file.
+            std::fs::write(wt.join("lib.rs"), "pub fn answer() -> u32 {\n    42\n}\n").expect("write");
+            nv.press("R").await;
+            let lines = nv.lua("return vim.api.nvim_buf_get_lines(0, 0, -1, false)").await;
+            assert_eq!(lines, serde_json::json!(["@@ -0,0 +1,3 @@", "pub fn answer() -> u32 {", "    42", "}"]));
+
             // A PR in the record (from `canopy pr`) shows in the sidebar and the review, a
             // mark of the conflict radar in the sidebar.
             nv.lua(
