@@ -353,7 +353,9 @@ impl App {
                     Ok(status) => {
                         self.set_table(status.sessions, status.seq);
                         self.flash = None;
-                        (vec![self.watch_cmd(status.seq)], true)
+                        let mut effects = vec![self.watch_cmd(status.seq)];
+                        effects.extend(self.files_due());
+                        (effects, true)
                     }
                     Err(e) => (self.retry(e), true),
                 }
