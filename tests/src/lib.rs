@@ -405,6 +405,35 @@ impl TestEnv {
             .collect()
     }
 
+    /// The prompts the fake Claude of this environment was given, in each transcript's
+    /// order (the user messages of its transcripts).
+    pub fn claude_prompts(&self) -> Vec<String> {
+        let projects = self.dir.path().join("home/.claude/projects");
+        let files = std::fs::read_dir(projects)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|project| {
+                std::fs::read_dir(project.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            });
+        let mut prompts = Vec::new();
+        for file in files {
+            let text = std::fs::read_to_string(file.path()).unwrap_or_default();
+            for line in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+                if v["type"] == "user"
+                    && let Some(p) = v["message"]["content"].as_str()
+                {
+                    prompts.push(p.to_owned());
+                }
+            }
+        }
+        prompts
+    }
+
     /// A path in the repository's worktree directory for session `name`.
     pub fn worktree(&self, name: &str) -> PathBuf {
         self.repo.with_file_name("proj.worktrees").join(name)

@@ -750,6 +750,149 @@ fn sidebar_keys_do_what_they_say() {
     });
 }
 
+/// `:Canopy review` on the session whose worktree holds the current file: the changed
+/// files with counts, a diff buffer in the file's filetype, `c` twice (two comments,
+/// shown as extmarks and counted in the sidebar), `S` sends them to the agent as one
+/// prompt with file, line and code, `q` closes the tab. A session's PR shows in the
+/// sidebar when the host sends one.
+#[test]
+fn review_comments_reach_the_agent_as_one_prompt() {
+    each_nvim(|bin| {
+        let env = TestEnv::with_fake_agents();
+        env.ok(&["new", "rv", "--agent", "claude"]);
+        wait_for("rv to be idle", WAIT, || {
+            (env.session("rv").state.kind == canopy_protocol::StateKind::Idle).then_some(())
+        });
+        let wt = env.worktree("rv");
+        std::fs::write(wt.join("lib.rs"), "pub fn answer() -> u32 {\n    41\n}\n").expect("write");
+        std::fs::write(wt.join("README.md"), "# proj\nmore\n").expect("write");
+        runtime().block_on(async {
+            let nv = Nvim::start(&env, bin).await;
+            nv.cmd("Canopy").await.expect(":Canopy");
+            nv.wait_line("rv", "idle").await;
+            nv.cmd(&format!("wincmd l | edit {}", wt.join("lib.rs").display())).await.expect("edit");
+            nv.cmd("Canopy review").await.expect(":Canopy review");
+            let tab = nv
+                .lua("local r = {} for _, w in ipairs(vim.api.nvim_tabpage_list_wins(0)) do \
+                        local b = vim.api.nvim_win_get_buf(w) \
+                        table.insert(r, { name = vim.api.nvim_buf_get_name(b), ft = vim.bo[b].filetype, \
+                          lines = vim.api.nvim_buf_get_lines(b, 0, -1, false) }) end \
+                      return { tabs = #vim.api.nvim_list_tabpages(), wins = r }")
+                .await;
+            assert_eq!(tab["tabs"], 2, "a tab of its own: {tab}");
+            let list = &tab["wins"][0];
+            assert!(list["name"].as_str().unwrap_or("").ends_with("canopy://review/rv"), "{tab}");
+            assert_eq!(list["lines"][0], "rv  2 files  +4 -0", "{tab}");
+            assert_eq!(list["lines"][2], "M +1 -0  README.md", "{tab}");
+            assert_eq!(list["lines"][3], "? +3 -0  lib.rs", "{tab}");
+            // The first file shows; <CR> on lib.rs shows it, as rust code.
+            assert_eq!(tab["wins"][1]["lines"][0], "@@ -1 +1,2 @@", "{tab}");
+            nv.lua("local w = vim.fn.bufwinid('canopy://review/rv') vim.api.nvim_set_current_win(w) \
+                    vim.api.nvim_win_set_cursor(w, { 4, 0 })")
+                .await;
+            nv.press("<CR>").await;
+            let shown = nv
+                .lua("vim.cmd('wincmd l') return { vim.bo.filetype, vim.api.nvim_buf_get_lines(0, 0, -1, false), \
+                      #vim.api.nvim_buf_get_extmarks(0, vim.api.nvim_get_namespaces().canopy_review, 0, -1, {}) }")
+                .await;
+            assert_eq!(
+                shown,
+                serde_json::json!(["rust", ["@@ -0,0 +1,3 @@", "pub fn answer() -> u32 {", "    41", "}"], 4]),
+                "the hunk as rust code, its header and three `+` lines marked"
+            );
+
+            // c: two comments, on `41` (line 2 of lib.rs) and on the first line.
+            nv.lua("vim.api.nvim_win_set_cursor(0, { 3, 0 })").await;
+            nv.press("cshould be 42<CR>").await;
+            nv.lua("vim.api.nvim_win_set_cursor(0, { 2, 0 })").await;
+            nv.press("cname it for what it answers<CR>").await;
+            let marks = nv
+                .wait(
+                    "two comment extmarks",
+                    "local ns = vim.api.nvim_get_namespaces().canopy_review_comments \
+                     local out = {} for _, m in ipairs(vim.api.nvim_buf_get_extmarks(0, ns, 0, -1, { details = true })) do \
+                       table.insert(out, { m[2], m[4].virt_text[1][1] }) end \
+                     return #out == 2 and out or nil",
+                )
+                .await;
+            assert_eq!(
+                marks,
+                serde_json::json!([[1, "✎ name it for what it answers"], [2, "✎ should be 42"]])
+            );
+            let sidebar = nv.wait_line("rv", "2 comments").await;
+            assert!(sidebar.contains("canopy/rv"), "{sidebar}");
+            // A removed line or a hunk header takes no comment.
+            nv.lua("vim.api.nvim_win_set_cursor(0, { 1, 0 })").await;
+            nv.press("c").await;
+            assert_eq!(env.session("rv").comments.len(), 2);
+
+            // S: both, one prompt; the marks and the count go.
+            nv.press("S").await;
+            let prompt = wait_for("the review prompt", WAIT, || {
+                let prompts = env.claude_prompts();
+                prompts.iter().any(|p| p.starts_with("Review comments")).then_some(prompts)
+            });
+            assert_eq!(prompt.len(), 1, "one prompt: {prompt:#?}");
+            for want in [
+                "1. lib.rs:2: `41`\n   should be 42",
+                "2. lib.rs:1: `pub fn answer() -> u32 {`\n   name it for what it answers",
+            ] {
+                assert!(prompt[0].contains(want), "{want:?} in {:?}", prompt[0]);
+            }
+            nv.wait(
+                "the comment marks cleared",
+                "return #vim.api.nvim_buf_get_extmarks(0, vim.api.nvim_get_namespaces().canopy_review_comments, 0, -1, {}) == 0",
+            )
+            .await;
+            nv.wait(
+                "no count in the sidebar",
+                "for _, l in ipairs(vim.api.nvim_buf_get_lines(require('canopy.sidebar').buf(), 0, -1, false)) do \
+                   if l:find('comment', 1, true) then return false end end return true",
+            )
+            .await;
+
+            // The agent fixes it; R computes the diff again, on the same file.
+            std::fs::write(wt.join("lib.rs"), "pub fn answer() -> u32 {\n    42\n}\n").expect("write");
+            nv.press("R").await;
+            let lines = nv.lua("return vim.api.nvim_buf_get_lines(0, 0, -1, false)").await;
+            assert_eq!(lines, serde_json::json!(["@@ -0,0 +1,3 @@", "pub fn answer() -> u32 {", "    42", "}"]));
+
+            // A PR in the record (from `canopy pr`) shows in the sidebar and the review, a
+            // mark of the conflict radar in the sidebar.
+            nv.lua(
+                "local st = require('canopy.state'); local s = {} for k, v in pairs(st.sessions.rv) do s[k] = v end \
+                 s.pr = { provider = 'gitlab', number = 7, url = 'https://gitlab.example/p/-/merge_requests/7', state = 'draft' } \
+                 s.radar = { shared_files = { 'lib.rs' }, shared_with = { 'other' } } \
+                 st.on_event({ seq = st.seq + 1, kind = 'session_changed', session = s })",
+            )
+            .await;
+            nv.wait_line("rv", "MR !7 draft ⚠ shared: 1 file with other").await;
+            nv.cmd("Canopy inspect rv").await.expect("inspect");
+            let inspect = nv.take_float().await.join("\n");
+            for want in [
+                "pr        MR !7 draft  https://gitlab.example/p/-/merge_requests/7",
+                "radar     ⚠ shared: 1 file with other\n          lib.rs",
+            ] {
+                assert!(inspect.contains(want), "{want:?} in {inspect}");
+            }
+            let header = nv.lua("return vim.api.nvim_buf_get_lines(vim.fn.bufnr('canopy://review/rv'), 1, 2, false)[1]").await;
+            assert_eq!(header, "MR !7 draft  ⚠ shared: 1 file with other");
+
+            // q: the tab closes; R on the sidebar's line opens it again.
+            nv.press("q").await;
+            assert_eq!(nv.lua("return #vim.api.nvim_list_tabpages()").await, Json::from(1));
+            nv.cursor_on("rv").await;
+            nv.press("R").await;
+            let opened = nv
+                .lua("return { #vim.api.nvim_list_tabpages(), vim.fn.bufwinid('canopy://review/rv') ~= -1 }")
+                .await;
+            assert_eq!(opened, serde_json::json!([2, true]));
+            nv.press("q").await;
+            nv.quit_expecting(&["comment on a line of the new version"]).await;
+        });
+    });
+}
+
 #[test]
 fn checkhealth_reports_ok() {
     each_nvim(|bin| {

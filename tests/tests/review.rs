@@ -92,6 +92,15 @@ fn diff_covers_commits_staged_unstaged_and_untracked_files() {
         "{stat}"
     );
 
+    let counts = json(&env.ok(&["diff", "a", "--stat", "--json"]));
+    assert_eq!(counts["files"][0]["added"], 2, "{counts}");
+    assert!(
+        counts["files"]
+            .as_array()
+            .is_some_and(|f| f.len() == 3 && f.iter().all(|f| f["hunks"] == serde_json::json!([]))),
+        "--stat --json: counts without hunks: {counts}"
+    );
+
     let only = json(&env.ok(&["diff", "a", "--json", "--", "new.txt"]));
     assert_eq!(only["files"].as_array().map(Vec::len), Some(1));
 }
@@ -184,11 +193,16 @@ fn send_types_every_comment_into_the_agent_and_clears_them() {
             .contains("1. lib.rs:2: `41`\n   should be 42"),
         "{sent}"
     );
-    wait_for("the comment on the agent's screen", WAIT, || {
-        env.ok(&["capture", "f"])
-            .contains("should be 42")
-            .then_some(())
+    // One prompt, the comment in it (a multi-line prompt goes as one paste).
+    let prompts = wait_for("the prompt in the agent's transcript", WAIT, || {
+        let prompts = env.claude_prompts();
+        (!prompts.is_empty()).then_some(prompts)
     });
+    assert_eq!(prompts.len(), 1, "{prompts:#?}");
+    assert!(
+        prompts[0].ends_with("1. lib.rs:2: `41`\n   should be 42"),
+        "{prompts:#?}"
+    );
     assert_eq!(env.ok(&["review", "f"]), "f: no review comments\n");
     let err = env.fails(&["review", "f", "--send"]);
     assert!(err.contains("no review comments to send"), "{err}");

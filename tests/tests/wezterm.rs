@@ -601,6 +601,40 @@ fn picker_key_collides_with_no_wezterm_default() {
     assert_eq!(h.eval::<Option<Table>>("return config.keys"), None);
 }
 
+/// A picker label ends with the session's PR or MR (when the host has one in the record),
+/// its pending review comments and the conflict radar's mark.
+#[test]
+fn picker_shows_the_pr_pending_comments_and_conflicts() {
+    let h = Harness::new("{}");
+    let mut reviewed = session("rev", "idle", None);
+    reviewed.comments = ["a", "b"]
+        .map(|text| canopy_protocol::session::Comment {
+            path: "src/a.rs".into(),
+            line: 3,
+            code: "x".into(),
+            text: text.into(),
+            created_at: 1,
+        })
+        .into();
+    let mut doc =
+        serde_json::to_value(status(vec![reviewed, session("web", "idle", None)])).expect("json");
+    doc["sessions"][0]["radar"] = json!({"conflicts": ["src/a.rs"]});
+    doc["sessions"][1]["pr"] = json!({"provider": "github", "number": 12, "url": "https://github.com/o/r/pull/12", "state": "draft"});
+    canopy::snapshot::write_atomically(&h.status, doc.to_string().as_bytes()).expect("write");
+    let w = h.wez.open_window(vec![vec![shell()]]);
+    h.tick(w);
+    let labels: Vec<String> = h.eval(
+        "local out = {} for _, c in ipairs(canopy.choices()) do out[#out + 1] = c.label end return out",
+    );
+    assert_eq!(
+        labels[..2],
+        [
+            "● rev  idle  claude  2 comments  ⚠ conflicts",
+            "● web  idle  claude  PR #12 draft"
+        ]
+    );
+}
+
 /// Sessions of a remote host: the picker groups them by host (local first), each label
 /// leads with its host, and a dropped host's sessions say `(stale)`; the choice's id is
 /// still the full `HOST:NAME` the CLI takes.

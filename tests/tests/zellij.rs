@@ -271,6 +271,57 @@ fn sidebar_follows_the_host_and_drives_it_with_keys() {
     );
 }
 
+/// `i` shows a session's pending review comments (from its record) and its changed
+/// files with counts (the plugin runs `canopy diff NAME --stat --json`).
+#[test]
+fn details_list_pending_comments_and_changed_files() {
+    let env = env_with_claude();
+    env.ok(&["new", "delta", "--agent", "claude"]);
+    let wt = env.worktree("delta");
+    std::fs::write(wt.join("README.md"), "# proj\nmore\n").expect("write");
+    std::fs::write(wt.join("lib.rs"), "fn a() {}\nfn b() {}\n").expect("write");
+    env.ok(&["review", "delta", "--comment", "lib.rs:2", "b needs a doc"]);
+    let Some(mut p) = load(&env) else { return };
+    p.take_commands();
+    p.grant(true).expect("grant");
+    let (watch, _) = settle(&mut p, &env);
+    assert!(watch.is_some(), "a long-poll after the status read");
+    p.key_char('i').expect("i");
+    let (_, others) = settle(&mut p, &env);
+    assert_eq!(others, vec![]);
+    let frame = plain(&p.render(30, 60).expect("render"));
+    for want in [
+        "comments 1 pending",
+        "  lib.rs:2 b needs a doc",
+        "files   2 changed",
+        "  M +1 -0 README.md",
+        "  ? +2 -0 lib.rs",
+    ] {
+        assert!(
+            frame.lines().any(|l| l.starts_with(want)),
+            "{want:?} missing in\n{frame}"
+        );
+    }
+    assert!(frame.lines().all(|l| l.chars().count() <= 60), "{frame}");
+
+    // The agent writes another file: its line counts move, and the list is read again.
+    let mut watch = watch;
+    let mut write = Some(());
+    let frame = wait_for("new.txt in the details", Duration::from_secs(15), || {
+        let w = watch.take().expect("pending poll");
+        poll_through(&mut p, &env, w, || {
+            if write.take().is_some() {
+                std::fs::write(wt.join("new.txt"), "n\n").expect("write");
+            }
+        });
+        watch = settle(&mut p, &env).0;
+        let frame = plain(&p.render(30, 60).expect("render"));
+        frame.contains("? +1 -0 new.txt").then_some(frame)
+    });
+    assert!(frame.contains("files   3 changed"), "{frame}");
+    assert_eq!(p.stderr(), "", "no panic");
+}
+
 #[test]
 fn denied_permission_is_said_in_the_pane_and_runs_nothing() {
     let env = env_with_claude();

@@ -581,6 +581,27 @@ function H.session_line(s, hosts)
   if type(url) == 'string' and url ~= '' then
     line = line .. '  ' .. url
   end
+  -- The PR or MR `canopy pr` opened (absent from hosts before it), then the review
+  -- comments not yet sent to the agent.
+  local pr = s.pr
+  if type(pr) == 'table' and type(pr.number) == 'number' then
+    line = line .. string.format(pr.provider == 'gitlab' and '  MR !%d' or '  PR #%d', pr.number)
+    if type(pr.state) == 'string' and pr.state ~= 'open' then
+      line = line .. ' ' .. pr.state
+    end
+  end
+  local comments = type(s.comments) == 'table' and #s.comments or 0
+  if comments > 0 then
+    line = line .. string.format('  %d comment%s', comments, comments == 1 and '' or 's')
+  end
+  -- The conflict radar: the branch no longer merges into its base, or shares files
+  -- with another live session.
+  local radar = type(s.radar) == 'table' and s.radar or {}
+  if type(radar.conflicts) == 'table' and #radar.conflicts > 0 then
+    line = line .. '  ⚠ conflicts'
+  elseif type(radar.shared_files) == 'table' and #radar.shared_files > 0 then
+    line = line .. '  ⚠ shared files'
+  end
   return line
 end
 

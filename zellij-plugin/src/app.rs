@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{self, Event, EventKind, Session};
+use crate::model::{self, Event, EventKind, FileDiff, Session};
 
 /// Settings from the plugin's configuration block in the layout.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,13 +135,27 @@ pub enum Permission {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mode {
     List,
-    /// Details of one session, with `canopy explain` output once it arrives.
+    /// Details of one session, with `canopy explain` output and its changed files once
+    /// they arrive; its pending review comments come with its record.
     Details {
         name: String,
         explain: Option<String>,
+        files: Files,
     },
     /// The `n` form: fields typed in the pane.
     New(NewForm),
+}
+
+/// The details view's changed files, read with `canopy diff NAME --stat --json` when the
+/// view opens and again whenever the session's line counts move, one read at a time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Files {
+    /// The last answer: the files with their counts, or why they could not be read.
+    pub last: Option<Result<Vec<FileDiff>, String>>,
+    /// The session's (added, removed) line counts when the last read was asked for.
+    asked: (u64, u64),
+    /// A read is in flight.
+    reading: bool,
 }
 
 /// The `n` form: name, agent and an optional issue, edited one at a time.
@@ -273,7 +287,8 @@ impl App {
                     .into_iter()
                     .filter(|e| e.kind != EventKind::Resync)
                     .collect();
-                (vec![], self.apply_all(&events))
+                let changed = self.apply_all(&events);
+                (self.files_due().into_iter().collect(), changed)
             }
         }
     }
@@ -338,7 +353,9 @@ impl App {
                     Ok(status) => {
                         self.set_table(status.sessions, status.seq);
                         self.flash = None;
-                        (vec![self.watch_cmd(status.seq)], true)
+                        let mut effects = vec![self.watch_cmd(status.seq)];
+                        effects.extend(self.files_due());
+                        (effects, true)
                     }
                     Err(e) => (self.retry(e), true),
                 }
@@ -358,15 +375,34 @@ impl App {
                 }
                 let changed = self.apply_all(&events);
                 let next = self.seq.unwrap_or(seq);
-                (vec![self.watch_cmd(next)], changed)
+                let mut effects = vec![self.watch_cmd(next)];
+                effects.extend(self.files_due());
+                (effects, changed)
             }
             Some("explain") => {
                 let text = String::from_utf8_lossy(if failed { stderr } else { stdout });
-                if let Some(Mode::Details { name: n, explain }) = &mut self.mode
+                if let Some(Mode::Details {
+                    name: n, explain, ..
+                }) = &mut self.mode
                     && *n == name
                 {
                     *explain = Some(text.trim_end().to_string());
                     return (vec![], true);
+                }
+                (vec![], false)
+            }
+            Some("diffstat") => {
+                if let Some(Mode::Details { name: n, files, .. }) = &mut self.mode
+                    && *n == name
+                {
+                    files.reading = false;
+                    files.last = Some(if failed {
+                        Err(why())
+                    } else {
+                        model::parse_diff(stdout).map(|d| d.files)
+                    });
+                    // The worktree may have changed while this read ran.
+                    return (self.files_due().into_iter().collect(), true);
                 }
                 (vec![], false)
             }
@@ -380,6 +416,26 @@ impl App {
             }
             _ => (vec![], false),
         }
+    }
+
+    /// The details view's next read of its changed files, when one is due: none is in
+    /// flight, and none was made yet or the session's line counts moved since.
+    fn files_due(&mut self) -> Option<Effect> {
+        let Some(Mode::Details { name, files, .. }) = &mut self.mode else {
+            return None;
+        };
+        let s = self.sessions.iter().find(|s| s.name == *name)?;
+        let counts = (s.usage.lines_added, s.usage.lines_removed);
+        if files.reading || (files.last.is_some() && files.asked == counts) {
+            return None;
+        }
+        files.reading = true;
+        files.asked = counts;
+        let name = name.clone();
+        Some(Effect::Run {
+            argv: self.canopy(&["diff", &name, "--stat", "--json"]),
+            ctx: ctx("diffstat", Some(&name)),
+        })
     }
 
     /// Replace the table (after a status read), keeping the selection on the same name.
@@ -440,9 +496,9 @@ impl App {
         }
         match self.mode.take().unwrap_or(Mode::List) {
             Mode::New(form) => self.form_key(form, key),
-            Mode::Details { name, explain } => {
+            details @ Mode::Details { .. } => {
                 if !matches!(key, Key::Esc | Key::Char('i' | 'q')) {
-                    self.mode = Some(Mode::Details { name, explain });
+                    self.mode = Some(details);
                     return (vec![], false);
                 }
                 (vec![], true)
@@ -491,15 +547,14 @@ impl App {
                         self.mode = Some(Mode::Details {
                             name: name.clone(),
                             explain: None,
+                            files: Files::default(),
                         });
-                        let argv = self.canopy(&["explain", &name]);
-                        return (
-                            vec![Effect::Run {
-                                argv,
-                                ctx: ctx("explain", Some(&name)),
-                            }],
-                            true,
-                        );
+                        let mut effects = vec![Effect::Run {
+                            argv: self.canopy(&["explain", &name]),
+                            ctx: ctx("explain", Some(&name)),
+                        }];
+                        effects.extend(self.files_due());
+                        return (effects, true);
                     }
                 };
                 self.flash = Some(format!("{verb} {name}…"));

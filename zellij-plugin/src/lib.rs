@@ -3,7 +3,8 @@
 //! in and carries the effects out.
 //!
 //! # Layout
-//! - [`model`]: the host's JSON (`canopy status --json`, `canopy watch --json`) as read here
+//! - [`model`]: the host's JSON (`canopy status --json`, `canopy watch --json`,
+//!   `canopy diff --stat --json`) as read here
 //! - [`app`]: the state machine: inputs (events, keys, command results) → effects
 //! - [`view`]: renders the state into a frame of exactly `rows × cols` cells
 //! - [`text`]: width-safe truncation and padding

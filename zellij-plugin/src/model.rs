@@ -5,11 +5,17 @@
 //! skipped, never unwrapped.
 
 pub use canopy_protocol::params::Status;
+pub use canopy_protocol::review::{Diff, FileDiff};
 pub use canopy_protocol::{Event, EventKind, LOCAL_HOST, Session, StateKind};
 
 /// Parse `canopy status --json`.
 pub fn parse_status(stdout: &[u8]) -> Result<Status, String> {
     serde_json::from_slice(stdout).map_err(|e| format!("unreadable status: {e}"))
+}
+
+/// Parse `canopy diff NAME --stat --json`: the changed files with their counts.
+pub fn parse_diff(stdout: &[u8]) -> Result<Diff, String> {
+    serde_json::from_slice(stdout).map_err(|e| format!("unreadable diff: {e}"))
 }
 
 /// Parse the lines of `canopy watch --json` (or a pipe payload), skipping blank lines.

@@ -283,7 +283,17 @@ fn keys_issue_the_right_commands() {
 fn details_show_usage_and_explain() {
     let mut app = loaded();
     let (fx, _) = app.handle(Input::Key(Key::Char('i')));
-    assert_eq!(argv(&fx), ["canopy", "explain", "api"]);
+    let [explain, diff] = fx.as_slice() else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(
+        argv(std::slice::from_ref(explain)),
+        ["canopy", "explain", "api"]
+    );
+    assert_eq!(
+        argv(std::slice::from_ref(diff)),
+        ["canopy", "diff", "api", "--stat", "--json"]
+    );
     let mut c = ctx("explain");
     c.insert("name".into(), "api".into());
     app.handle(Input::CommandDone {
@@ -310,6 +320,93 @@ fn details_show_usage_and_explain() {
     assert!(frame.contains("2h05m wall"), "{frame}");
     app.handle(Input::Key(Key::Esc));
     assert_eq!(app.mode(), &Mode::List);
+}
+
+#[test]
+fn details_list_pending_comments_and_changed_files() {
+    let mut app = loaded();
+    let commented = session("api", "idle", "null", None).replace(
+        "\"usage\"",
+        "\"comments\":[{\"path\":\"src/a.rs\",\"line\":4,\"code\":\"x\",\"text\":\"why\\nnot\",\"created_at\":1}],\"usage\"",
+    );
+    app.handle(done(
+        "watch",
+        &format!("{{\"seq\":11,\"kind\":\"session_changed\",\"session\":{commented}}}\n"),
+    ));
+    app.handle(Input::Key(Key::Char('i')));
+    assert!(plain(&view::render(&app, 30, 60)).contains("files …"));
+    let mut c = ctx("diffstat");
+    c.insert("name".into(), "api".into());
+    let diff = "{\"base_commit\":\"abc\",\"files\":[        {\"path\":\"src/a.rs\",\"status\":\"modified\",\"added\":3,\"removed\":1,\"binary\":false,\"hunks\":[]},        {\"path\":\"new.txt\",\"status\":\"untracked\",\"added\":2,\"removed\":0,\"binary\":false,\"hunks\":[]}]}";
+    let (_, render) = app.handle(Input::CommandDone {
+        exit: Some(0),
+        stdout: diff.into(),
+        stderr: vec![],
+        ctx: c.clone(),
+    });
+    assert!(render);
+    let frame = plain(&view::render(&app, 30, 60));
+    for want in [
+        "comments 1 pending",
+        "  src/a.rs:4 why not",
+        "files   2 changed",
+        "  M +3 -1 src/a.rs",
+        "  ? +2 -0 new.txt",
+    ] {
+        assert!(
+            frame.lines().any(|l| l.starts_with(want)),
+            "{want:?} missing in\n{frame}"
+        );
+    }
+    // A failed read says why, in the same place.
+    app.handle(Input::CommandDone {
+        exit: Some(1),
+        stdout: vec![],
+        stderr: b"error: no session named \"api\"\n".to_vec(),
+        ctx: c,
+    });
+    let frame = plain(&view::render(&app, 30, 60));
+    assert!(frame.contains("files: no session named"), "{frame}");
+}
+
+#[test]
+fn details_read_the_files_again_when_the_line_counts_move() {
+    let mut app = loaded();
+    let moved = |seq: u64, added: u64| {
+        let s = session("api", "waiting_permission", "null", Some("KEY-12"))
+            .replace("\"lines_added\":3", &format!("\"lines_added\":{added}"));
+        done(
+            "watch",
+            &format!("{{\"seq\":{seq},\"kind\":\"session_changed\",\"session\":{s}}}\n"),
+        )
+    };
+    let answer = || {
+        let mut c = ctx("diffstat");
+        c.insert("name".into(), "api".into());
+        Input::CommandDone {
+            exit: Some(0),
+            stdout: b"{\"base_commit\":\"abc\",\"files\":[]}".to_vec(),
+            stderr: vec![],
+            ctx: c,
+        }
+    };
+    let is_diff =
+        |fx: &[Effect]| matches!(fx.last(), Some(Effect::Run { argv, .. }) if argv[1] == "diff");
+    let (fx, _) = app.handle(Input::Key(Key::Char('i')));
+    assert!(fx.len() == 2 && is_diff(&fx), "{fx:?}");
+    // The worktree changes while the read runs: no second read in flight...
+    let (fx, _) = app.handle(moved(11, 5));
+    assert_eq!(fx.len(), 1, "the long-poll only: {fx:?}");
+    // ...but once it answers, one more, for the counts it did not see.
+    let (fx, _) = app.handle(answer());
+    assert!(fx.len() == 1 && is_diff(&fx), "{fx:?}");
+    let (fx, _) = app.handle(answer());
+    assert_eq!(fx, vec![]);
+    // Counts that stay put ask for nothing; counts that move ask again.
+    let (fx, _) = app.handle(moved(12, 5));
+    assert_eq!(fx.len(), 1, "{fx:?}");
+    let (fx, _) = app.handle(moved(13, 6));
+    assert!(fx.len() == 2 && is_diff(&fx), "{fx:?}");
 }
 
 #[test]

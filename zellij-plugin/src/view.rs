@@ -2,7 +2,7 @@
 //! visible string goes through [`crate::text`], and colours are added after the width
 //! is fixed, so nothing ever wraps.
 
-use crate::app::{App, Mode, NEW_FIELDS, Permission};
+use crate::app::{App, Files, Mode, NEW_FIELDS, Permission};
 use crate::model::{Session, StateKind};
 use crate::text::{clean, fit, fit_right, truncate};
 
@@ -78,7 +78,11 @@ fn frame_lines(app: &App, rows: usize, cols: usize) -> Vec<String> {
         ],
         Some(Permission::Granted) => match app.mode() {
             Mode::List => list(app, rows, cols),
-            Mode::Details { name, explain } => details(app, name, explain.as_deref(), cols),
+            Mode::Details {
+                name,
+                explain,
+                files,
+            } => details(app, name, explain.as_deref(), files, cols),
             Mode::New(form) => {
                 let mut l = vec![styled(BOLD, "New session", cols)];
                 for (i, label) in NEW_FIELDS.iter().enumerate() {
@@ -253,7 +257,13 @@ fn wall_ms(s: &Session, now_ms: u64) -> u64 {
     }
 }
 
-fn details(app: &App, name: &str, explain: Option<&str>, cols: usize) -> Vec<String> {
+fn details(
+    app: &App,
+    name: &str,
+    explain: Option<&str>,
+    files: &Files,
+    cols: usize,
+) -> Vec<String> {
     let Some(s) = app.sessions.iter().find(|s| s.name == name) else {
         return vec![truncate(&format!("{name}: gone"), cols)];
     };
@@ -328,12 +338,65 @@ fn details(app: &App, name: &str, explain: Option<&str>, cols: usize) -> Vec<Str
     if let Some(url) = &s.env.url {
         l.push(truncate(&format!("url     {url}"), cols));
     }
+    l.extend(review(s, files, cols));
     l.push(styled(DIM, "explain", cols));
     match explain {
         None => l.push(truncate("  …", cols)),
         Some(text) => l.extend(text.lines().map(|x| truncate(&format!("  {x}"), cols))),
     }
     l
+}
+
+/// The session's pending review comments (`PATH:LINE text`), then its changed files
+/// (`M +3 -1 PATH`) once `canopy diff --stat` has answered.
+fn review(s: &Session, files: &Files, cols: usize) -> Vec<String> {
+    let mut l = vec![];
+    if !s.comments.is_empty() {
+        l.push(styled(
+            DIM,
+            &format!("comments {} pending", s.comments.len()),
+            cols,
+        ));
+        l.extend(s.comments.iter().map(|c| {
+            let text = c.text.lines().collect::<Vec<_>>().join(" ");
+            truncate(&format!("  {}:{} {text}", c.path, c.line), cols)
+        }));
+    }
+    match &files.last {
+        None => l.push(styled(DIM, "files …", cols)),
+        Some(Err(why)) => l.push(truncate(&format!("files: {why}"), cols)),
+        Some(Ok(files)) => {
+            l.push(styled(
+                DIM,
+                &format!("files   {} changed", files.len()),
+                cols,
+            ));
+            l.extend(files.iter().map(|f| {
+                let counts = if f.binary {
+                    "bin".to_string()
+                } else {
+                    format!("+{} -{}", f.added, f.removed)
+                };
+                truncate(
+                    &format!("  {} {counts} {}", status_letter(&f.status), f.path),
+                    cols,
+                )
+            }));
+        }
+    }
+    l
+}
+
+/// `M` modified, `A` added, `D` deleted, `R` renamed, `T` type changed, `?` untracked.
+fn status_letter(status: &str) -> char {
+    match status {
+        "added" => 'A',
+        "deleted" => 'D',
+        "modified" => 'M',
+        "renamed" => 'R',
+        "typechange" => 'T',
+        _ => '?',
+    }
 }
 
 /// `1h02m`, `3m05s`, `42s`.

@@ -252,8 +252,9 @@ enum Cmd {
     /// untracked files
     Diff {
         name: String,
-        /// Files with their added and removed line counts
-        #[arg(long, conflicts_with = "json")]
+        /// Files with their added and removed line counts (with --json: the files
+        /// without their hunks)
+        #[arg(long)]
         stat: bool,
         /// Files, hunks and lines (with old and new numbers) as JSON
         #[arg(long)]

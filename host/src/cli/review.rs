@@ -21,10 +21,14 @@ pub async fn diff(
     only: Vec<String>,
 ) -> Result<(), CliError> {
     let mut client = connect(paths).await?;
-    let d: Diff = client
+    let mut d: Diff = client
         .call(method::DIFF, &DiffParams { name, paths: only })
         .await?;
     if json {
+        // The counts alone, for a front end's file list (the Zellij pane).
+        if stat {
+            d.files.iter_mut().for_each(|f| f.hunks.clear());
+        }
         return print_json(&d);
     }
     let colour = std::io::stdout().is_terminal();

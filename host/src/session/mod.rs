@@ -86,7 +86,8 @@ pub enum Command {
     /// Type `text`, then press Enter as a keystroke of its own. Agents that detect
     /// pastes by timing (Codex's paste burst, Gemini) take text and Enter read together
     /// as a pasted newline, so Enter waits until the agent has echoed the text (or
-    /// [`ENTER_WAIT`] at most). Replies once Enter is queued.
+    /// [`ENTER_WAIT`] at most). Text with line breaks is typed as one bracketed paste,
+    /// since a line break typed is Enter to the agent. Replies once Enter is queued.
     Submit {
         text: Vec<u8>,
         reply: oneshot::Sender<()>,
@@ -339,6 +340,9 @@ const ENTER_AFTER_ECHO: Duration = Duration::from_millis(150);
 const ENTER_WAIT: Duration = Duration::from_secs(5);
 /// How much of the text's end is looked for in the agent's output.
 const ECHO_TAIL: usize = 12;
+/// Bracketed paste's markers, around a multi-line [`Command::Submit`].
+const PASTE_START: &[u8] = b"\x1b[200~";
+const PASTE_END: &[u8] = b"\x1b[201~";
 
 /// A line typed by `send --enter`, waiting for its Enter.
 struct Submit {
@@ -632,7 +636,15 @@ impl Actor {
             return;
         }
         self.submit = Some(Submit::new(&text, reply));
-        self.pending_input.extend(text);
+        // Every agent's TUI turns bracketed paste on; a line break typed outside one would
+        // submit each line as a prompt of its own (a review's comments as several).
+        if text.contains(&b'\n') {
+            self.pending_input.extend(PASTE_START);
+            self.pending_input.extend(text);
+            self.pending_input.extend(PASTE_END);
+        } else {
+            self.pending_input.extend(text);
+        }
         self.submit_timer = Some(Box::pin(tokio::time::sleep(ENTER_WAIT)));
     }
 

@@ -46,8 +46,11 @@ function M.cli(args, done)
 end
 
 --- An RPC request whose failure is reported to the user.
+---@param method string
+---@param params { name: string }|table
+---@param what string what the request does, for the message
 ---@return boolean ok, any result
-function H.request(method, params, what)
+function M.request(method, params, what)
   local ok, res = rpc.request(method, params)
   if not ok then
     -- Neovim cannot read Canopy's error maps ("unknown error"): say what we know.
@@ -105,7 +108,7 @@ end
 
 ---@param name string
 function M.approve(name)
-  if H.request('approve', { name = name }, 'approve ' .. name) then H.say('approved ' .. name) end
+  if M.request('approve', { name = name }, 'approve ' .. name) then H.say('approved ' .. name) end
 end
 
 ---@param name string
@@ -113,13 +116,13 @@ end
 function M.deny(name, reason)
   local params = { name = name }
   if reason and reason ~= '' then params.reason = reason end
-  if H.request('deny', params, 'deny ' .. name) then H.say('denied ' .. name) end
+  if M.request('deny', params, 'deny ' .. name) then H.say('denied ' .. name) end
 end
 
 ---@param name string
 ---@param text string
 function M.send(name, text)
-  H.request('send', { name = name, text = text, enter = true }, 'send to ' .. name)
+  M.request('send', { name = name, text = text, enter = true }, 'send to ' .. name)
 end
 
 ---@param name string
@@ -191,7 +194,7 @@ end
 --- attach split's), the cursor on the last line; `q` closes it.
 ---@param name string
 function M.capture(name)
-  local ok, r = H.request('capture', { name = name }, 'capture ' .. name)
+  local ok, r = M.request('capture', { name = name }, 'capture ' .. name)
   if not ok then return end
   local lines = vim.split(r.text or '', '\n', { plain = true })
   if lines[#lines] == '' then table.remove(lines) end
@@ -250,6 +253,14 @@ function M.inspect_lines(s)
   table.insert(lines, ('time      wall %s  active %s'):format(format.duration(wall), format.duration(u.active_ms)))
   table.insert(lines, ('lines     +%d -%d'):format(u.lines_added or 0, u.lines_removed or 0))
   table.insert(lines, ('branch    %s'):format(s.branch))
+  if format.comments(s) ~= '' then table.insert(lines, ('review    %s pending'):format(format.comments(s))) end
+  if format.pr(s) ~= '' then table.insert(lines, ('pr        %s  %s'):format(format.pr(s), s.pr.url or '')) end
+  if format.radar(s) ~= '' then
+    table.insert(lines, ('radar     %s'):format(format.radar(s)))
+    for _, f in ipairs(present(s.radar.conflicts) and s.radar.conflicts or s.radar.shared_files or {}) do
+      table.insert(lines, '          ' .. f)
+    end
+  end
   if present(s.task) then
     table.insert(lines, ('issue     %s  %s'):format(s.task.id or '', s.task.title or ''))
     if present(s.task.url) then table.insert(lines, ('          %s'):format(s.task.url)) end
@@ -267,7 +278,7 @@ end
 --- A float with why the session is in its state.
 ---@param name string
 function M.explain(name)
-  local ok, e = H.request('explain', { name = name }, 'explain ' .. name)
+  local ok, e = M.request('explain', { name = name }, 'explain ' .. name)
   if not ok then return end
   local present = state.present
   local lines = {
@@ -288,6 +299,12 @@ end
 function M.diff(name)
   local s = H.session(name)
   if s then require('canopy.diff').quickfix(s) end
+end
+
+--- The review tab of session `name` (nil: the session here; see `canopy.review`).
+---@param name string|nil
+function M.review(name)
+  require('canopy.review').open(name)
 end
 
 return M

@@ -51,6 +51,7 @@ M.subcommands = {
     run = function(a) if need(a, 1, 'deny {name} [reason]') then actions().deny(a[1], table.concat(a, ' ', 2)) end end,
   },
   inspect = { usage = 'inspect {name}', complete = { 'session' }, run = function(a) if need(a, 1, 'inspect {name}') then actions().inspect(a[1]) end end },
+  review = { usage = 'review [name]', complete = { 'session' }, run = function(a) actions().review(a[1]) end },
   diff = { usage = 'diff {name}', complete = { 'session' }, run = function(a) if need(a, 1, 'diff {name}') then actions().diff(a[1]) end end },
   explain = { usage = 'explain {name}', complete = { 'session' }, run = function(a) if need(a, 1, 'explain {name}') then actions().explain(a[1]) end end },
   capture = { usage = 'capture {name}', complete = { 'session' }, run = function(a) if need(a, 1, 'capture {name}') then actions().capture(a[1]) end end },

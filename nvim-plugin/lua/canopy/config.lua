@@ -14,6 +14,7 @@ local M = {}
 ---@field new string
 ---@field remove string
 ---@field diff string
+---@field review string
 ---@field help string
 ---@field close string
 
@@ -28,6 +29,15 @@ local M = {}
 ---@field badges table<string, canopy.Badge> per state kind, plus `unknown`
 ---@field notify { permission: boolean, failed: boolean, finished: boolean }
 ---@field statusline { icons: boolean }
+---@field review { width: integer, keys: canopy.ReviewKeys } the review tab: the file list's width, its keys
+
+---@class canopy.ReviewKeys
+---@field open string in the file list: show the file under the cursor
+---@field comment string in a diff: comment on the line under the cursor
+---@field side_by_side string in a diff: the file beside its base version (`diffthis`)
+---@field send string send the pending comments to the agent
+---@field reload string compute the diff again
+---@field close string close the review tab
 
 ---@type canopy.Config
 M.defaults = {
@@ -48,6 +58,7 @@ M.defaults = {
       new = 'n',
       remove = 'r',
       diff = 'D',
+      review = 'R',
       help = '?',
       close = 'q',
     },
@@ -67,6 +78,10 @@ M.defaults = {
   },
   notify = { permission = true, failed = true, finished = true },
   statusline = { icons = true },
+  review = {
+    width = 40,
+    keys = { open = '<CR>', comment = 'c', side_by_side = 's', send = 'S', reload = 'R', close = 'q' },
+  },
 }
 
 --- Links for the highlight groups; `default` so a colorscheme or the user overrides them.
@@ -86,6 +101,10 @@ M.highlights = {
   CanopyCost = 'Number',
   CanopyIssue = 'Special',
   CanopyHeader = 'Title',
+  CanopyReviewAdd = 'DiffAdd',
+  CanopyReviewDelete = 'DiffDelete',
+  CanopyReviewHunk = 'Title',
+  CanopyReviewComment = 'DiagnosticInfo',
 }
 
 ---@type canopy.Config
@@ -132,12 +151,7 @@ function H.validate(c)
   end
   H.check('sidebar.width', c.sidebar.width, 'number')
   if c.sidebar.width < 10 then error('canopy.setup: `sidebar.width` should be at least 10', 0) end
-  H.check('sidebar.keys', c.sidebar.keys, 'table')
-  for k, v in pairs(c.sidebar.keys) do
-    if M.defaults.sidebar.keys[k] == nil then error(('canopy.setup: unknown option `sidebar.keys.%s`'):format(k), 0) end
-    -- false disables a mapping.
-    if v ~= false then H.check('sidebar.keys.' .. k, v, 'string') end
-  end
+  H.check_keys('sidebar.keys', c.sidebar.keys, M.defaults.sidebar.keys)
   H.check('attach', c.attach, 'table')
   H.known('attach.', c.attach, M.defaults.attach)
   H.check('attach.split', c.attach.split, 'string')
@@ -155,6 +169,22 @@ function H.validate(c)
   H.check('statusline', c.statusline, 'table')
   H.known('statusline.', c.statusline, M.defaults.statusline)
   H.check('statusline.icons', c.statusline.icons, 'boolean')
+  H.check('review', c.review, 'table')
+  H.known('review.', c.review, M.defaults.review)
+  H.check('review.width', c.review.width, 'number')
+  H.check_keys('review.keys', c.review.keys, M.defaults.review.keys)
+end
+
+--- A table of mappings: known actions, each a key or false (no mapping).
+---@param path string
+---@param keys table
+---@param known table
+function H.check_keys(path, keys, known)
+  H.check(path, keys, 'table')
+  H.known(path .. '.', keys, known)
+  for k, v in pairs(keys) do
+    if v ~= false then H.check(path .. '.' .. k, v, 'string') end
+  end
 end
 
 --- Merge `opts` over the defaults, validate, and make the result current.

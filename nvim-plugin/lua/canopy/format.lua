@@ -59,6 +59,52 @@ function M.issue(s)
   return ''
 end
 
+--- `2 comments` pending review comments (not yet sent to the agent), or ''.
+---@param s canopy.Session
+---@return string
+function M.comments(s)
+  local n = present(s.comments) and #s.comments or 0
+  if n == 0 then return '' end
+  return ('%d comment%s'):format(n, n == 1 and '' or 's')
+end
+
+--- The session's pull request (`PR #12`) or merge request (`MR !12`), with its state
+--- unless open; '' when it has none (or the host predates them).
+---@param s canopy.Session
+---@return string
+function M.pr(s)
+  local pr = s.pr
+  if not present(pr) or not present(pr.number) then return '' end
+  local text = pr.provider == 'gitlab' and ('MR !%d'):format(pr.number) or ('PR #%d'):format(pr.number)
+  if present(pr.state) and pr.state ~= 'open' then text = text .. ' ' .. pr.state end
+  return text
+end
+
+--- The conflict radar's mark: `⚠ conflicts: 2 files` when the branch no longer merges
+--- cleanly into its base, `⚠ shared: 1 file with b` when another live session changes
+--- the same files, '' when nothing is flagged (or the host predates the radar).
+---@param s canopy.Session
+---@return string
+function M.radar(s)
+  local r = s.radar
+  if not present(r) then return '' end
+  local function files(list) return ('%d file%s'):format(#list, #list == 1 and '' or 's') end
+  if present(r.conflicts) and #r.conflicts > 0 then return '⚠ conflicts: ' .. files(r.conflicts) end
+  if present(r.shared_files) and #r.shared_files > 0 then
+    local with = present(r.shared_with) and (' with ' .. table.concat(r.shared_with, ', ')) or ''
+    return '⚠ shared: ' .. files(r.shared_files) .. with
+  end
+  return ''
+end
+
+--- The non-empty ones of `parts`, joined with `sep`.
+---@param parts string[]
+---@param sep string
+---@return string
+function M.join(parts, sep)
+  return table.concat(vim.tbl_filter(function(p) return p ~= '' end, parts), sep)
+end
+
 --- The dev server's URL (`[run]`), or ''.
 ---@param s canopy.Session
 ---@return string

@@ -60,6 +60,7 @@ function H.map_keys(buf)
     new = actions.new_interactive,
     remove = with_name(function(n) actions.remove(n, { confirm = true }) end),
     diff = with_name(actions.diff),
+    review = with_name(actions.review),
     help = M.help,
     close = M.close,
   }
@@ -113,6 +114,14 @@ function H.host(s)
   return state.present(s.host) and s.host or 'local'
 end
 
+--- The last column: the issue, the dev server's URL, the PR, pending comments and the
+--- conflict radar's mark.
+---@param s canopy.Session
+---@return string
+function H.extras(s)
+  return format.join({ format.issue(s), format.url(s), format.pr(s), format.comments(s), format.radar(s) }, ' ')
+end
+
 --- Whether sessions of more than one machine are listed (then a host column shows).
 ---@param sessions canopy.Session[]
 ---@return boolean
@@ -143,7 +152,7 @@ function M.lines()
   for _, s in ipairs(sessions) do
     local cost = s.usage and s.usage.cost_usd
     if state.present(cost) then total = total + cost end
-    local row = { s.name, format.state(s), s.agent, s.branch, format.cost(cost), format.context(s), vim.trim(format.issue(s) .. ' ' .. format.url(s)) }
+    local row = { s.name, format.state(s), s.agent, s.branch, format.cost(cost), format.context(s), H.extras(s) }
     if hosts then
       -- The host has its own column: the name goes without its `HOST:`.
       local host = H.host(s)
@@ -213,6 +222,7 @@ function M.help()
     { 'inspect', 'inspect: cost, tokens, context, tools, time' },
     { 'new', 'new session (asks name, agent, issue)' },
     { 'remove', 'remove session (asks first)' }, { 'diff', 'diff against the base (quickfix)' },
+    { 'review', 'review: the diff in a tab, comments to the agent' },
     { 'help', 'this help' }, { 'close', 'close the sidebar' },
   }) do
     if k[item[1]] then table.insert(lines, ('  %-6s %s'):format(k[item[1]], item[2])) end
