@@ -327,7 +327,9 @@ fn details_list_pending_comments_and_changed_files() {
     let mut app = loaded();
     let commented = session("api", "idle", "null", None).replace(
         "\"usage\"",
-        "\"comments\":[{\"path\":\"src/a.rs\",\"line\":4,\"code\":\"x\",\"text\":\"why\\nnot\",\"created_at\":1}],\"usage\"",
+        "\"comments\":[{\"path\":\"src/a.rs\",\"line\":4,\"code\":\"x\",\"text\":\"why\\nnot\",\"created_at\":1}],\
+         \"pr\":{\"provider\":\"gitlab\",\"number\":7,\"url\":\"https://gitlab.example/p/-/merge_requests/7\",\"state\":\"draft\"},\
+         \"radar\":{\"shared_files\":[\"src/a.rs\"],\"shared_with\":[\"web\"]},\"usage\"",
     );
     app.handle(done(
         "watch",
@@ -347,6 +349,8 @@ fn details_list_pending_comments_and_changed_files() {
     assert!(render);
     let frame = plain(&view::render(&app, 30, 60));
     for want in [
+        "request !7 draft",
+        "⚠ shared with web: src/a.rs",
         "comments 1 pending",
         "  src/a.rs:4 why not",
         "files   2 changed",

@@ -351,6 +351,31 @@ fn details(
 /// (`M +3 -1 PATH`) once `canopy diff --stat` has answered.
 fn review(s: &Session, files: &Files, cols: usize) -> Vec<String> {
     let mut l = vec![];
+    if let Some(pr) = &s.pr {
+        let mark = if pr.provider == "gitlab" { '!' } else { '#' };
+        l.push(truncate(
+            &format!("request {mark}{} {}  {}", pr.number, pr.state, pr.url),
+            cols,
+        ));
+    }
+    if let Some(radar) = &s.radar {
+        if !radar.conflicts.is_empty() {
+            l.push(truncate(
+                &format!("⚠ conflicts with its base: {}", radar.conflicts.join(", ")),
+                cols,
+            ));
+        }
+        if !radar.shared_files.is_empty() {
+            l.push(truncate(
+                &format!(
+                    "⚠ shared with {}: {}",
+                    radar.shared_with.join(", "),
+                    radar.shared_files.join(", ")
+                ),
+                cols,
+            ));
+        }
+    }
     if !s.comments.is_empty() {
         l.push(styled(
             DIM,
