@@ -67,6 +67,8 @@ pub struct Daemon {
     pub notify: crate::notify::Notifier,
     /// Set to true to begin a graceful shutdown.
     pub shutdown: watch::Sender<bool>,
+    /// Whether that shutdown leaves the agents to their keepers (`host restart`).
+    pub keep_agents: std::sync::atomic::AtomicBool,
     /// Each session's dev server (`[run]`), a second terminal beside its agent. The
     /// lock is never held across an await.
     pub runs: std::sync::Mutex<std::collections::HashMap<String, crate::session::SessionHandle>>,
@@ -210,6 +212,7 @@ pub async fn start(paths: Paths, config: Config) -> Result<Arc<Daemon>, StartErr
         remotes,
         notify,
         shutdown,
+        keep_agents: std::sync::atomic::AtomicBool::new(false),
         runs: std::sync::Mutex::default(),
         radar,
         snapshot_writer: std::sync::Mutex::new(Some(writer)),
@@ -220,7 +223,8 @@ pub async fn start(paths: Paths, config: Config) -> Result<Arc<Daemon>, StartErr
 }
 
 /// Serve connections until `shutdown` completes or a client asks the host to stop;
-/// then stop every agent and let the registry reach the disk.
+/// then stop every agent (unless asked to leave them to their keepers) and let the
+/// registry reach the disk.
 pub async fn run(listener: UnixListener, daemon: Arc<Daemon>, shutdown: impl Future<Output = ()>) {
     let mut stop_requested = daemon.shutdown.subscribe();
     tokio::pin!(shutdown);
@@ -257,7 +261,15 @@ pub async fn run(listener: UnixListener, daemon: Arc<Daemon>, shutdown: impl Fut
     tracing::info!("shutting down");
     drop(listener);
     daemon.shutdown.send_replace(true);
-    stop_all(&daemon).await;
+    if daemon
+        .keep_agents
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        tracing::info!("leaving the agents to their keepers");
+        daemon.registry.flush().await;
+    } else {
+        stop_all(&daemon).await;
+    }
     let writer = daemon
         .snapshot_writer
         .lock()

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use canopy_protocol::frame::{self, to_value};
 use canopy_protocol::params::{
     CaptureParams, CaptureResult, DecisionParams, Explanation, HelloParams, HelloResult,
-    HookParams, HookResult, NameParams, NewParams, RemoveResult, ResumeParams, SendParams, Signal,
-    StopParams,
+    HookParams, HookResult, NameParams, NewParams, RemoveResult, ResumeParams, SendParams,
+    ShutdownParams, Signal, StopParams,
 };
 use canopy_protocol::{
     ErrorCode, PROTOCOL_VERSION, RpcError, Session, State, StateKind, StateSource, method,
@@ -126,6 +126,10 @@ pub async fn handle(
             encode(&remove(daemon, &p.name, p.force).await?)
         }
         method::SHUTDOWN => {
+            let p: ShutdownParams = parse(params)?;
+            daemon
+                .keep_agents
+                .store(p.keep_agents, std::sync::atomic::Ordering::Relaxed);
             daemon.shutdown.send_replace(true);
             Ok(Value::Nil)
         }

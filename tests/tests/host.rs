@@ -176,3 +176,26 @@ fn a_broken_config_is_a_one_line_error() {
     );
     assert!(!env.worktree("c").exists(), "nothing created");
 }
+
+/// `canopy host restart` (how an upgrade takes effect): a new host, the same agents.
+#[test]
+fn a_restart_keeps_every_agent() {
+    let env = TestEnv::new();
+    env.ok(&["new", "a", "--agent", "sh"]);
+    let before = env.session("a");
+    let old = env.host_pid().expect("host");
+    let out = env.ok(&["host", "restart"]);
+    assert!(out.contains("host restarted"), "{out}");
+    assert!(out.contains("1 sessions kept"), "{out}");
+    let after = env.session("a");
+    assert_ne!(env.host_pid(), Some(old));
+    assert!(after.state.kind.is_live(), "{:?}", after.state);
+    assert_eq!(after.pid, before.pid);
+    // It still takes input and shows output through the new host.
+    env.ok(&["send", "a", "echo kept-$((6*7))", "--enter"]);
+    wait_for("the echo on screen", WAIT, || {
+        env.screen_text("a", 24, 80)
+            .contains("kept-42")
+            .then_some(())
+    });
+}

@@ -68,6 +68,15 @@ pub struct NameParams {
     pub name: String,
 }
 
+/// `shutdown`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ShutdownParams {
+    /// Leave the agents running under their keepers, for the next host to take back
+    /// (`canopy host restart`); else they are stopped.
+    pub keep_agents: bool,
+}
+
 /// `stop` and `rm`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use canopy_protocol::method;
-use canopy_protocol::params::NameParams;
+use canopy_protocol::params::{NameParams, ShutdownParams, Status};
 
 use super::error::CliError;
 use crate::client::{Client, ClientError};
@@ -96,19 +96,39 @@ fn init_logging(detached: bool) {
 
 /// Ask the running host to stop and wait until it has.
 pub async fn stop(paths: &Paths) -> Result<(), CliError> {
+    if shut_down(paths, false).await? {
+        println!("host stopped");
+    } else {
+        println!("no host is running");
+    }
+    Ok(())
+}
+
+/// Stop the running host leaving its agents to their keepers, and start the next one
+/// (the binary on disk now: how an upgrade takes effect), which takes them back.
+pub async fn restart(paths: &Paths) -> Result<(), CliError> {
+    shut_down(paths, true).await?;
+    let mut client = Client::connect_or_start(paths).await?;
+    let status: Status = client.call(method::STATUS, &NameParams::default()).await?;
+    println!(
+        "host restarted (pid {}); {} sessions kept",
+        status.host.pid,
+        status.counts.values().sum::<u64>()
+    );
+    Ok(())
+}
+
+/// Ask the host to stop and wait until it has; false when none was running.
+async fn shut_down(paths: &Paths, keep_agents: bool) -> Result<bool, CliError> {
     let mut client = match Client::connect(&paths.socket).await {
         Ok(c) => c,
-        Err(ClientError::Connect { .. }) => {
-            println!("no host is running");
-            return Ok(());
-        }
+        Err(ClientError::Connect { .. }) => return Ok(false),
         Err(e) => return Err(e.into()),
     };
     let _: () = client
-        .call(method::SHUTDOWN, &NameParams::default())
+        .call(method::SHUTDOWN, &ShutdownParams { keep_agents })
         .await?;
     // The host closes every connection as it exits.
     while client.reader.next().await.ok().flatten().is_some() {}
-    println!("host stopped");
-    Ok(())
+    Ok(true)
 }

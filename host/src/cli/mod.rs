@@ -373,6 +373,9 @@ enum NotifyAction {
 enum HostAction {
     /// Stop the host gracefully (agents are stopped, records kept)
     Stop,
+    /// Restart the host, leaving every agent running (after an upgrade, to use the new
+    /// binary)
+    Restart,
 }
 
 /// Let a closed stdout end the process quietly, as it ends `cat` (`canopy ls | head`).
@@ -698,6 +701,10 @@ async fn run(cmd: Cmd, paths: Paths) -> Result<(), CliError> {
             action: Some(HostAction::Stop),
             ..
         } => host::stop(&paths).await?,
+        Cmd::Host {
+            action: Some(HostAction::Restart),
+            ..
+        } => host::restart(&paths).await?,
         Cmd::Capture {
             name,
             lines,
