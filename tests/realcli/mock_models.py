@@ -28,7 +28,8 @@ Scripted scenario, decided per request from the conversation so far:
   * last user text contains "RUN_BG <cmd>"     -> Claude Code: a Bash call running <cmd> in the
                                                   background ("run_in_background": true)
   * last user text contains "RUN_AGENT <task>" -> Claude Code: an Agent (sub-agent) call with
-                                                  <task> as its prompt, in the background
+                                                  <task> as its prompt, in the background;
+                                                  OpenCode: a task call (a child session)
   * last message is a tool result              -> text "done: <first 40 chars of result>"
   * otherwise                                  -> text "mock reply"
   (user text typed after a rejected call shares a message with its tool_result: text wins)
@@ -352,7 +353,7 @@ class Handler(BaseHTTPRequestHandler):
                                             "request_id": req_id}, dict(hdrs, **err[1]))
         msg_id = new_id("msg_mock")
         agent = next((t.get("name") for t in tools
-                      if isinstance(t, dict) and t.get("name") in ("Agent", "Task")), None)
+                      if isinstance(t, dict) and t.get("name") in ("Agent", "Task", "task")), None)
         if branch == "agent_call" and agent is None:
             branch = "text"
         if branch in ("tool_call", "background_call"):
@@ -360,6 +361,12 @@ class Handler(BaseHTTPRequestHandler):
                      "input": {"command": payload, "description": "mock tool call"}}
             if branch == "background_call":
                 block["input"]["run_in_background"] = True
+            stop_reason = "tool_use"
+        elif branch == "agent_call" and agent == "task":
+            # OpenCode's sub-agent tool: it runs in the turn, in a child session.
+            block = {"type": "tool_use", "id": new_id("toolu_mock"), "name": agent,
+                     "input": {"description": "mock sub-agent", "prompt": payload,
+                               "subagent_type": "general"}}
             stop_reason = "tool_use"
         elif branch == "agent_call":
             block = {"type": "tool_use", "id": new_id("toolu_mock"), "name": agent,

@@ -659,8 +659,10 @@ fn matrix(agent: &str, setup: Setup) {
         Scenario::Background,
         // A command, then a sub-agent, each left running in the background: the turn
         // ends, the work goes on, and its end wakes the agent for a turn of its own.
-        if is("claude") {
-            Ok(seq(&[
+        // OpenCode's sub-agent runs inside the turn, in a child session whose own turn
+        // is not the session's.
+        match agent {
+            "claude" => Ok(seq(&[
                 "thinking",
                 &tool,
                 "thinking",
@@ -673,12 +675,19 @@ fn matrix(agent: &str, setup: Setup) {
                 "tool(background)",
                 "thinking",
                 "idle",
-            ]))
-        } else {
-            Err("not run yet: the mock model scripts background work only for Claude Code")
+            ])),
+            "opencode" => Ok(seq(&["thinking", "tool(task)", "thinking", "idle"])),
+            _ => Err(
+                "not run yet: the mock model scripts background work and sub-agents \
+                      only for Claude Code and OpenCode",
+            ),
         },
         StateKind::Idle,
         |r| {
+            if is("opencode") {
+                r.prompt("please RUN_AGENT SLOW 6 do the sub work");
+                return r.wait_label("a", "tool(task)", STEP).map(|()| Vec::new());
+            }
             r.prompt("please RUN_BG sleep 6");
             r.wait_label("a", "tool(background)", STEP)?;
             r.wait_state("a", StateKind::Idle, STEP)?;
@@ -860,7 +869,7 @@ CLIs at once: a loaded machine.
 | state | Claude Code | Codex | Gemini CLI | OpenCode |
 |---|---|---|---|---|
 | thinking | `UserPromptSubmit`; `PostToolUse` while the tool is the state | `UserPromptSubmit`; same | `BeforeAgent`; `AfterTool`, same | `session.status busy` from rest; tool part completed, same; `session.compacted` |
-| tool(NAME) | `PreToolUse`; an approval; the dialog leaving a busy screen | same | `BeforeTool`; same | tool part running; `permission.replied`; an approval |
+| tool(NAME) | `PreToolUse`; an approval; the dialog leaving a busy screen; `Stop` with `background_tasks` → `tool(background)` until the work wakes the agent | `PreToolUse`; an approval; the dialog leaving a busy screen | `BeforeTool`; same | tool part running; `permission.replied`; an approval (a sub-agent's child session is not the session's turn) |
 | compacting | `PreCompact` | `PreCompact` | `PreCompress(manual)` | a `compaction` part |
 | waiting_permission | `PermissionRequest` (beside the dialog) | `PermissionRequest` (before the dialog) | `Notification(ToolPermission)` | `permission.asked` |
 | idle | `Stop`; `PostCompact(manual)`; the dialog leaving for a screen at rest; the busy indicator gone while working | `Stop`; `PostCompact(manual)`; same | `AfterAgent`; `AfterTool` cancelled by the user; same | `session.idle`; a rejected permission |

@@ -2,7 +2,8 @@
 //! (`GET /global/event`) is the authority, and permission requests are answered with
 //! `POST /permission/{id}/reply`. Its user config is left alone.
 
-use std::sync::LazyLock;
+use std::collections::HashSet;
+use std::sync::{LazyLock, Mutex, PoisonError};
 
 use canopy_protocol::StateKind;
 use serde_json::{Value, json};
@@ -17,11 +18,24 @@ static CUES: LazyLock<Cues> = LazyLock::new(|| {
 });
 
 #[derive(Debug, Default)]
-pub struct OpenCode;
+pub struct OpenCode {
+    /// Sessions that are sub-agents' (created by the `task` tool with a `parentID`):
+    /// their turns are not their parent's. Ids are unique across sessions.
+    children: Mutex<HashSet<String>>,
+}
 
 impl OpenCode {
     pub fn new() -> Self {
-        OpenCode
+        OpenCode {
+            children: Mutex::default(),
+        }
+    }
+
+    fn is_child(&self, id: &str) -> bool {
+        self.children
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(id)
     }
 }
 
@@ -86,6 +100,15 @@ impl Adapter for OpenCode {
     /// the open permission requests.
     fn catch_up(&self, get: &dyn Fn(&str) -> Option<Value>) -> Vec<Value> {
         let mut events = Vec::new();
+        // Which sessions are sub-agents', for a host that did not see them created.
+        if let Some(Value::Array(sessions)) = get("/session") {
+            events.extend(
+                sessions
+                    .into_iter()
+                    .filter(|s| s.get("parentID").is_some())
+                    .map(|s| json!({"type": "session.created", "properties": {"info": s}})),
+            );
+        }
         if let Some(Value::Object(sessions)) = get("/session/status") {
             for (id, status) in sessions {
                 if field(&status, "type") == Some("busy")
@@ -126,6 +149,33 @@ impl Adapter for OpenCode {
         let p = p.get("payload").unwrap_or(p);
         let name = field(p, "type").unwrap_or("?").to_owned();
         let props = p.get("properties").cloned().unwrap_or(Value::Null);
+        let session = field(&props, "sessionID")
+            .or_else(|| props.get("part").and_then(|part| field(part, "sessionID")))
+            .or_else(|| props.get("info").and_then(|info| field(info, "sessionID")))
+            .map(str::to_owned);
+        // A sub-agent (the `task` tool) runs in a child session of its own, on the same
+        // stream: its turn is not the session's, but its permission requests are the
+        // user's to answer like any other.
+        if let Some(info) = props.get("info")
+            && name.starts_with("session.")
+            && field(info, "parentID").is_some()
+            && let Some(id) = field(info, "id")
+        {
+            self.children
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(id.to_owned());
+        }
+        if session.as_deref().is_some_and(|id| self.is_child(id))
+            && !name.starts_with("permission.")
+        {
+            return HookEvent {
+                name,
+                agent_session_id: None,
+                request_id: None,
+                effect: Effect::Noise,
+            };
+        }
         let mut request_id = None;
         let effect = match name.as_str() {
             "session.status" => match props.get("status").and_then(|s| field(s, "type")) {
@@ -203,7 +253,7 @@ impl Adapter for OpenCode {
         };
         HookEvent {
             name,
-            agent_session_id: field(&props, "sessionID").map(str::to_owned),
+            agent_session_id: session.filter(|id| !self.is_child(id)),
             request_id,
             effect,
         }
@@ -265,6 +315,38 @@ mod tests {
                 Effect::Busy
             ]
         );
+    }
+
+    /// A sub-agent's session (the `task` tool) says nothing of its parent's turn, but
+    /// its permission requests are the user's to answer.
+    #[test]
+    fn a_sub_agents_session_is_not_the_sessions_turn() {
+        let o = OpenCode::new();
+        let created = json!({"type":"session.created","properties":{"info":{"id":"ses_child","parentID":"ses_1","title":"sub"}}});
+        assert_eq!(o.hook(&created, Some("ses_1")).effect, Effect::Noise);
+        let idle = o.hook(
+            &json!({"type":"session.idle","properties":{"sessionID":"ses_child"}}),
+            Some("ses_1"),
+        );
+        assert_eq!((idle.effect, idle.agent_session_id), (Effect::Noise, None));
+        let running = json!({"type":"message.part.updated","properties":{"part":{"sessionID":"ses_child","type":"tool","tool":"bash","state":{"status":"running","input":{"command":"ls"}}}}});
+        assert_eq!(o.hook(&running, Some("ses_1")).effect, Effect::Noise);
+        let asked = json!({"type":"permission.asked","properties":{"id":"per_9","sessionID":"ses_child","permission":"bash","metadata":{"command":"rm x"}}});
+        let asked = o.hook(&asked, Some("ses_1"));
+        assert!(matches!(
+            asked.effect,
+            Effect::State {
+                kind: StateKind::WaitingPermission,
+                ..
+            }
+        ));
+        assert_eq!(asked.agent_session_id, None);
+        // The parent's own events count as ever.
+        let own = o.hook(
+            &json!({"type":"session.idle","properties":{"sessionID":"ses_1"}}),
+            Some("ses_1"),
+        );
+        assert_eq!(own.effect, Effect::state(StateKind::Idle));
     }
 
     #[test]
