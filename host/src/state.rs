@@ -24,7 +24,7 @@
 //! Time is passed in, and the engine says when it next needs a [`Engine::tick`], so the
 //! session arms one timer instead of polling.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use canopy_protocol::params::Signal;
@@ -103,6 +103,8 @@ pub struct Engine {
     /// Whether the agent's busy indicator shows all the while it works
     /// (`Cues::busy_while_working`).
     busy_while_working: bool,
+    /// Processes the agent left running in the background (Gemini), until they exit.
+    background: BTreeSet<u32>,
     /// Whether this screen has shown the busy indicator since Canopy began to watch
     /// it. A screen taken back from a keeper holds only what the agent drew since (a
     /// TUI that repaints only what changed leaves the rest blank): until the indicator
@@ -128,6 +130,7 @@ impl Engine {
             signals: VecDeque::new(),
             busy_while_working: true,
             busy_drawn: true,
+            background: BTreeSet::new(),
         }
     }
 
@@ -230,7 +233,22 @@ impl Engine {
 
     /// Move to `state`, keeping what is known about the permission dialog and the
     /// notices on screen in step.
-    fn enter(&mut self, state: State) {
+    fn enter(&mut self, state: State) -> State {
+        // A turn that ends while processes it left in the background still run is not
+        // idle (Gemini does not wake for them; their exit is watched instead).
+        let state = match self.background_state(state.since, state.source) {
+            Some(background) if state.kind == StateKind::Idle => {
+                self.note(
+                    state.since,
+                    state.source,
+                    "turn end",
+                    background.detail.clone(),
+                    format!("→ {}", label(&background)),
+                );
+                background
+            }
+            _ => state,
+        };
         if state.kind.is_active() && !self.state.kind.is_active() {
             // Work begins: whatever notices are on screen now belong to the past.
             self.old_notices = self.notices;
@@ -243,6 +261,7 @@ impl Engine {
             self.dialog_seen = false;
         }
         self.state = state;
+        self.state.clone()
     }
 
     /// The open permission request was answered from Canopy (`how`: through a hook,
@@ -285,8 +304,7 @@ impl Engine {
         if self.hooks_arrived {
             self.last_hook = Some(now);
         }
-        self.enter(next.clone());
-        Some(next)
+        Some(self.enter(next))
     }
 
     /// A hook event. Returns the new state when it changed.
@@ -346,36 +364,12 @@ impl Engine {
                 let next = State::new(StateKind::Thinking, StateSource::Hook, wall);
                 self.moved_by_hook(&ev.name, Some("the agent works".into()), next, wall)
             }
+            Effect::Backgrounded { tool, pid } => {
+                self.background.insert(*pid);
+                self.tool_ended(&ev.name, true, tool.as_ref(), now, wall)
+            }
             Effect::ToolEnded { completed, tool } => {
-                let goes_on = match self.state.kind {
-                    StateKind::Tool => true,
-                    // The asked tool ran to its end, so it was approved; a refused one
-                    // ends in error, and another tool's end (calls run side by side)
-                    // answers nothing.
-                    StateKind::WaitingPermission => {
-                        *completed
-                            && tool
-                                .as_ref()
-                                .is_none_or(|t| self.state.tool.as_ref() == Some(t))
-                    }
-                    _ => false,
-                };
-                if !goes_on {
-                    let why = match self.state.kind {
-                        StateKind::Thinking => "already there",
-                        StateKind::WaitingPermission => "its permission is not answered yet",
-                        _ => "the turn ended before the tool did (refused or interrupted)",
-                    };
-                    return self.unchanged_by_hook(&ev.name, why, wall);
-                }
-                self.last_hook = Some(now);
-                let next = State::new(StateKind::Thinking, StateSource::Hook, wall);
-                self.moved_by_hook(
-                    &ev.name,
-                    Some("the tool ended; the model goes on".into()),
-                    next,
-                    wall,
-                )
+                self.tool_ended(&ev.name, *completed, tool.as_ref(), now, wall)
             }
             Effect::Ignore(why) => self.unchanged_by_hook(&ev.name, why, wall),
             Effect::State {
@@ -423,6 +417,85 @@ impl Engine {
         }
     }
 
+    /// A tool call ended: the model goes on with its result only while its turn runs.
+    fn tool_ended(
+        &mut self,
+        event: &str,
+        completed: bool,
+        tool: Option<&String>,
+        now: Instant,
+        wall: u64,
+    ) -> Option<State> {
+        let goes_on = match self.state.kind {
+            StateKind::Tool => true,
+            // The asked tool ran to its end, so it was approved; a refused one ends in
+            // error, and another tool's end (calls run side by side) answers nothing.
+            StateKind::WaitingPermission => {
+                completed
+                    && match (tool, &self.state.tool) {
+                        (Some(ended), Some(asked)) => ended == asked,
+                        _ => true,
+                    }
+            }
+            _ => false,
+        };
+        if !goes_on {
+            let why = match self.state.kind {
+                StateKind::Thinking => "already there",
+                StateKind::WaitingPermission => "its permission is not answered yet",
+                _ => "the turn ended before the tool did (refused or interrupted)",
+            };
+            return self.unchanged_by_hook(event, why, wall);
+        }
+        self.last_hook = Some(now);
+        let next = State::new(StateKind::Thinking, StateSource::Hook, wall);
+        self.moved_by_hook(
+            event,
+            Some("the tool ended; the model goes on".into()),
+            next,
+            wall,
+        )
+    }
+
+    /// A process the agent left in the background has ended.
+    pub fn background_ended(&mut self, pid: u32, wall: u64) -> Option<State> {
+        if !self.background.remove(&pid) || !self.in_background() {
+            return None;
+        }
+        let next = match self.background_state(wall, StateSource::Process) {
+            Some(still) => still,
+            None => State::new(StateKind::Idle, StateSource::Process, wall),
+        };
+        self.note(
+            wall,
+            StateSource::Process,
+            "background process exit",
+            Some(format!("pid {pid} ended")),
+            format!("→ {}", label(&next)),
+        );
+        self.state = next.clone();
+        Some(next)
+    }
+
+    /// `tool(background)` for the processes the agent left running, if any.
+    fn background_state(&self, wall: u64, source: StateSource) -> Option<State> {
+        if self.background.is_empty() {
+            return None;
+        }
+        let pids: Vec<String> = self.background.iter().map(u32::to_string).collect();
+        Some(State {
+            kind: StateKind::Tool,
+            tool: Some(BACKGROUND.to_owned()),
+            detail: Some(format!(
+                "{} in the background: pid {}",
+                pids.len(),
+                pids.join(", ")
+            )),
+            since: wall,
+            source,
+        })
+    }
+
     /// A hook event leaves the state as it is, for the reason given.
     fn unchanged_by_hook(&mut self, event: &str, why: &str, wall: u64) -> Option<State> {
         self.note(
@@ -452,8 +525,7 @@ impl Engine {
         );
         // A hook supersedes whatever cue was waiting.
         self.candidate = None;
-        self.enter(next.clone());
-        Some(next)
+        Some(self.enter(next))
     }
 
     /// The screen's cue changed (or was first read). `line` is the text behind it.
@@ -590,8 +662,7 @@ impl Engine {
                     None,
                     format!("→ {}", label(&next)),
                 );
-                self.enter(next.clone());
-                Some(next)
+                Some(self.enter(next))
             }
             _ => {
                 let why = if agrees {
@@ -637,8 +708,7 @@ impl Engine {
             Some(format!("answered in the terminal; now {}", c.cue.as_str())),
             format!("→ {}", label(&next)),
         );
-        self.enter(next.clone());
-        Some(next)
+        Some(self.enter(next))
     }
 }
 
@@ -787,6 +857,40 @@ mod tests {
         assert_eq!(
             e.hook(&hook(StateKind::Idle, "Stop"), t0 + MS(6100), 0)
                 .map(|s| s.kind),
+            Some(StateKind::Idle)
+        );
+    }
+
+    /// A process the agent left in the background (Gemini's `is_background`): the turn's
+    /// end is `tool(background)` until that process exits; no wake-up turn comes.
+    #[test]
+    fn a_background_process_holds_the_turns_end_until_it_exits() {
+        let (mut e, t0) = start(true);
+        e.hook(&hook(StateKind::Tool, "BeforeTool"), t0, 0);
+        let moved = HookEvent {
+            effect: Effect::Backgrounded {
+                tool: None,
+                pid: 4242,
+            },
+            ..hook(StateKind::Thinking, "AfterTool")
+        };
+        assert_eq!(
+            e.hook(&moved, t0, 0).map(|s| s.kind),
+            Some(StateKind::Thinking)
+        );
+        let s = e
+            .hook(&hook(StateKind::Idle, "AfterAgent"), t0, 0)
+            .expect("moved");
+        assert_eq!(
+            (s.kind, s.tool.as_deref()),
+            (StateKind::Tool, Some(BACKGROUND))
+        );
+        assert!(s.detail.unwrap_or_default().contains("pid 4242"));
+        e.screen_changed(read(Cue::Quiet), t0 + MS(100), 0);
+        assert_eq!(e.tick(t0 + MS(5000), 0), None);
+        assert_eq!(e.background_ended(1, 0), None);
+        assert_eq!(
+            e.background_ended(4242, 0).map(|s| s.kind),
             Some(StateKind::Idle)
         );
     }

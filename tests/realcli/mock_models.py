@@ -25,8 +25,9 @@ Scripted scenario, decided per request from the conversation so far:
         Codex:  function_call exec_command {"cmd": cmd, "sandbox_permissions":"require_escalated", ...}
         Gemini: functionCall run_shell_command {"command": cmd}
     (only when the request offers such a tool; side requests without tools get text)
-  * last user text contains "RUN_BG <cmd>"     -> Claude Code: a Bash call running <cmd> in the
-                                                  background ("run_in_background": true)
+  * last user text contains "RUN_BG <cmd>"     -> a shell call running <cmd> in the background
+                                                  (Claude Code "run_in_background": true,
+                                                  Gemini "is_background": true)
   * last user text contains "RUN_AGENT <task>" -> Claude Code: an Agent (sub-agent) call with
                                                   <task> as its prompt, in the background;
                                                   OpenCode: a task call (a child session)
@@ -573,9 +574,11 @@ class Handler(BaseHTTPRequestHandler):
             status = {400: "INVALID_ARGUMENT", 500: "INTERNAL", 429: "RESOURCE_EXHAUSTED"}[err[0]]
             return self._send_json(err[0], {"error": {"code": err[0], "message": payload,
                                                       "status": status}}, err[1])
-        if branch == "tool_call":
-            part = {"functionCall": {"name": "run_shell_command",
-                                     "args": {"command": payload, "description": "mock tool call"}}}
+        if branch in ("tool_call", "background_call"):
+            args = {"command": payload, "description": "mock tool call"}
+            if branch == "background_call":
+                args["is_background"] = True
+            part = {"functionCall": {"name": "run_shell_command", "args": args}}
         else:
             part = {"text": payload}
         final = {"candidates": [{"content": {"role": "model", "parts": [part]}, "finishReason": "STOP",

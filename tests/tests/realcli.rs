@@ -677,9 +677,17 @@ fn matrix(agent: &str, setup: Setup) {
                 "idle",
             ])),
             "opencode" => Ok(seq(&["thinking", "tool(task)", "thinking", "idle"])),
+            // Gemini wakes for nothing: the process it left is watched until it exits.
+            "gemini" => Ok(seq(&[
+                "thinking",
+                &tool,
+                "thinking",
+                "tool(background)",
+                "idle",
+            ])),
             _ => Err(
                 "not run yet: the mock model scripts background work and sub-agents \
-                      only for Claude Code and OpenCode",
+                      only for Claude Code, Gemini CLI and OpenCode",
             ),
         },
         StateKind::Idle,
@@ -690,6 +698,9 @@ fn matrix(agent: &str, setup: Setup) {
             }
             r.prompt("please RUN_BG sleep 6");
             r.wait_label("a", "tool(background)", STEP)?;
+            if is("gemini") {
+                return Ok(Vec::new());
+            }
             r.wait_state("a", StateKind::Idle, STEP)?;
             r.prompt("please RUN_AGENT SLOW 6 do the sub work");
             r.wait_label("a", "tool(background)", STEP)?;

@@ -243,7 +243,9 @@ mod tests {
         match &e.effect {
             Effect::State { kind, .. } => Some(*kind),
             // While its turn runs, a tool's end means thinking.
-            Effect::ToolEnded { .. } | Effect::Busy => Some(StateKind::Thinking),
+            Effect::ToolEnded { .. } | Effect::Backgrounded { .. } | Effect::Busy => {
+                Some(StateKind::Thinking)
+            }
             Effect::Background { .. } => Some(StateKind::Tool),
             Effect::Answered { .. } | Effect::Ignore(_) | Effect::Noise => None,
         }

@@ -123,6 +123,9 @@ impl Adapter for Gemini {
                 None,
                 Some("the tool was cancelled by the user".into()),
             ),
+            "AfterTool" if let Some(pid) = moved_to_background(p) => {
+                Effect::Backgrounded { tool, pid }
+            }
             "AfterTool" => Effect::ToolEnded {
                 tool,
                 completed: p
@@ -165,6 +168,14 @@ impl Adapter for Gemini {
     fn install_hint(&self) -> String {
         "install Gemini CLI (npm install -g @google/gemini-cli)".into()
     }
+}
+
+/// The process an `AfterTool` says went on in the background: "Command moved to
+/// background (PID: 26828). Output hidden. …" (`shell.ts`, `is_background`).
+fn moved_to_background(p: &Value) -> Option<u32> {
+    let text = p.get("tool_response")?.get("llmContent")?.as_str()?;
+    let rest = text.split_once("moved to background (PID: ")?.1;
+    rest.split(')').next()?.trim().parse().ok()
 }
 
 /// Whether an `AfterTool` reports a call the user cancelled: its response says so
@@ -211,6 +222,15 @@ mod tests {
                 ..
             }
         ));
+        assert_eq!(
+            after(
+                json!({"llmContent":"Command moved to background (PID: 26828). Output hidden. Press Ctrl+B to view.","error":null})
+            ),
+            Effect::Backgrounded {
+                tool: Some("run_shell_command".into()),
+                pid: 26828
+            }
+        );
         assert_eq!(
             after(json!({"llmContent":"Output: hi","returnDisplay":"hi","error":null})),
             Effect::ToolEnded {

@@ -134,6 +134,10 @@ pub enum Effect {
         completed: bool,
         tool: Option<String>,
     },
+    /// A tool call ended by leaving its process running in the background (Gemini's
+    /// `is_background` shell call: "Command moved to background (PID: N)"): the model
+    /// goes on as after any tool, and the turn's end is not idle while `pid` runs.
+    Backgrounded { tool: Option<String>, pid: u32 },
     /// The turn ended, but work the agent started goes on in the background and will
     /// wake it when done (Claude's `Stop` with `background_tasks`): not idle.
     Background { detail: String },

@@ -282,7 +282,9 @@ pub async fn start(
         );
     }
     let usage = usage::spawn(name.clone(), usage_start, reports.clone());
+    let (background_ended, background) = mpsc::unbounded_channel();
     let actor = Actor {
+        background_ended,
         usage,
         active_ms,
         active_since: None,
@@ -309,7 +311,7 @@ pub async fn start(
         stopping: None,
         stop_waiters: Vec::new(),
     };
-    tokio::spawn(actor.run(rx, from_screen, agent_events, exit));
+    tokio::spawn(actor.run(rx, from_screen, agent_events, background, exit));
     let handle = SessionHandle { tx };
     if adopted {
         tokio::spawn(redraw(handle.clone(), rows, cols));
@@ -380,6 +382,8 @@ impl Submit {
 }
 
 struct Actor {
+    /// Told the pid of each process the agent left in the background once it exits.
+    background_ended: mpsc::UnboundedSender<u32>,
     /// The usage task (its channel closing ends it).
     usage: mpsc::UnboundedSender<usage::ToUsage>,
     /// Time spent thinking or in tools, and since when the current such state runs.
@@ -430,6 +434,7 @@ impl Actor {
         mut commands: mpsc::Receiver<Command>,
         mut from_screen: mpsc::UnboundedReceiver<FromScreen>,
         mut events: mpsc::UnboundedReceiver<serde_json::Value>,
+        mut background: mpsc::UnboundedReceiver<u32>,
         mut exit: oneshot::Receiver<ExitStatus>,
     ) {
         self.arm_engine_timer();
@@ -471,6 +476,10 @@ impl Actor {
                     None => commands_open = false,
                 },
                 Some(event) = events.recv() => { self.on_hook(&event); }
+                Some(pid) = background.recv() => {
+                    let changed = self.engine.background_ended(pid, now_ms());
+                    self.publish(changed);
+                },
                 Some(msg) = from_screen.recv() => match msg {
                     FromScreen::Cue(reading) => self.on_cue(reading),
                     // Only while no real terminal is attached to answer instead.
@@ -571,6 +580,13 @@ impl Actor {
             .filter(|id| self.agent_session_id.as_deref() != Some(id.as_str()));
         if let Some(id) = &new_id {
             self.agent_session_id = Some(id.clone());
+        }
+        if let crate::agents::Effect::Backgrounded { pid, .. } = event.effect {
+            let ended = self.background_ended.clone();
+            tokio::spawn(async move {
+                pty::exited(pid).await;
+                let _ = ended.send(pid);
+            });
         }
         let now = Instant::now().into_std();
         let changed = self.engine.hook(&event, now, now_ms());
