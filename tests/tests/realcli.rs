@@ -880,7 +880,7 @@ CLIs at once: a loaded machine.
 | state | Claude Code | Codex | Gemini CLI | OpenCode |
 |---|---|---|---|---|
 | thinking | `UserPromptSubmit`; `PostToolUse` while the tool is the state | `UserPromptSubmit`; same | `BeforeAgent`; `AfterTool`, same | `session.status busy` from rest; tool part completed, same; `session.compacted` |
-| tool(NAME) | `PreToolUse`; an approval; the dialog leaving a busy screen; `Stop` with `background_tasks` → `tool(background)` until the work wakes the agent | `PreToolUse`; an approval; the dialog leaving a busy screen | `BeforeTool`; same | tool part running; `permission.replied`; an approval (a sub-agent's child session is not the session's turn) |
+| tool(NAME) | `PreToolUse`; an approval; the dialog leaving a busy screen; `Stop` with `background_tasks` → `tool(background)` until the work wakes the agent | `PreToolUse`; an approval; the dialog leaving a busy screen | `BeforeTool`; same; an `AfterTool` that moved the call to the background → `tool(background)` until its pid exits | tool part running; `permission.replied`; an approval (a sub-agent's child session is not the session's turn) |
 | compacting | `PreCompact` | `PreCompact` | `PreCompress(manual)` | a `compaction` part |
 | waiting_permission | `PermissionRequest` (beside the dialog) | `PermissionRequest` (before the dialog) | `Notification(ToolPermission)` | `permission.asked` |
 | idle | `Stop`; `PostCompact(manual)`; the dialog leaving for a screen at rest; the busy indicator gone while working | `Stop`; `PostCompact(manual)`; same | `AfterAgent`; `AfterTool` cancelled by the user; same | `session.idle`; a rejected permission |
