@@ -1152,3 +1152,82 @@ fn real_claude_short_soak() {
 fn real_codex_short_soak() {
     short_soak("codex", codex);
 }
+
+/// Issue 20's loop on the real Claude Code: two review comments sent with `canopy review
+/// --send` reach the model as one prompt (a multi-line prompt goes as one paste), each
+/// with its file, line and code, and the turn runs to its end.
+#[test]
+fn real_claude_gets_review_comments_as_one_prompt() {
+    if !should_run("claude") {
+        return;
+    }
+    let mut env = TestEnv::new();
+    let mock = MockModels::start(env.dir.path());
+    env.prepend_path(&realcli_dir().join("bin"));
+    let cli = claude(&mut env, &mock.url);
+    env.ok(&["status"]);
+    let watch = Watch::start(&env);
+    let mut new = vec!["new", "a", "--agent", "claude", "--"];
+    new.extend(cli.args.iter().map(String::as_str));
+    env.ok(&new);
+    let run = Run {
+        env,
+        mock,
+        cli,
+        watch,
+        term: None,
+        started: Instant::now(),
+        cells: Vec::new(),
+    };
+    if let Err(e) = run.wait_state("a", StateKind::Idle, START) {
+        panic!("claude did not come up: {e}\n{}", run.diagnostics());
+    }
+    let wt = run.env.worktree("a");
+    std::fs::write(wt.join("lib.rs"), "pub fn answer() -> u32 {\n    41\n}\n").expect("write");
+    run.env
+        .ok(&["review", "a", "--comment", "lib.rs:2", "should be 42"]);
+    run.env
+        .ok(&["review", "a", "--comment", "lib.rs:1", "name it better"]);
+    let mark = run.watch.mark();
+    let sent = now_ms();
+    run.env.ok(&["review", "a", "--send"]);
+    if let Err(e) = run
+        .wait_state("a", StateKind::Thinking, STEP)
+        .and_then(|()| run.wait_state("a", StateKind::Idle, STEP))
+    {
+        panic!("the review turn did not run: {e}\n{}", run.diagnostics());
+    }
+    // Enter followed the paste's echo, not the 5 s fallback.
+    let thinking = run.watch.since(mark, "a");
+    let started = thinking
+        .iter()
+        .find(|s| s.label == "thinking")
+        .map(|s| s.at)
+        .expect("thinking seen");
+    assert!(
+        started.saturating_sub(sent) < 4000,
+        "the prompt waited for the fallback Enter: {thinking:?}"
+    );
+    let bodies =
+        std::fs::read_to_string(run.env.dir.path().join("mock_bodies.jsonl")).unwrap_or_default();
+    let prompts: Vec<&str> = bodies
+        .lines()
+        .filter(|l| l.contains("should be 42"))
+        .collect();
+    assert!(!prompts.is_empty(), "no request carried the comments");
+    let first = prompts[0];
+    for want in [
+        "lib.rs:2",
+        "`41`",
+        "should be 42",
+        "lib.rs:1",
+        "name it better",
+    ] {
+        assert!(first.contains(want), "{want:?} missing from {first}");
+    }
+    assert_eq!(
+        thinking.iter().filter(|s| s.label == "thinking").count(),
+        1,
+        "one prompt, one turn: {thinking:?}"
+    );
+}

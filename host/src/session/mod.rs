@@ -651,14 +651,17 @@ impl Actor {
             }
             return;
         }
-        self.submit = Some(Submit::new(&text, reply));
         // Every agent's TUI turns bracketed paste on; a line break typed outside one would
         // submit each line as a prompt of its own (a review's comments as several).
         if text.contains(&b'\n') {
+            // A paste is shown collapsed, not echoed (Claude Code draws "[Pasted text #1
+            // +3 lines]"): the agent's first output after it shows it was read.
+            self.submit = Some(Submit::new(b"", reply));
             self.pending_input.extend(PASTE_START);
             self.pending_input.extend(text);
             self.pending_input.extend(PASTE_END);
         } else {
+            self.submit = Some(Submit::new(&text, reply));
             self.pending_input.extend(text);
         }
         self.submit_timer = Some(Box::pin(tokio::time::sleep(ENTER_WAIT)));
