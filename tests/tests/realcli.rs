@@ -685,9 +685,12 @@ fn matrix(agent: &str, setup: Setup) {
                 "tool(background)",
                 "idle",
             ])),
+            // Codex offers no sub-agent tool by default (`features.multi_agent`), and a
+            // command it leaves running (`exec_command` past its yield time) reports
+            // neither a pid nor an end to watch.
             _ => Err(
-                "not run yet: the mock model scripts background work and sub-agents \
-                      only for Claude Code, Gemini CLI and OpenCode",
+                "not run yet: Codex's background terminals report no pid or end to watch, \
+                 and its sub-agents are off by default",
             ),
         },
         StateKind::Idle,
