@@ -28,6 +28,13 @@ pub fn realcli_dir() -> PathBuf {
 /// a missing CLI fails the test.
 pub fn should_run(cli: &str) -> bool {
     let bin = realcli_dir().join("bin").join(cli);
+    // `CANOPY_REALCLI_ONLY=gemini,opencode`: the others are skipped (a partial bench run).
+    if let Some(only) = std::env::var_os("CANOPY_REALCLI_ONLY")
+        && !only.to_string_lossy().split(',').any(|c| c.trim() == cli)
+    {
+        eprintln!("skipping the real {cli} test: not in CANOPY_REALCLI_ONLY");
+        return false;
+    }
     if std::env::var_os("CANOPY_SKIP_REALCLI").is_some_and(|v| v == "1") {
         eprintln!(
             "skipping the real {cli} test: CANOPY_SKIP_REALCLI=1 ({} {})",

@@ -23,7 +23,8 @@
 //! `tests/realcli/FINDINGS.md`.
 //!
 //! Missing CLIs are installed first (`tests/realcli/install.sh`, npm, pinned versions);
-//! `CANOPY_SKIP_REALCLI=1` skips this tier with one line per test.
+//! `CANOPY_SKIP_REALCLI=1` skips this tier with one line per test; `CANOPY_REALCLI_ONLY=a,b`
+//! runs only those CLIs.
 
 use std::path::Path;
 use std::sync::Mutex;
