@@ -143,6 +143,10 @@ fn idle_prompt_while_background_tasks_run_changes_nothing() {
         Vec::<String>::new(),
         "no new state after idle_prompt"
     );
+    // The task's end wakes the agent, whose turn ends with nothing left behind.
+    wait_state(&env, "b", StateKind::Idle);
+    let history = env.state_history("b", seq);
+    assert_eq!(history, ["thinking", "idle"], "{history:?}");
 }
 
 #[test]

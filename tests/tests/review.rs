@@ -193,11 +193,17 @@ fn send_types_every_comment_into_the_agent_and_clears_them() {
             .contains("1. lib.rs:2: `41`\n   should be 42"),
         "{sent}"
     );
-    // One prompt, the comment in it (a multi-line prompt goes as one paste).
-    let prompts = wait_for("the prompt in the agent's transcript", WAIT, || {
-        let prompts = env.claude_prompts();
-        (!prompts.is_empty()).then_some(prompts)
-    });
+    // One prompt, the comment in it (a multi-line prompt goes as one paste). The agent
+    // shows the paste collapsed, never echoed: Enter follows its redraw, well before
+    // the 5 s an echo is waited for.
+    let prompts = wait_for(
+        "the prompt in the agent's transcript",
+        Duration::from_secs(3),
+        || {
+            let prompts = env.claude_prompts();
+            (!prompts.is_empty()).then_some(prompts)
+        },
+    );
     assert_eq!(prompts.len(), 1, "{prompts:#?}");
     assert!(
         prompts[0].ends_with("1. lib.rs:2: `41`\n   should be 42"),

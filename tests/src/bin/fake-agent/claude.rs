@@ -353,10 +353,15 @@ impl Flavour for Claude {
         let rule = "─".repeat(crate::width());
         let mut lines = vec![String::new()];
         let mut cursor = None;
+        // Like the real one, a pasted block of lines shows collapsed, not as its text.
+        let shown = match cx.input.matches('\n').count() {
+            0 => cx.input.clone(),
+            breaks => format!("[Pasted text #1 +{breaks} lines]"),
+        };
         let mut prompt_box = |lines: &mut Vec<String>| {
             lines.push(rule.clone());
-            cursor = Some((lines.len(), 2 + cx.input.chars().count()));
-            lines.push(format!("❯ {}", cx.input));
+            cursor = Some((lines.len(), 2 + shown.chars().count()));
+            lines.push(format!("❯ {shown}"));
             lines.push(rule.clone());
         };
         match view {

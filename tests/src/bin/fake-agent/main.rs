@@ -55,7 +55,8 @@
 //! `tool_input.command`), `@ask:NAME:ARG` (pre hook, permission hook/event, dialog,
 //! answer, post hook), `@error` (API error ending the turn), `@crash` (exit 1, no
 //! hooks), `@exit` (SessionEnd, exit 0), `@compact`, `@bg` (claude: Stop with a
-//! background task, then `idle_prompt` 200 ms later), `@proceed` (prose asking to
+//! background task, then `idle_prompt` 200 ms later; 1.5 s later the task ends and
+//! wakes the agent for a turn of its own), `@proceed` (prose asking to
 //! proceed, no dialog), `@stream:N` (claude: N API responses one step apart, each a
 //! transcript line and a screen line, with no hook — a long reply streaming in, for
 //! load tests; the screen is repainted about once a second). `/exit` = `@exit`; Ctrl-C twice or Ctrl-D on an empty line exit
@@ -255,6 +256,8 @@ struct Agent {
     perm_notify: Duration,
     last_ctrl_c: Option<Instant>,
     idle_deadline: Option<Instant>,
+    /// When the task left in the background (`@bg`) ends and wakes the agent.
+    wake_at: Option<Instant>,
     /// A permission hook's deny reason, for the answer it ended the dialog with.
     hook_denied: Option<String>,
 }
@@ -599,6 +602,8 @@ impl Agent {
         let notify = self.fl.turn_done(&mut self.cx, &reply, bg);
         self.cx.turns_done += 1;
         self.idle_deadline = notify.map(|d| Instant::now() + d);
+        // The background task ends a while later and wakes the agent for a turn.
+        self.wake_at = bg.then(|| Instant::now() + BACKGROUND_TASK);
         Ok(())
     }
 
@@ -626,8 +631,10 @@ impl Agent {
             if !matches!(self.mode, Mode::Idle) {
                 self.set_idle();
             }
-            let wait = self
-                .idle_deadline
+            let wait = [self.idle_deadline, self.wake_at]
+                .into_iter()
+                .flatten()
+                .min()
                 .map(|d| d.saturating_duration_since(Instant::now()))
                 .unwrap_or(Duration::from_secs(3600));
             match self.rx.recv_timeout(wait) {
@@ -646,6 +653,10 @@ impl Agent {
                     if self.idle_deadline.is_some_and(|d| d <= Instant::now()) {
                         self.idle_deadline = None;
                         self.fl.idle_notify(&mut self.cx);
+                    }
+                    if self.wake_at.is_some_and(|d| d <= Instant::now()) {
+                        self.wake_at = None;
+                        self.queue.push_back(BACKGROUND_DONE.into());
                     }
                 }
             }
@@ -690,6 +701,11 @@ impl Agent {
         None
     }
 }
+
+/// How long the task `@bg` leaves in the background runs.
+const BACKGROUND_TASK: Duration = Duration::from_millis(1500);
+/// What the agent is woken with when it ends (Claude Code 2.1 takes a turn of its own).
+const BACKGROUND_DONE: &str = "Background command \"sleep 5\" completed (exit code 0)";
 
 /// Pasted text with its line breaks as `\n`.
 fn paste_text(p: &str) -> String {
@@ -796,6 +812,7 @@ fn main() {
         perm_notify: Duration::from_millis(util::env_ms("FAKE_PERMISSION_NOTIFY_MS", 6000)),
         last_ctrl_c: None,
         idle_deadline: None,
+        wake_at: None,
         hook_denied: None,
     };
     agent.render();
