@@ -75,12 +75,37 @@ impl Reader {
             if let Some(m) = self.decoder.next_message()? {
                 return Ok(Some(m));
             }
-            let n = self.rd.read(&mut self.buf).await?;
-            if n == 0 {
+            if !self.fill().await? {
                 return Ok(None);
             }
-            self.decoder.feed(&self.buf[..n]);
         }
+    }
+
+    /// The result of request `id`, decoded straight from the frame into `R`; whatever
+    /// arrives before it is kept for [`Reader::next`].
+    async fn response<R: DeserializeOwned>(&mut self, id: u32) -> Result<R, ClientError> {
+        loop {
+            while let Some(frame) = self.decoder.next_frame()? {
+                if frame.id() == Some(id) && frame.method().is_none() {
+                    return match frame.result() {
+                        Ok(Ok(result)) => Ok(result),
+                        Ok(Err(error)) => Err(ClientError::Rpc(rpc_error(error))),
+                        Err(e) => Err(ClientError::Decode(e.to_string())),
+                    };
+                }
+                self.queued.push_back(frame.message()?);
+            }
+            if !self.fill().await? {
+                return Err(ClientError::Closed);
+            }
+        }
+    }
+
+    /// Read what the socket has into the decoder; false when the host closed it.
+    async fn fill(&mut self) -> Result<bool, ClientError> {
+        let n = self.rd.read(&mut self.buf).await?;
+        self.decoder.feed(&self.buf[..n]);
+        Ok(n > 0)
     }
 }
 
@@ -91,8 +116,7 @@ pub struct Writer {
 
 impl Writer {
     pub async fn send(&mut self, msg: &Message) -> Result<(), ClientError> {
-        self.wr.write_all(&msg.encode()).await?;
-        Ok(())
+        self.write(&msg.encode()).await
     }
 
     pub async fn notify<P: Serialize>(
@@ -100,9 +124,14 @@ impl Writer {
         method: &str,
         params: &P,
     ) -> Result<(), ClientError> {
-        let msg = Message::notification(method, params)
+        let bytes = frame::encode_notification(method, params)
             .map_err(|e| ClientError::Decode(e.to_string()))?;
-        self.send(&msg).await
+        self.write(&bytes).await
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.wr.write_all(bytes).await?;
+        Ok(())
     }
 }
 
@@ -152,30 +181,10 @@ impl Client {
     ) -> Result<R, ClientError> {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        let msg =
-            Message::request(id, method, params).map_err(|e| ClientError::Decode(e.to_string()))?;
-        self.writer.send(&msg).await?;
-        loop {
-            match self
-                .reader
-                .read_message()
-                .await?
-                .ok_or(ClientError::Closed)?
-            {
-                Message::Response {
-                    id: rid,
-                    error,
-                    result,
-                } if rid == id => {
-                    if !error.is_nil() {
-                        return Err(ClientError::Rpc(rpc_error(error)));
-                    }
-                    return frame::from_value(result)
-                        .map_err(|e| ClientError::Decode(e.to_string()));
-                }
-                other => self.reader.queued.push_back(other),
-            }
-        }
+        let bytes = frame::encode_request(id, method, params)
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        self.writer.write(&bytes).await?;
+        self.reader.response(id).await
     }
 }
 
