@@ -1,13 +1,13 @@
 //! The client side of the protocol, used by the CLI (and tests): connect (starting a
 //! host when none answers, as tmux does), call methods, read notifications.
 
-use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use canopy_protocol::frame::RawMessage;
 use canopy_protocol::frame::{self, FrameError};
 use canopy_protocol::{Decoder, Message, RpcError};
 use rmpv::Value;
@@ -56,29 +56,32 @@ pub struct Reader {
     rd: OwnedReadHalf,
     decoder: Decoder,
     buf: Vec<u8>,
-    /// Notifications read while waiting for a response.
-    queued: VecDeque<Message>,
+    /// Messages read while waiting for a response, as their bytes: read again, typed or
+    /// not, before anything newer.
+    queued: Decoder,
 }
 
 impl Reader {
     /// The next message, or `None` when the host closed the connection.
     pub async fn next(&mut self) -> Result<Option<Message>, ClientError> {
-        match self.queued.pop_front() {
-            Some(m) => Ok(Some(m)),
-            None => self.read_message().await,
+        match self.next_frame().await? {
+            Some(frame) => Ok(Some(frame.message()?)),
+            None => Ok(None),
         }
     }
 
-    /// The next message from the socket, skipping the queue.
-    async fn read_message(&mut self) -> Result<Option<Message>, ClientError> {
-        loop {
-            if let Some(m) = self.decoder.next_message()? {
-                return Ok(Some(m));
-            }
+    /// The next message as the bytes it came in (typed params decode straight from
+    /// them), or `None` when the host closed the connection.
+    pub async fn next_frame(&mut self) -> Result<Option<RawMessage<'_>>, ClientError> {
+        if self.queued.has_frame()? {
+            return Ok(self.queued.next_frame()?);
+        }
+        while !self.decoder.has_frame()? {
             if !self.fill().await? {
                 return Ok(None);
             }
         }
+        Ok(self.decoder.next_frame()?)
     }
 
     /// The result of request `id`, decoded straight from the frame into `R`; whatever
@@ -93,7 +96,7 @@ impl Reader {
                         Err(e) => Err(ClientError::Decode(e.to_string())),
                     };
                 }
-                self.queued.push_back(frame.message()?);
+                self.queued.feed(frame.bytes());
             }
             if !self.fill().await? {
                 return Err(ClientError::Closed);
@@ -161,7 +164,7 @@ impl Client {
                 rd,
                 decoder: Decoder::new(),
                 buf: vec![0; 64 * 1024],
-                queued: VecDeque::new(),
+                queued: Decoder::new(),
             },
             writer: Writer { wr },
             next_id: 1,

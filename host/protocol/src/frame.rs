@@ -307,6 +307,8 @@ pub struct Decoder {
     /// How far the frame starting at `pos` has been scanned, so each byte is looked at
     /// once before the frame is complete.
     scanner: Scanner,
+    /// The length of the frame at `pos`, once [`Decoder::has_frame`] found it whole.
+    ready: Option<usize>,
 }
 
 impl Decoder {
@@ -348,18 +350,30 @@ impl Decoder {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
-        let rest = &self.buf[self.pos..];
-        let Some(end) = self.scanner.scan(rest, LIMITS)? else {
+        if !self.has_frame()? {
             return Ok(None);
-        };
+        }
+        let rest = &self.buf[self.pos..];
+        let end = self.ready.take().unwrap_or(rest.len());
         self.pos += end;
         RawMessage::read(&rest[..end]).map(Some)
+    }
+
+    /// Whether a whole message is buffered, so that [`Decoder::next_frame`] returns
+    /// one. Asking first lets a caller that reads in a loop take the borrowed frame only
+    /// when there is one.
+    pub fn has_frame(&mut self) -> Result<bool, FrameError> {
+        if self.ready.is_none() {
+            self.ready = self.scanner.scan(&self.buf[self.pos..], LIMITS)?;
+        }
+        Ok(self.ready.is_some())
     }
 }
 
 /// One complete message, borrowed from the decoder's buffer.
 #[derive(Debug, Clone, Copy)]
 pub struct RawMessage<'a> {
+    frame: &'a [u8],
     kind: Kind,
     /// Empty for a response.
     method: &'a str,
@@ -396,10 +410,16 @@ impl<'a> RawMessage<'a> {
             }
         }
         Ok(RawMessage {
+            frame,
             kind,
             method,
             body: rd,
         })
+    }
+
+    /// The whole message as it arrived.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.frame
     }
 
     /// The method of a request or notification.

@@ -12,8 +12,8 @@ use canopy_protocol::session::{
     Comment, Context, Environment, ModelUsage, Task, Tokens, ToolCalls, Usage,
 };
 use canopy_protocol::{
-    Decoder, ErrorCode, Event, EventKind, Health, RpcError, Session, State, StateKind, StateSource,
-    frame, method,
+    Decoder, ErrorCode, Event, EventKind, Health, Message, RpcError, Session, State, StateKind,
+    StateSource, frame, method,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -188,6 +188,9 @@ fn notification<P: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(
 ) {
     let bytes = frame::encode_notification(method, params).expect("encodes");
     assert_eq!(hex(&bytes), pinned(name), "{name}");
+    // The value-tree encoder, which wrote the pinned bytes, still agrees.
+    let tree = Message::notification(method, params).expect("encodes");
+    assert_eq!(tree.encode(), bytes, "{name}");
     let mut d = Decoder::new();
     d.feed(&bytes);
     let got = d.next_frame().expect("valid").expect("complete");
