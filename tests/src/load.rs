@@ -274,7 +274,10 @@ pub fn hundred_sessions(env: &mut TestEnv, window: Duration) -> HundredSessions 
     env.set_var("FAKE_STEP_MS", "250");
     env.ok(&["status"]);
     let env = &*env;
-    let pid = env.host_pid().expect("host");
+    // The snapshot that names the host's pid is written just after `status` answers.
+    let pid = crate::wait_for("the host's snapshot", Duration::from_secs(10), || {
+        env.host_pid()
+    });
     let rt = crate::runtime();
     let names: Vec<String> = (0..100).map(|i| format!("s{i:03}")).collect();
     let started = Instant::now();
