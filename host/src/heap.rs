@@ -24,13 +24,14 @@ pub fn freed() {
     let inbox = FREED.get_or_init(|| {
         // One pending note is enough: the trimmer only needs to know that one came.
         let (tx, rx) = mpsc::channel(1);
-        tokio::spawn(trimmer(rx));
+        tokio::spawn(trimmer(rx, trim));
         tx
     });
     let _ = inbox.try_send(());
 }
 
-async fn trimmer(mut freed: mpsc::Receiver<()>) {
+/// Run `trim` on the blocking pool each time notes on `freed` stop for [`QUIET`].
+async fn trimmer(mut freed: mpsc::Receiver<()>, trim: fn()) {
     while freed.recv().await.is_some() {
         // Until nothing more is freed for QUIET.
         loop {
@@ -53,3 +54,38 @@ fn trim() {
 /// Other allocators return free memory their own way.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn trim() {}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    static TRIMS: AtomicUsize = AtomicUsize::new(0);
+    static TRIMMED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+    fn count() {
+        TRIMS.fetch_add(1, Ordering::SeqCst);
+        TRIMMED.notify_one();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn trims_once_after_the_notes_stop_and_never_while_they_come() {
+        let (tx, rx) = mpsc::channel(1);
+        let task = tokio::spawn(trimmer(rx, count));
+        // Notes every 500 ms for 5 s: never quiet long enough.
+        for _ in 0..10 {
+            let _ = tx.try_send(());
+            tokio::time::sleep(QUIET / 2).await;
+        }
+        assert_eq!(TRIMS.load(Ordering::SeqCst), 0);
+        // The trim runs on the blocking pool once the notes have stopped for QUIET.
+        TRIMMED.notified().await;
+        assert_eq!(TRIMS.load(Ordering::SeqCst), 1);
+        // At rest: nothing more, until the next note.
+        tokio::time::sleep(QUIET * 10).await;
+        assert_eq!(TRIMS.load(Ordering::SeqCst), 1);
+        drop(tx);
+        task.await.expect("the trimmer ends with its inbox");
+    }
+}
