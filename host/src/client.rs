@@ -1,13 +1,13 @@
 //! The client side of the protocol, used by the CLI (and tests): connect (starting a
 //! host when none answers, as tmux does), call methods, read notifications.
 
-use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use canopy_protocol::frame::RawMessage;
 use canopy_protocol::frame::{self, FrameError};
 use canopy_protocol::{Decoder, Message, RpcError};
 use rmpv::Value;
@@ -56,31 +56,59 @@ pub struct Reader {
     rd: OwnedReadHalf,
     decoder: Decoder,
     buf: Vec<u8>,
-    /// Notifications read while waiting for a response.
-    queued: VecDeque<Message>,
+    /// Messages read while waiting for a response, as their bytes: read again, typed or
+    /// not, before anything newer.
+    queued: Decoder,
 }
 
 impl Reader {
     /// The next message, or `None` when the host closed the connection.
     pub async fn next(&mut self) -> Result<Option<Message>, ClientError> {
-        match self.queued.pop_front() {
-            Some(m) => Ok(Some(m)),
-            None => self.read_message().await,
+        match self.next_frame().await? {
+            Some(frame) => Ok(Some(frame.message()?)),
+            None => Ok(None),
         }
     }
 
-    /// The next message from the socket, skipping the queue.
-    async fn read_message(&mut self) -> Result<Option<Message>, ClientError> {
-        loop {
-            if let Some(m) = self.decoder.next_message()? {
-                return Ok(Some(m));
-            }
-            let n = self.rd.read(&mut self.buf).await?;
-            if n == 0 {
+    /// The next message as the bytes it came in (typed params decode straight from
+    /// them), or `None` when the host closed the connection.
+    pub async fn next_frame(&mut self) -> Result<Option<RawMessage<'_>>, ClientError> {
+        if self.queued.has_frame()? {
+            return Ok(self.queued.next_frame()?);
+        }
+        while !self.decoder.has_frame()? {
+            if !self.fill().await? {
                 return Ok(None);
             }
-            self.decoder.feed(&self.buf[..n]);
         }
+        Ok(self.decoder.next_frame()?)
+    }
+
+    /// The result of request `id`, decoded straight from the frame into `R`; whatever
+    /// arrives before it is kept for [`Reader::next`].
+    async fn response<R: DeserializeOwned>(&mut self, id: u32) -> Result<R, ClientError> {
+        loop {
+            while let Some(frame) = self.decoder.next_frame()? {
+                if frame.id() == Some(id) && frame.method().is_none() {
+                    return match frame.result() {
+                        Ok(Ok(result)) => Ok(result),
+                        Ok(Err(error)) => Err(ClientError::Rpc(rpc_error(error))),
+                        Err(e) => Err(ClientError::Decode(e.to_string())),
+                    };
+                }
+                self.queued.feed(frame.bytes());
+            }
+            if !self.fill().await? {
+                return Err(ClientError::Closed);
+            }
+        }
+    }
+
+    /// Read what the socket has into the decoder; false when the host closed it.
+    async fn fill(&mut self) -> Result<bool, ClientError> {
+        let n = self.rd.read(&mut self.buf).await?;
+        self.decoder.feed(&self.buf[..n]);
+        Ok(n > 0)
     }
 }
 
@@ -91,8 +119,7 @@ pub struct Writer {
 
 impl Writer {
     pub async fn send(&mut self, msg: &Message) -> Result<(), ClientError> {
-        self.wr.write_all(&msg.encode()).await?;
-        Ok(())
+        self.write(&msg.encode()).await
     }
 
     pub async fn notify<P: Serialize>(
@@ -100,9 +127,14 @@ impl Writer {
         method: &str,
         params: &P,
     ) -> Result<(), ClientError> {
-        let msg = Message::notification(method, params)
+        let bytes = frame::encode_notification(method, params)
             .map_err(|e| ClientError::Decode(e.to_string()))?;
-        self.send(&msg).await
+        self.write(&bytes).await
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.wr.write_all(bytes).await?;
+        Ok(())
     }
 }
 
@@ -132,7 +164,7 @@ impl Client {
                 rd,
                 decoder: Decoder::new(),
                 buf: vec![0; 64 * 1024],
-                queued: VecDeque::new(),
+                queued: Decoder::new(),
             },
             writer: Writer { wr },
             next_id: 1,
@@ -152,30 +184,10 @@ impl Client {
     ) -> Result<R, ClientError> {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        let msg =
-            Message::request(id, method, params).map_err(|e| ClientError::Decode(e.to_string()))?;
-        self.writer.send(&msg).await?;
-        loop {
-            match self
-                .reader
-                .read_message()
-                .await?
-                .ok_or(ClientError::Closed)?
-            {
-                Message::Response {
-                    id: rid,
-                    error,
-                    result,
-                } if rid == id => {
-                    if !error.is_nil() {
-                        return Err(ClientError::Rpc(rpc_error(error)));
-                    }
-                    return frame::from_value(result)
-                        .map_err(|e| ClientError::Decode(e.to_string()));
-                }
-                other => self.reader.queued.push_back(other),
-            }
-        }
+        let bytes = frame::encode_request(id, method, params)
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        self.writer.write(&bytes).await?;
+        self.reader.response(id).await
     }
 }
 

@@ -13,6 +13,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use canopy_protocol::frame::{encode_err, encode_notification};
 use canopy_protocol::params::{
     AttachParams, AttachResult, DetachedParams, InputParams, NameParams, ResizeParams,
     SubscribeDelivery, SubscribeParams, SubscribeResult, Terminal,
@@ -484,8 +485,8 @@ async fn send_output(
 
 /// Tell the client its attachment ended, and why.
 async fn detached(name: String, reason: String, out: &mpsc::Sender<Frame>) {
-    if let Ok(msg) = Message::notification(method::DETACHED, &DetachedParams { name, reason }) {
-        let _ = out.send(msg.encode().into()).await;
+    if let Ok(bytes) = encode_notification(method::DETACHED, &DetachedParams { name, reason }) {
+        let _ = out.send(bytes.into()).await;
     }
 }
 
@@ -535,8 +536,8 @@ fn resync(seq: u64) -> Event {
 async fn send_published(out: &mpsc::Sender<Frame>, delivery: &Delivery, p: &Published) -> bool {
     match delivery {
         Delivery::Event => {
-            let frame = p.frame(|event| match Message::notification(method::EVENT, event) {
-                Ok(msg) => msg.encode(),
+            let frame = p.frame(|event| match encode_notification(method::EVENT, event) {
+                Ok(bytes) => bytes,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot encode event");
                     Vec::new()
@@ -550,17 +551,18 @@ async fn send_published(out: &mpsc::Sender<Frame>, delivery: &Delivery, p: &Publ
 
 /// Queue an event notification; false when the connection is gone.
 async fn send_event(out: &mpsc::Sender<Frame>, delivery: &Delivery, event: &Event) -> bool {
-    let msg = match delivery {
-        Delivery::Event => Message::notification(method::EVENT, event),
-        Delivery::NvimExecLua(code) => {
-            canopy_protocol::frame::to_value(event).map(|event| Message::Notification {
+    let bytes = match delivery {
+        Delivery::Event => encode_notification(method::EVENT, event),
+        Delivery::NvimExecLua(code) => canopy_protocol::frame::to_value(event).map(|event| {
+            Message::Notification {
                 method: "nvim_exec_lua".to_owned(),
                 params: vec![code.clone(), Value::Array(vec![event])],
-            })
-        }
+            }
+            .encode()
+        }),
     };
-    match msg {
-        Ok(msg) => out.send(msg.encode().into()).await.is_ok(),
+    match bytes {
+        Ok(bytes) => out.send(bytes.into()).await.is_ok(),
         Err(e) => {
             tracing::error!(error = %e, "cannot encode event");
             true
@@ -574,10 +576,10 @@ fn response(id: u32, result: Result<Value, RpcError>) -> Vec<u8> {
             id,
             error: Value::Nil,
             result,
-        },
-        Err(e) => Message::err(id, &e),
+        }
+        .encode(),
+        Err(e) => encode_err(id, &e),
     }
-    .encode()
 }
 
 /// Write queued frames, coalescing whatever is already queued into one flush.

@@ -11,6 +11,7 @@
 //! - [`registry`]: the session table actor: records, numbered events, status snapshot.
 //! - [`store`]: the registry on disk (SQLite), written from its own thread.
 //! - [`session`]: per agent, an actor (PTY, commands, exit) and a screen task.
+//! - [`heap`]: freed heap handed back to the system once the host is at rest.
 //! - [`agents`]: one adapter per agent CLI: launch with hooks, read hooks and screens.
 //! - [`state`]: the state engine: hooks and screen cues in, state and evidence out.
 //! - [`usage`]: tokens, cost, context and tool calls from each agent's transcript.
@@ -39,6 +40,7 @@ pub mod daemon;
 pub mod env;
 pub mod forge;
 pub mod git;
+pub mod heap;
 pub mod notify;
 pub mod paths;
 pub mod registry;

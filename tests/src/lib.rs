@@ -9,6 +9,7 @@
 //! - [`Term`]: a real PTY running a command (for `canopy attach`), with screen reads.
 //! - [`dbus`]: a private session bus and a desktop notification server on it.
 //! - [`sshd`]: a real OpenSSH server on loopback, for remote hosts.
+//! - [`load`]: the hundred-session load scenario (`tests/load.rs` and the bench).
 //! - [`wait_for`]: wait for a condition driven by real events, with a deadline.
 
 use std::ffi::OsString;
@@ -22,6 +23,7 @@ use canopy_protocol::Session;
 
 pub mod dbus;
 pub mod http_mock;
+pub mod load;
 pub mod realcli;
 pub mod sshd;
 mod term;
@@ -199,7 +201,9 @@ impl TestEnv {
         let mut env = TestEnv::new();
         let dir = env.dir.path().join("fake-bin");
         std::fs::create_dir_all(&dir).expect("mkdir");
-        let fake = canopy_bin().with_file_name("fake-agent");
+        // `$CANOPY_FAKE_AGENT` for the bench, whose `canopy` is built apart.
+        let fake = std::env::var_os("CANOPY_FAKE_AGENT")
+            .map_or_else(|| canopy_bin().with_file_name("fake-agent"), PathBuf::from);
         assert!(
             fake.exists(),
             "{} is missing: build with `cargo test --workspace`",

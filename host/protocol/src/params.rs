@@ -191,6 +191,14 @@ pub struct OutputParams {
     pub data: Vec<u8>,
 }
 
+/// `output` notification as a reader takes it: borrowed from the frame, so terminal
+/// bytes go from the socket's buffer to wherever they are written without a copy.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct OutputData<'a> {
+    pub name: &'a str,
+    pub data: &'a [u8],
+}
+
 /// `detached` notification.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DetachedParams {

@@ -2,11 +2,13 @@
 //! key. Raw mode and the alternate screen are restored on every way out.
 
 use std::io::{IsTerminal, Read, Write};
+use std::os::fd::AsFd;
 
-use canopy_protocol::params::{AttachParams, AttachResult, NameParams, ResizeParams, Terminal};
-use canopy_protocol::{Message, Session, method};
+use canopy_protocol::params::{
+    AttachParams, AttachResult, DetachedParams, NameParams, OutputData, ResizeParams, Terminal,
+};
+use canopy_protocol::{Session, method};
 use crossterm::terminal;
-use rmpv::Value;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
@@ -128,9 +130,11 @@ pub async fn run(
     // Dropped after `guard`, so the variable is cleared on every way out, too.
     let _user_var = WezTermSession::set(name);
     let guard = RawTerminal::enter()?;
-    let mut out = std::io::stdout();
-    out.write_all(&attached.screen)?;
-    out.flush()?;
+    // Output goes to the terminal unbuffered, each batch in one write: stdout's line
+    // buffering would split a batch at its last newline into two writes and copy the
+    // rest.
+    let mut terminal_out = std::fs::File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+    terminal_out.write_all(&attached.screen)?;
 
     let mut keys = stdin_chunks();
     let mut winch = signal(SignalKind::window_change())?;
@@ -141,18 +145,22 @@ pub async fn run(
     } = client;
     let reason = loop {
         tokio::select! {
-            msg = reader.next() => match msg? {
-                Some(Message::Notification { method, params }) if method == method::OUTPUT => {
-                    if let Some(data) = output_data(params) {
-                        out.write_all(&data)?;
-                        out.flush()?;
+            frame = reader.next_frame() => match frame? {
+                Some(frame) => match frame.method() {
+                    // Straight from the socket's buffer to the terminal, one write.
+                    Some(method::OUTPUT) => {
+                        if let Ok(output) = frame.params::<OutputData>() {
+                            terminal_out.write_all(output.data)?;
+                        }
                     }
-                }
-                Some(Message::Notification { method, params }) if method == method::DETACHED => {
-                    let why = params.first().and_then(|p| field(p, "reason")).unwrap_or("the session ended");
-                    break format!("[{name}: {why}]");
-                }
-                Some(_) => {}
+                    Some(method::DETACHED) => {
+                        let why = frame
+                            .params::<DetachedParams>()
+                            .map_or_else(|_| "the session ended".to_owned(), |d| d.reason);
+                        break format!("[{name}: {why}]");
+                    }
+                    _ => {}
+                },
                 None => break format!("[{name}: the host went away]"),
             },
             chunk = keys.recv() => {
@@ -198,24 +206,4 @@ fn stdin_chunks() -> mpsc::Receiver<Vec<u8>> {
         }
     });
     rx
-}
-
-/// The `data` of an `output` notification, taken without re-decoding.
-fn output_data(params: Vec<Value>) -> Option<Vec<u8>> {
-    let Some(Value::Map(entries)) = params.into_iter().next() else {
-        return None;
-    };
-    entries
-        .into_iter()
-        .find_map(|(k, v)| match (k.as_str(), v) {
-            (Some("data"), Value::Binary(data)) => Some(data),
-            _ => None,
-        })
-}
-
-fn field<'a>(map: &'a Value, key: &str) -> Option<&'a str> {
-    map.as_map()?
-        .iter()
-        .find(|(k, _)| k.as_str() == Some(key))
-        .and_then(|(_, v)| v.as_str())
 }

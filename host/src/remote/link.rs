@@ -506,9 +506,10 @@ impl Link {
                     list.retain(|(i, _)| *i != id);
                     if list.is_empty() {
                         served.attached.remove(&name);
-                        let msg = Message::notification(method::DETACH, &NameParams { name })
-                            .map_err(|e| e.to_string())?;
-                        wire.send(&msg).await.map_err(closed)?;
+                        let bytes =
+                            frame::encode_notification(method::DETACH, &NameParams { name })
+                                .map_err(|e| e.to_string())?;
+                        wire.write(&bytes).await.map_err(closed)?;
                     }
                 }
             }
@@ -613,7 +614,11 @@ impl Wire {
     }
 
     async fn send(&mut self, msg: &Message) -> std::io::Result<()> {
-        self.stdin.write_all(&msg.encode()).await?;
+        self.write(&msg.encode()).await
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stdin.write_all(bytes).await?;
         self.stdin.flush().await
     }
 
@@ -623,9 +628,9 @@ impl Wire {
         params: &P,
     ) -> std::io::Result<u32> {
         let id = self.next_id();
-        let msg = Message::request(id, method, params)
+        let bytes = frame::encode_request(id, method, params)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
-        self.send(&msg).await?;
+        self.write(&bytes).await?;
         Ok(id)
     }
 

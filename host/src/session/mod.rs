@@ -40,8 +40,10 @@ use screen::Screen;
 const OUTPUT_BACKLOG: usize = 1024;
 /// Input accepted but not yet written to the PTY, before further input is refused.
 const MAX_PENDING_INPUT: usize = 4 * 1024 * 1024;
-/// Bytes read from the PTY at a time.
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes read from the PTY at a time. A read returns at most a few KiB (the tty's
+/// buffer) and the actor takes what else is buffered up to this; the buffer stays
+/// resident in every session, so 16 KiB rather than 64 (48 KiB a session, issue 22).
+const READ_CHUNK: usize = 16 * 1024;
 /// Output chunks the screen task may fall behind by before the agent's output waits.
 const SCREEN_BACKLOG: usize = 64;
 
@@ -925,6 +927,7 @@ async fn screen_task(
                 // Only when nothing else is queued: a burst is classified once, at its end.
                 if inbox.is_empty() {
                     screen.trim();
+                    crate::heap::freed();
                     let reading = cues.read(&screen.text());
                     if last_reading.as_ref() != Some(&reading) {
                         last_reading = Some(reading.clone());

@@ -82,45 +82,115 @@ pub struct Screen {
 /// Rows that scrolled off the top, oldest first, each as its text with the SGR
 /// sequences its colours need. The emulator stores every cell of its history (24 bytes
 /// a cell, some 1.9 KiB an 80-column row however short its text); this stores what the
-/// row shows: 10,000 lines of agent output take about a megabyte instead of nineteen.
+/// row shows, packed into blocks: a row costs its text and four bytes, where a heap
+/// allocation and a header per row (and a ring buffer rounded up to a power of two)
+/// took 1.46 MiB for 10,000 lines of agent output.
 struct History {
-    rows: VecDeque<HistoryRow>,
+    /// Full blocks, oldest first, and the one being filled last.
+    blocks: VecDeque<Block>,
+    /// Rows at the front of the first block already dropped for the limit; their bytes
+    /// go when the whole block does.
+    dropped: usize,
+    /// Rows kept.
+    len: usize,
     limit: usize,
 }
 
-struct HistoryRow {
-    /// Text with SGR changes, ending in a reset when styled; no trailing blanks.
-    bytes: Box<[u8]>,
-    /// The row continues on the next one (a line longer than the terminal was wide).
-    wrapped: bool,
+/// About this many bytes of rows share one allocation: a few hundred rows, so at most
+/// that much is held for rows already dropped.
+const BLOCK_BYTES: usize = 16 * 1024;
+
+/// The row continues on the next one (a line longer than the terminal was wide): the
+/// top bit of its end in [`Block::ends`].
+const WRAPPED: u32 = 1 << 31;
+
+#[derive(Default)]
+struct Block {
+    bytes: Vec<u8>,
+    /// Where each row ends in `bytes`, with [`WRAPPED`] set for rows that wrap.
+    ends: Vec<u32>,
 }
 
-impl HistoryRow {
-    /// The row encoded, by way of `scratch` (kept between rows, so each row costs one
-    /// allocation of its own size).
-    fn of(row: &Row<Cell>, cols: usize, scratch: &mut String) -> Self {
-        scratch.clear();
-        let end = row_end(row, cols).unwrap_or(0);
-        if write_cells(scratch, row, end, &mut Look::default()) {
-            scratch.push_str("\x1b[0m");
-        }
-        HistoryRow {
-            bytes: scratch.as_bytes().into(),
-            wrapped: row[Column(cols - 1)].flags.contains(Flags::WRAPLINE),
-        }
+impl Block {
+    fn rows(&self) -> impl Iterator<Item = (&[u8], bool)> {
+        let starts = std::iter::once(0).chain(self.ends.iter().map(|e| e & !WRAPPED));
+        starts.zip(&self.ends).map(|(start, &end)| {
+            let bytes = &self.bytes[start as usize..(end & !WRAPPED) as usize];
+            (bytes, end & WRAPPED != 0)
+        })
     }
 }
 
 impl History {
-    fn push(&mut self, row: HistoryRow) {
+    fn new(limit: usize) -> Self {
+        History {
+            blocks: VecDeque::new(),
+            dropped: 0,
+            len: 0,
+            limit,
+        }
+    }
+
+    /// Keep a row: its text with SGR changes, ending in a reset when styled, no
+    /// trailing blanks.
+    fn push(&mut self, row: &[u8], wrapped: bool) {
         if self.limit == 0 {
             return;
         }
-        if self.rows.len() == self.limit {
-            self.rows.pop_front();
+        if self.len == self.limit {
+            self.dropped += 1;
+            self.len -= 1;
+            if self
+                .blocks
+                .front()
+                .is_some_and(|b| b.ends.len() == self.dropped)
+            {
+                self.blocks.pop_front();
+                self.dropped = 0;
+            }
         }
-        self.rows.push_back(row);
+        let full = self
+            .blocks
+            .back()
+            .is_none_or(|b| !b.ends.is_empty() && b.bytes.len() + row.len() > BLOCK_BYTES);
+        if full {
+            if let Some(last) = self.blocks.back_mut() {
+                last.ends.shrink_to_fit();
+            }
+            self.blocks.push_back(Block {
+                bytes: Vec::with_capacity(BLOCK_BYTES.max(row.len())),
+                ends: Vec::with_capacity(BLOCK_BYTES / 64),
+            });
+        }
+        let Some(block) = self.blocks.back_mut() else {
+            return;
+        };
+        block.bytes.extend_from_slice(row);
+        // A block holds at most a row longer than BLOCK_BYTES, far below 2^31.
+        let end = block.bytes.len() as u32;
+        block.ends.push(if wrapped { end | WRAPPED } else { end });
+        self.len += 1;
     }
+
+    /// The rows kept, oldest first, each with whether it wraps.
+    fn rows(&self) -> impl Iterator<Item = (&[u8], bool)> {
+        self.blocks.iter().flat_map(Block::rows).skip(self.dropped)
+    }
+
+    fn clear(&mut self) {
+        *self = History::new(self.limit);
+    }
+}
+
+/// Encode `row` into `out` (cleared first): its text with SGR changes, ending in a
+/// reset when styled, no trailing blanks. Returns whether the row wraps.
+fn encode_row(row: &Row<Cell>, cols: usize, out: &mut String) -> bool {
+    out.clear();
+    let end = row_end(row, cols).unwrap_or(0);
+    if write_cells(out, row, end, &mut Look::default()) {
+        out.push_str("\x1b[0m");
+    }
+    row[Column(cols - 1)].flags.contains(Flags::WRAPLINE)
 }
 
 impl std::fmt::Debug for Screen {
@@ -148,10 +218,7 @@ impl Screen {
             term: Term::new(config, &size, replies.clone()),
             parser: Processor::new(),
             replies,
-            history: History {
-                rows: VecDeque::new(),
-                limit: scrollback_lines,
-            },
+            history: History::new(scrollback_lines),
         }
     }
 
@@ -160,7 +227,7 @@ impl Screen {
         // "Erase saved lines" (CSI 3J, sent by `clear`): the emulator drops its own
         // history; what was already moved out goes too.
         if memchr::memmem::find(bytes, b"\x1b[3J").is_some() {
-            self.history.rows.clear();
+            self.history.clear();
         }
         self.parser.advance(&mut self.term, bytes);
         if self.term.grid().history_size() >= HISTORY_BATCH {
@@ -183,8 +250,8 @@ impl Screen {
         // Allocates only once a row is written: most bursts end with nothing scrolled.
         let mut scratch = String::new();
         for i in (1..=scrolled).rev() {
-            self.history
-                .push(HistoryRow::of(&grid[Line(-(i as i32))], cols, &mut scratch));
+            let wrapped = encode_row(&grid[Line(-(i as i32))], cols, &mut scratch);
+            self.history.push(scratch.as_bytes(), wrapped);
         }
         if scrolled > 0 {
             grid.clear_history();
@@ -202,22 +269,26 @@ impl Screen {
         let grid = self.term.grid();
         let cols = grid.columns();
         let mut scratch = String::new();
-        let mut screen: Vec<HistoryRow> = (0..grid.screen_lines())
-            .map(|line| HistoryRow::of(&grid[Line(line as i32)], cols, &mut scratch))
+        let mut screen: Vec<(Vec<u8>, bool)> = (0..grid.screen_lines())
+            .map(|line| {
+                let wrapped = encode_row(&grid[Line(line as i32)], cols, &mut scratch);
+                (scratch.as_bytes().to_vec(), wrapped)
+            })
             .collect();
-        while screen.last().is_some_and(|r| r.bytes.is_empty()) {
+        while screen.last().is_some_and(|(bytes, _)| bytes.is_empty()) {
             screen.pop();
         }
-        let total = self.history.rows.len() + screen.len();
+        let total = self.history.len + screen.len();
         let skip = lines.map_or(0, |n| total.saturating_sub(n));
+        let screen = screen.iter().map(|(bytes, wrapped)| (&bytes[..], *wrapped));
         let mut out = Vec::new();
-        for row in self.history.rows.iter().chain(&screen).skip(skip) {
+        for (bytes, wrapped) in self.history.rows().chain(screen).skip(skip) {
             if colours {
-                out.extend_from_slice(&row.bytes);
+                out.extend_from_slice(bytes);
             } else {
-                strip_sgr(&row.bytes, &mut out);
+                strip_sgr(bytes, &mut out);
             }
-            if !row.wrapped {
+            if !wrapped {
                 out.push(b'\n');
             }
         }
@@ -512,6 +583,29 @@ mod tests {
     }
 
     #[test]
+    fn history_keeps_the_newest_rows_across_blocks() {
+        let mut h = History::new(1000);
+        let row = |i: usize| format!("row {i} {}", "x".repeat(i % 90));
+        for i in 0..5000 {
+            h.push(row(i).as_bytes(), i % 7 == 0);
+        }
+        let kept: Vec<(String, bool)> = h
+            .rows()
+            .map(|(b, w)| (String::from_utf8_lossy(b).into_owned(), w))
+            .collect();
+        let want: Vec<(String, bool)> = (4000..5000).map(|i| (row(i), i % 7 == 0)).collect();
+        assert_eq!(kept, want);
+        assert_eq!(h.len, 1000);
+        // Dropped rows go with their block: at most one block's worth is held for them.
+        let held: usize = h.blocks.iter().map(|b| b.bytes.len()).sum();
+        let live: usize = want.iter().map(|(r, _)| r.len()).sum();
+        assert!(held <= live + BLOCK_BYTES, "{held} bytes for {live}");
+        let mut none = History::new(0);
+        none.push(b"x", false);
+        assert_eq!(none.rows().count(), 0);
+    }
+
+    #[test]
     fn repaint_reproduces_text_colours_and_cursor() {
         let mut a = Screen::new(6, 30, 100);
         a.process(b"plain \x1b[1;31mbold red\x1b[0m \x1b[38;5;208morange\x1b[0m\r\n");
@@ -575,7 +669,7 @@ mod tests {
         assert!(coloured.contains("\x1b[0;31mred\x1b[0m\n"), "{coloured:?}");
         // The emulator holds the screen's rows only; the rest is in the compact history.
         assert_eq!(s.term.grid().history_size(), 0);
-        assert_eq!(s.history.rows.len(), 3);
+        assert_eq!(s.history.len, 3);
     }
 
     #[test]

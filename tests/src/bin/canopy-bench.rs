@@ -19,6 +19,8 @@ mod hook;
 mod host;
 #[path = "canopy-bench/ingest.rs"]
 mod ingest;
+#[path = "canopy-bench/load.rs"]
+mod load;
 #[path = "canopy-bench/micro.rs"]
 mod micro;
 #[path = "canopy-bench/notify.rs"]
@@ -139,6 +141,14 @@ const GROUPS: &[Group] = &[
         host::idle(if r.quick { 10 } else { 50 }, if r.quick { 3 } else { 30 })
     }),
     ("relay", |r| relay::figures(if r.quick { 20 } else { 100 })),
+    ("load", load::figures),
+    ("scale", |r| {
+        if r.quick {
+            host::scale(100, 50, 3)
+        } else {
+            host::scale(500, 100, 10)
+        }
+    }),
     ("hook", |r| {
         hook::figures(
             if r.quick { &[1, 10][..] } else { &[1, 10, 100] },
@@ -247,7 +257,13 @@ fn main() {
         serde_json::to_string_pretty(&json).expect("json") + "\n",
     )
     .expect("write benchmarks.json");
-    let md = markdown(&machine, &figures);
+    // The hand-written notes under the table (what a profile showed, where the bytes
+    // go, how noisy the machine was) outlive the figures they explain.
+    let notes = std::fs::read_to_string(run.root.join("BENCHMARKS.md"))
+        .ok()
+        .and_then(|old| old.find(NOTES).map(|at| old[at..].to_owned()))
+        .unwrap_or_default();
+    let md = markdown(&machine, &figures) + &notes;
     std::fs::write(run.root.join("BENCHMARKS.md"), &md).expect("write BENCHMARKS.md");
     print!("{md}");
     if !failed.is_empty() {
@@ -343,6 +359,9 @@ fn machine() -> String {
         mem_kb / 1024 / 1024
     )
 }
+
+/// Where the hand-written part of BENCHMARKS.md begins.
+const NOTES: &str = "\n## Notes";
 
 fn markdown(machine: &str, figures: &[Figure]) -> String {
     let mut md = String::from("# Benchmarks\n\n");

@@ -255,6 +255,20 @@ pub fn wakeups_and_cpu(pid: i32) -> (BTreeMap<String, u64>, f64) {
     (switches, (tick(11) + tick(12)) as f64 * 1000.0 / hz)
 }
 
+/// Context switches of all of `pid`'s threads and its CPU time (ms) over `secs`
+/// seconds from now.
+fn at_rest(pid: i32, secs: u64) -> (u64, f64) {
+    let (w0, cpu0) = wakeups_and_cpu(pid);
+    std::thread::sleep(Duration::from_secs(secs));
+    let (w1, cpu1) = wakeups_and_cpu(pid);
+    // Threads that appeared count whole; threads that exited count nothing more.
+    let woke = w1
+        .iter()
+        .map(|(tid, n)| n - w0.get(tid).copied().unwrap_or(0).min(*n))
+        .sum();
+    (woke, cpu1 - cpu0)
+}
+
 /// Wakeups and CPU time of a host with `n` idle sessions over `secs` seconds.
 pub fn idle(n: usize, secs: u64) -> Vec<Figure> {
     let env = TestEnv::new();
@@ -263,14 +277,7 @@ pub fn idle(n: usize, secs: u64) -> Vec<Figure> {
     // Let start-up settle, including the blocking-pool threads the git work used, which
     // exit once after 10 s unused.
     std::thread::sleep(Duration::from_secs(if secs >= 10 { 11 } else { 1 }));
-    let (w0, cpu0) = wakeups_and_cpu(pid);
-    std::thread::sleep(Duration::from_secs(secs));
-    let (w1, cpu1) = wakeups_and_cpu(pid);
-    // Threads that appeared count whole; threads that exited count nothing more.
-    let woke: u64 = w1
-        .iter()
-        .map(|(tid, n)| n - w0.get(tid).copied().unwrap_or(0).min(*n))
-        .sum();
+    let (woke, cpu) = at_rest(pid, secs);
     let what = format!("{secs} s with {n} idle sessions (each `sh`), 11 s after the last start");
     vec![
         Figure::new(
@@ -282,12 +289,87 @@ pub fn idle(n: usize, secs: u64) -> Vec<Figure> {
         ),
         Figure::new(
             format!("host CPU time in {secs} s idle with {n} sessions"),
-            cpu1 - cpu0,
+            cpu,
             "ms",
             Target::Zero("no periodic work"),
             format!(
                 "utime+stime of the host process from /proc/PID/stat (clock-tick resolution), {what}"
             ),
+        ),
+    ]
+}
+
+/// The host with `n` idle sessions (each `sh`, made `step` at a time): how `new` and
+/// `ls` scale from the first `step` sessions to all `n` (work per session linear in the
+/// table would show as a `new` getting slower and `ls` growing faster than the table),
+/// host RSS, and wakeups at rest.
+pub fn scale(n: usize, step: usize, idle_secs: u64) -> Vec<Figure> {
+    let env = TestEnv::new();
+    let pid = host_pid(&env);
+    let runs = 20;
+    let mut new_ms = Vec::new();
+    let mut ls_first = 0.0;
+    for start in (0..n).step_by(step) {
+        let began = Instant::now();
+        for i in start..(start + step).min(n) {
+            env.ok(&["new", &format!("n{i:04}"), "--agent", "sh"]);
+        }
+        new_ms.push(ms_since(began) / step as f64);
+        if start == 0 {
+            ls_first = wall_times(&env, &["ls"], runs).median();
+        }
+    }
+    let ls = wall_times(&env, &["ls"], runs);
+    let json = wall_times(&env, &["status", "--json"], runs);
+    std::thread::sleep(Duration::from_secs(11));
+    let rss = rss_mib(pid);
+    let (woke, _) = at_rest(pid, idle_secs);
+    let (first_new, last_new) = (new_ms[0], new_ms[new_ms.len() - 1]);
+    vec![
+        Figure::new(
+            format!("scale: `canopy ls` wall time, {n} sessions (median)"),
+            ls.median(),
+            "ms",
+            Target::Below(20.0),
+            format!(
+                "{runs} runs, process start to exit, p95 {:.1} ms; {ls_first:.1} ms at {step} sessions ({:.2}× for {}× the sessions)",
+                ls.p(0.95),
+                ls.median() / ls_first,
+                n / step
+            ),
+        ),
+        Figure::new(
+            format!("scale: `canopy status --json` wall time, {n} sessions (median)"),
+            json.median(),
+            "ms",
+            Target::Below(20.0),
+            format!("{runs} runs, p95 {:.1} ms", json.p(0.95)),
+        ),
+        Figure::new(
+            format!(
+                "scale: `canopy new` with {} sessions already / with none",
+                n - step
+            ),
+            last_new / first_new,
+            "×",
+            Target::Info,
+            format!(
+                "mean wall time of `canopy new NAME --agent sh` over the last {step} ({last_new:.1} ms) against the first {step} ({first_new:.1} ms): flat when nothing in `new` walks the whole table"
+            ),
+        ),
+        Figure::new(
+            format!("scale: host RSS with {n} idle sessions"),
+            rss,
+            "MiB",
+            Target::Info,
+            "VmRSS from /proc 11 s after the last `new` (each session `sh` at 24×80, little scrollback)",
+        ),
+        Figure::new(
+            format!("scale: host wakeups in {idle_secs} s idle with {n} sessions"),
+            woke as f64,
+            "context switches",
+            Target::Zero("no periodic wakeups"),
+            "sum of voluntary+nonvoluntary switches over all host threads (/proc/PID/task/*/status), 11 s after the last start",
         ),
     ]
 }

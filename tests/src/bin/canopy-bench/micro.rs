@@ -6,43 +6,63 @@ use std::path::Path;
 
 use super::{Figure, Run, Target};
 
-/// The benches reported: criterion's `group/function` id, and what one iteration does.
-const BENCHES: &[(&str, &str)] = &[
+/// The benches reported: criterion's `group/function` id, what one iteration does, and
+/// the most it may take in µs (`None`: informational).
+const BENCHES: &[(&str, &str, Option<f64>)] = &[
     (
         "state/apply_hook",
         "one Claude hook payload (UserPromptSubmit, PreToolUse or Stop in turn): JSON parse, adapter, state engine",
+        None,
     ),
     (
         "transcript/assistant_line",
         "one ~1 KB Claude assistant line with usage through ClaudeTranscript into the Meter (priced, deduplicated)",
+        None,
     ),
     (
         "transcript/tool_result_line",
         "one ~4 KB tool-result line (no usage): skipped by the prefilter without parsing",
+        None,
     ),
     (
         "screen/output_4k_and_classify",
         "one 4 KiB PTY read of coloured lines into a 24×80 screen with 2000 lines of scrollback, then the screen text through Claude's cue patterns (the screen task's work per read)",
+        None,
     ),
     (
         "screen/classify",
         "Claude's cue patterns on one 24×80 screen of text",
+        None,
     ),
     (
         "frame/encode_event",
-        "a `session_changed` event (one session mid-task, usage on two models) to msgpack-RPC bytes",
+        "a `session_changed` event (one session mid-task, usage on two models) serialized typed straight into msgpack-RPC bytes",
+        Some(3.0),
     ),
     (
         "frame/decode_event",
-        "those bytes through the incremental Decoder back to a typed Event",
+        "those bytes through the incremental Decoder, deserialized typed from the frame back to an Event",
+        Some(3.0),
+    ),
+    (
+        "frame/encode_event_value_tree",
+        "the same event through a msgpack value tree (the way before issue 22; generic `Message`s still go so)",
+        None,
+    ),
+    (
+        "frame/decode_event_value_tree",
+        "the same bytes to a value tree, then to an Event (the way before issue 22)",
+        None,
     ),
     (
         "frame/output_4k_direct",
         "an `output` notification of 4 KiB written directly (the host's way)",
+        None,
     ),
     (
         "frame/output_4k_generic",
         "the same notification through the generic value-tree encoder",
+        None,
     ),
 ];
 
@@ -67,7 +87,7 @@ pub fn figures(run: &Run) -> Vec<Figure> {
     };
     let mut figures: Vec<Figure> = BENCHES
         .iter()
-        .map(|(id, what)| {
+        .map(|&(id, what, most)| {
             let ns = median_ns(&home, id);
             // Sub-microsecond figures in ns, so two decimals still say something.
             let (value, unit) = if ns < 1000.0 {
@@ -75,11 +95,16 @@ pub fn figures(run: &Run) -> Vec<Figure> {
             } else {
                 (ns / 1000.0, "µs")
             };
+            let target = match most {
+                Some(us) if unit == "ns" => Target::Below(us * 1000.0),
+                Some(us) => Target::Below(us),
+                None => Target::Info,
+            };
             Figure::new(
                 format!("in-process: {id} (criterion median)"),
                 value,
                 unit,
-                Target::Info,
+                target,
                 format!("{what}; criterion, release profile, {settings}"),
             )
         })
@@ -91,6 +116,26 @@ pub fn figures(run: &Run) -> Vec<Figure> {
         Target::AtLeast(1.0),
         "generic time / direct time, both from the same criterion run",
     ));
+    for (way, typed, tree) in [
+        (
+            "encode",
+            "frame/encode_event",
+            "frame/encode_event_value_tree",
+        ),
+        (
+            "decode",
+            "frame/decode_event",
+            "frame/decode_event_value_tree",
+        ),
+    ] {
+        figures.push(Figure::new(
+            format!("in-process: typed event {way} vs value tree"),
+            median_ns(&home, tree) / median_ns(&home, typed),
+            "×",
+            Target::AtLeast(1.0),
+            "value-tree time / typed time, both from the same criterion run (same bytes: `host/protocol/tests/wire.rs`)",
+        ));
+    }
     figures
 }
 
