@@ -862,7 +862,7 @@ const AGENTS: [&str; 4] = ["claude", "codex", "gemini", "opencode"];
 const DOC_HEAD: &str = "# State truth: the badge on the real CLIs
 
 Written by the real-CLI tier: `CANOPY_STATE_TRUTH_DOC=$PWD/docs/state-truth.md cargo test
--p canopy-tests --test realcli -- --nocapture` (one session per CLI goes through the
+-p canopy-tests --test realcli matrix -- --nocapture` (one session per CLI goes through the
 scenarios in order; a long tool runs 5 s). Each cell shows the state sequence a
 subscriber (`canopy watch --json`) saw; **fail** shows the expected one beside it. Every
 cell that is not *n/a* must pass: one that fails, or cannot run, fails the test.
@@ -876,8 +876,11 @@ Lag: from the moment the truth changed (a key typed into the attached terminal, 
 answer sent from Canopy, the tool's own end time written by `date`, the exit typed) to
 the event reaching the subscriber, by the evidence that moved the state: `screen` (a
 cue, after the 150 ms hold), `hook` (the agent's hooks or OpenCode's events),
-`canopy` (an answer from Canopy), `process` (the exit). Debug build, 2 cores, four
-CLIs at once: a loaded machine.
+`canopy` (an answer from Canopy), `process` (the exit). A hook's lag includes the
+CLI's own time to notice the change and start its hook process. Figures from the last
+regeneration: the release build (`CANOPY_BIN=target/release/canopy`), one CLI at a time
+(`--test-threads 1`), 2 cores; with the debug build and four CLIs at once they are about
+twice as high.
 
 ## How each state is evidenced
 
