@@ -10,7 +10,8 @@
 //! - [`rpc`]: method handlers that do not depend on the connection (`new`, `rm`, …).
 //! - [`registry`]: the session table actor: records, numbered events, status snapshot.
 //! - [`store`]: the registry on disk (SQLite), written from its own thread.
-//! - [`session`]: per agent, an actor (PTY, commands, exit) and a screen task.
+//! - [`session`]: per agent, an actor (PTY, commands, exit) and a screen task; the
+//!   agent's keeper (`canopy keep`) holds its terminal, so agents outlive the host.
 //! - [`heap`]: freed heap handed back to the system once the host is at rest.
 //! - [`agents`]: one adapter per agent CLI: launch with hooks, read hooks and screens.
 //! - [`state`]: the state engine: hooks and screen cues in, state and evidence out.
