@@ -333,7 +333,12 @@ fn a_hung_command_is_killed_at_its_timeout() {
     assert_eq!(event["reason"], "waiting_permission");
     assert_eq!(event["summary"], "c wants to run Bash");
     assert_eq!(event["session"]["name"], "c");
-    let vars = std::fs::read_to_string(with_suffix(&script, ".vars")).expect("vars");
+    // The script writes its variables after its stdin: wait for them too.
+    let vars = wait_for("the command's variables", WAIT, || {
+        std::fs::read_to_string(with_suffix(&script, ".vars"))
+            .ok()
+            .filter(|v| v.ends_with('\n'))
+    });
     assert!(vars.starts_with("c waiting_permission"), "{vars}");
     // While it hangs, the host answers at once.
     let started = Instant::now();
