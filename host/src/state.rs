@@ -473,8 +473,7 @@ impl Engine {
             Some(format!("pid {pid} ended")),
             format!("→ {}", label(&next)),
         );
-        self.state = next.clone();
-        Some(next)
+        Some(self.enter(next))
     }
 
     /// `tool(background)` for the processes the agent left running, if any.

@@ -260,6 +260,13 @@ impl Run {
         Ok(())
     }
 
+    /// `ask_for_long_tool`, then approve it from Canopy and wait until it runs.
+    fn run_long_tool(&self, n: u32) -> Result<(), String> {
+        self.ask_for_long_tool(n)?;
+        self.env.ok(&["approve", "a"]);
+        self.wait_state("a", StateKind::Tool, STEP)
+    }
+
     /// Ask for a tool that runs `TOOL_SECS` and writes its end time to `done-N`, and wait
     /// for the dialog to be drawn.
     fn ask_for_long_tool(&self, n: u32) -> Result<(), String> {
@@ -586,9 +593,7 @@ fn matrix(agent: &str, setup: Setup) {
         Ok(then(asking(t, agent), &[&tool, "idle"])),
         StateKind::Idle,
         |r| {
-            r.ask_for_long_tool(6)?;
-            r.env.ok(&["approve", "a"]);
-            r.wait_state("a", StateKind::Tool, STEP)?;
+            r.run_long_tool(6)?;
             std::thread::sleep(Duration::from_secs(2));
             let at = r.interrupt();
             Ok(vec![Truth {
@@ -755,9 +760,7 @@ fn matrix(agent: &str, setup: Setup) {
         Ok(then(asking(t, agent), &[&tool, "thinking", "idle"])),
         StateKind::Idle,
         |r| {
-            r.ask_for_long_tool(15)?;
-            r.env.ok(&["approve", "a"]);
-            r.wait_state("a", StateKind::Tool, STEP)?;
+            r.run_long_tool(15)?;
             std::thread::sleep(Duration::from_secs(1));
             r.restart_host()?;
             r.wait_state("a", StateKind::Idle, STEP)?;
