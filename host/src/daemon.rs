@@ -75,6 +75,8 @@ pub struct Daemon {
     /// Nudged when a session's worktree or a base changed: the conflict radar runs a
     /// debounce later and marks the records (`review::radar::keep_fresh`).
     pub radar: Arc<tokio::sync::Notify>,
+    /// The one file-system watcher every session's usage task subscribes to.
+    pub fswatch: crate::fswatch::FsWatch,
     /// The status snapshot writer, awaited at shutdown before its file is removed. The
     /// lock is only taken to move the handle out.
     snapshot_writer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -211,6 +213,7 @@ pub async fn start(paths: Paths, config: Config) -> Result<Arc<Daemon>, StartErr
         info,
         remotes,
         notify,
+        fswatch: crate::fswatch::FsWatch::start(),
         shutdown,
         keep_agents: std::sync::atomic::AtomicBool::new(false),
         runs: std::sync::Mutex::default(),

@@ -12,6 +12,7 @@
 //! - [`store`]: the registry on disk (SQLite), written from its own thread.
 //! - [`session`]: per agent, an actor (PTY, commands, exit) and a screen task; the
 //!   agent's keeper (`canopy keep`) holds its terminal, so agents outlive the host.
+//! - [`fswatch`]: the one file-system watcher, shared by every session's usage task.
 //! - [`heap`]: freed heap handed back to the system once the host is at rest.
 //! - [`agents`]: one adapter per agent CLI: launch with hooks, read hooks and screens.
 //! - [`state`]: the state engine: hooks and screen cues in, state and evidence out.
@@ -40,6 +41,7 @@ pub mod connection;
 pub mod daemon;
 pub mod env;
 pub mod forge;
+pub mod fswatch;
 pub mod git;
 pub mod heap;
 pub mod notify;

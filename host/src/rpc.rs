@@ -1104,6 +1104,7 @@ async fn run_session(
                 earlier: Default::default(),
                 // The agent's own usage task already watches this worktree.
                 radar: None,
+                fs: daemon.fswatch.clone(),
             },
             active_ms: 0,
         },
@@ -1193,6 +1194,7 @@ fn usage_start(daemon: &Daemon, record: &Session) -> session::usage::UsageStart 
         prices: daemon.prices.clone(),
         earlier: record.usage.clone(),
         radar: Some(daemon.radar.clone()),
+        fs: daemon.fswatch.clone(),
     }
 }
 

@@ -14,12 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use canopy_protocol::session::Usage;
-use notify::{RecursiveMode, Watcher};
+use notify::RecursiveMode;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 
 use super::{Report, sleep_until};
 use crate::clock::now_ms;
+use crate::fswatch::{FsWatch, Subscription};
 use crate::usage::opencode::OpenCodeUsage;
 use crate::usage::tail::Tail;
 use crate::usage::{Meter, Prices, transcript_for};
@@ -57,6 +58,8 @@ pub struct UsageStart {
     /// Nudged after each count of the worktree's lines (its files changed, or the agent
     /// finished a step), so the conflict radar looks again.
     pub radar: Option<Arc<tokio::sync::Notify>>,
+    /// The host's file-system watcher.
+    pub fs: FsWatch,
 }
 
 /// Start the usage task of session `name`; it ends when `inputs` closes.
@@ -77,7 +80,7 @@ pub fn spawn(
         meter,
         transcripts: BTreeMap::new(),
         opencode: (start.agent == "opencode").then(OpenCodeUsage::default),
-        watcher: watcher(fs_tx),
+        fs_events: fs_tx,
         watched_dirs: Vec::new(),
         pending_dirs: Vec::new(),
         lines: (0, 0),
@@ -94,29 +97,6 @@ pub fn spawn(
     tx
 }
 
-/// A file-system watcher whose events land on `tx` (dropped when the queue is full).
-fn watcher(tx: mpsc::Sender<PathBuf>) -> Option<notify::RecommendedWatcher> {
-    let handler = move |event: notify::Result<notify::Event>| {
-        // Only changes count. Opening and reading are reported too (inotify's IN_OPEN,
-        // IN_CLOSE_NOWRITE), and counting lines reads the worktree: acting on those
-        // would count again and again, forever, on an idle session.
-        if let Ok(event) = event
-            && !matches!(event.kind, notify::EventKind::Access(_))
-        {
-            for path in event.paths {
-                let _ = tx.try_send(path);
-            }
-        }
-    };
-    match notify::recommended_watcher(handler) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            tracing::warn!(error = %e, "no file-system watcher; usage follows hooks only");
-            None
-        }
-    }
-}
-
 struct UsageTask {
     name: String,
     start: UsageStart,
@@ -124,9 +104,10 @@ struct UsageTask {
     /// Followed transcripts by path.
     transcripts: BTreeMap<PathBuf, Tail>,
     opencode: Option<OpenCodeUsage>,
-    watcher: Option<notify::RecommendedWatcher>,
-    /// Transcript directories watched so far.
-    watched_dirs: Vec<PathBuf>,
+    /// Where the watches' events land.
+    fs_events: mpsc::Sender<PathBuf>,
+    /// Directories watched so far; their watches end with the task.
+    watched_dirs: Vec<(PathBuf, Subscription)>,
     /// Transcript directories named before they exist (Claude creates its project
     /// directory with its first transcript line, after the hook that names the file):
     /// their nearest existing ancestor is watched until they appear.
@@ -236,17 +217,16 @@ impl UsageTask {
             .insert(path.clone(), Tail::new(path, reader));
     }
 
-    fn watch(&mut self, dir: &PathBuf, mode: RecursiveMode) {
-        if self.watched_dirs.contains(dir) {
+    fn watch(&mut self, dir: &Path, mode: RecursiveMode) {
+        if self.watched(dir) {
             return;
         }
-        let Some(w) = &mut self.watcher else { return };
-        match w.watch(dir, mode) {
-            Ok(()) => self.watched_dirs.push(dir.clone()),
-            Err(e) => {
-                tracing::debug!(session = %self.name, dir = %dir.display(), error = %e, "cannot watch");
-            }
-        }
+        let subscription = self.start.fs.watch(dir, mode, self.fs_events.clone());
+        self.watched_dirs.push((dir.to_owned(), subscription));
+    }
+
+    fn watched(&self, dir: &Path) -> bool {
+        self.watched_dirs.iter().any(|(d, _)| d == dir)
     }
 
     /// Watch a transcript directory or, while it does not exist yet, its nearest
@@ -258,7 +238,7 @@ impl UsageTask {
             return;
         }
         if let Some(ancestor) = dir.ancestors().skip(1).find(|a| a.is_dir()) {
-            self.watch(&ancestor.to_owned(), RecursiveMode::NonRecursive);
+            self.watch(ancestor, RecursiveMode::NonRecursive);
         }
         if !self.pending_dirs.contains(&dir) {
             self.pending_dirs.push(dir);
@@ -275,7 +255,11 @@ impl UsageTask {
             self.read_transcripts();
             return;
         }
-        if self.transcripts.contains_key(path) {
+        // A transcript, or a transcript directory whose watch is now in place (lines
+        // written before it are read then).
+        if self.transcripts.contains_key(path)
+            || (path != self.start.worktree && self.watched(path))
+        {
             self.read_transcripts();
         } else if path.starts_with(&self.start.worktree) && !in_git_dir(&self.start.worktree, path)
         {
