@@ -183,7 +183,7 @@ pub async fn start(paths: Paths, config: Config) -> Result<Arc<Daemon>, StartErr
         socket: paths.socket.display().to_string(),
         started_at: now_ms(),
     };
-    let left = crate::rpc::Left::find(&paths.runtime_dir, &loaded);
+    let left = crate::rpc::Left::find(&paths.runtime_dir, &loaded).await;
     let running = left.running().map(str::to_owned).collect();
     let (registry, reports, status) = Registry::start(store, loaded, &running, info.clone());
     let (shutdown, _) = watch::channel(false);

@@ -1128,24 +1128,33 @@ pub struct Left {
 }
 
 impl Left {
-    /// Reach the keepers of the sessions an earlier host recorded as live.
-    pub fn find(runtime_dir: &Path, records: &[Session]) -> Self {
-        let mut left = Left::default();
+    /// Reach the keepers of the sessions an earlier host recorded as live, all at once:
+    /// a keeper that does not answer costs its hello's wait, not the sum of them all.
+    pub async fn find(runtime_dir: &Path, records: &[Session]) -> Self {
+        let mut reaching = tokio::task::JoinSet::new();
         for record in records {
-            let take = |name: &str| match keeper::adopt(&keeper::socket(runtime_dir, name)) {
-                Ok(kept) => kept,
+            let mut reach = |agent: bool, name: &str| {
+                let socket = keeper::socket(runtime_dir, name);
+                let record = record.clone();
+                reaching.spawn_blocking(move || (agent, record, keeper::adopt(&socket)));
+            };
+            if record.state.kind.is_live() {
+                reach(true, &record.name);
+            }
+            reach(false, &format!("{}.run", record.name));
+        }
+        let mut left = Left::default();
+        while let Some(reached) = reaching.join_next().await {
+            let Ok((agent, record, reached)) = reached else {
+                continue;
+            };
+            match reached {
+                Ok(Some(kept)) if agent => left.agents.push((record, kept)),
+                Ok(Some(kept)) => left.runs.push((record, kept)),
+                Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(session = %record.name, error = %e, "cannot reach a keeper");
-                    None
                 }
-            };
-            if record.state.kind.is_live()
-                && let Some(kept) = take(&record.name)
-            {
-                left.agents.push((record.clone(), kept));
-            }
-            if let Some(kept) = take(&format!("{}.run", record.name)) {
-                left.runs.push((record.clone(), kept));
             }
         }
         left

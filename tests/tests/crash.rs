@@ -288,3 +288,63 @@ fn an_agent_killed_from_outside_is_exited_with_its_signal() {
         killed_at.elapsed()
     );
 }
+
+/// Keepers that do not answer (here stopped with SIGSTOP: their sockets still accept)
+/// are reached at the same time, so the next host serves after one hello's wait, not
+/// one per keeper, and takes back the agents whose keepers do answer.
+#[cfg(target_os = "linux")]
+#[test]
+fn keepers_that_do_not_answer_delay_the_next_host_once() {
+    let env = TestEnv::with_fake_agents();
+    let names = ["hung1", "hung2", "hung3", "fine"];
+    for name in names {
+        env.ok(&["new", name, "--agent", "claude", "--prompt", "hello"]);
+    }
+    for name in names {
+        wait_for(&format!("{name} idle"), WAIT, || {
+            (env.session(name).state.kind == StateKind::Idle).then_some(())
+        });
+    }
+    let fine_pid = env.session("fine").pid.expect("pid");
+    let hung: Vec<i32> = names[..3]
+        .iter()
+        .map(|name| keeper_of(&env, env.session(name).pid.expect("pid")))
+        .collect();
+    kill_host(&env);
+    for &keeper in &hung {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(keeper, libc::SIGSTOP) };
+    }
+    let started = Instant::now();
+    let fine = env.session("fine");
+    let waited = started.elapsed();
+    for &keeper in &hung {
+        // SAFETY: as above.
+        unsafe { libc::kill(keeper, libc::SIGCONT) };
+    }
+    assert_eq!(fine.pid, Some(fine_pid), "{fine:?}");
+    assert_eq!(fine.state.kind, StateKind::Idle, "{fine:?}");
+    // One hello's wait is 5 s; three in a row would be 15.
+    assert!(
+        waited < Duration::from_secs(10),
+        "the host served after {waited:?}"
+    );
+    eprintln!("three silent keepers delayed the next host by {waited:?}");
+}
+
+/// The pid of the keeper that started `agent`.
+#[cfg(target_os = "linux")]
+fn keeper_of(env: &TestEnv, agent: u32) -> i32 {
+    env.keepers()
+        .into_iter()
+        .find(|&keeper| {
+            std::fs::read_to_string(format!("/proc/{agent}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let after_name = &stat[stat.rfind(')')? + 2..];
+                    after_name.split(' ').nth(1)?.parse::<i32>().ok()
+                })
+                == Some(keeper)
+        })
+        .expect("a keeper")
+}
