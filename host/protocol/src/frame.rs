@@ -21,7 +21,7 @@ pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 
 /// Deepest nesting of arrays and maps accepted (the message's own array counts), so a
 /// crafted frame cannot exhaust the stack.
-const MAX_DEPTH: usize = 64;
+const MAX_DEPTH: usize = crate::scan::MAX_DEPTH;
 
 /// Most values (of any kind, nested ones included) in one frame. A decoded value takes
 /// tens of bytes, so without this a frame of one-byte `nil`s would cost the host many

@@ -27,24 +27,42 @@ pub(crate) struct Limits {
     pub values: usize,
 }
 
+/// The deepest nesting any [`Limits`] may allow: the scanner keeps its counts inline,
+/// so scanning a frame allocates nothing.
+pub(crate) const MAX_DEPTH: usize = 64;
+
 /// The scan of one frame, resumed as bytes arrive.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Scanner {
     /// Offset from the frame's start of the next value's first byte.
     at: usize,
-    /// Values still to come in each open array or map, innermost last; one for the
-    /// frame itself before its first byte.
-    open: Vec<u64>,
+    /// Values still to come in each open array or map, innermost at `depth - 1`; one
+    /// for the frame itself before its first byte.
+    open: [u64; MAX_DEPTH + 1],
+    depth: usize,
     /// Values seen so far.
     values: usize,
+}
+
+impl Default for Scanner {
+    fn default() -> Self {
+        Self {
+            at: 0,
+            open: [0; MAX_DEPTH + 1],
+            depth: 0,
+            values: 0,
+        }
+    }
 }
 
 impl Scanner {
     /// Scan `frame` (the bytes from the frame's start, as many as have arrived) further.
     /// `Ok(Some(end))`: the frame is `frame[..end]`; `Ok(None)`: more bytes are needed.
     pub(crate) fn scan(&mut self, frame: &[u8], limits: Limits) -> Result<Option<usize>, Refusal> {
-        if self.open.is_empty() {
-            self.open.push(1);
+        let max_depth = limits.depth.min(MAX_DEPTH);
+        if self.depth == 0 {
+            self.open[0] = 1;
+            self.depth = 1;
         }
         while let Some(&marker) = frame.get(self.at) {
             let Some((size, children)) = value_shape(marker, &frame[self.at..])? else {
@@ -62,21 +80,21 @@ impl Scanner {
                 return Err(Refusal::TooManyValues);
             }
             self.at = end;
-            if let Some(left) = self.open.last_mut() {
-                *left -= 1;
-            }
+            self.open[self.depth - 1] -= 1;
             if children > 0 {
-                if self.open.len() > limits.depth {
+                if self.depth > max_depth {
                     return Err(Refusal::TooDeep);
                 }
-                self.open.push(children);
+                self.open[self.depth] = children;
+                self.depth += 1;
             }
-            while self.open.last() == Some(&0) {
-                self.open.pop();
+            while self.depth > 0 && self.open[self.depth - 1] == 0 {
+                self.depth -= 1;
             }
-            if self.open.is_empty() {
+            if self.depth == 0 {
                 let end = self.at;
-                *self = Scanner::default();
+                self.at = 0;
+                self.values = 0;
                 return Ok(Some(end));
             }
         }
