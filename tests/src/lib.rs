@@ -374,11 +374,28 @@ impl TestEnv {
             .expect("connect to host")
     }
 
-    /// The running host's pid, from the status snapshot.
+    /// The running host's pid, from the status snapshot. The host writes it just after
+    /// it answers its first request, and a killed host leaves its own behind: this waits
+    /// (10 s at most) for one that names a live process.
     pub fn host_pid(&self) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(pid) = self.snapshot_pid() {
+                return Some(pid);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The pid the status snapshot names, if that process runs.
+    fn snapshot_pid(&self) -> Option<i32> {
         let text = std::fs::read_to_string(self.paths.snapshot_file()).ok()?;
         let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-        v["host"]["pid"].as_i64().map(|p| p as i32)
+        let pid = i32::try_from(v["host"]["pid"].as_i64()?).ok()?;
+        alive(pid).then_some(pid)
     }
 
     /// The keepers (`canopy keep`) this environment's hosts started, which outlive a
@@ -472,7 +489,7 @@ impl Drop for TestEnv {
         if self.paths.socket.exists() {
             let _ = self.canopy(&["host", "stop"]).output();
         }
-        if let Some(pid) = self.host_pid() {
+        if let Some(pid) = self.snapshot_pid() {
             // SAFETY: kill has no memory-safety preconditions.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
@@ -505,6 +522,23 @@ fn init_repo(dir: &Path) {
     .expect("signature");
     repo.commit(Some("HEAD"), &sig, &sig, "first", &tree, &[])
         .expect("commit");
+}
+
+/// Whether process `pid` runs (a zombie, gone but for its exit status, does not).
+fn alive(pid: i32) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|state| state != "Z")
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        unsafe { libc::kill(pid, 0) == 0 }
+    }
 }
 
 /// Wait until `check` returns `Some`, re-checking after each `step`; panics with `what`
