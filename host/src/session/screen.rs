@@ -69,7 +69,12 @@ impl Dimensions for Size {
 
 /// Lines scrolled into the emulator's history are moved to [`History`] once this many
 /// have gathered, so the emulator holds few of them.
-const HISTORY_BATCH: usize = 256;
+const HISTORY_BATCH: usize = 16;
+
+/// Output is parsed this much at a time, so that rows are encoded into [`History`]
+/// soon after they scroll off, while their cells (4.8 KB a row at 200 columns) are
+/// still in the CPU's cache.
+const PARSE_SLICE: usize = 1024;
 
 /// A session's terminal screen and scrollback.
 pub struct Screen {
@@ -233,9 +238,11 @@ impl Screen {
         if memchr::memmem::find(bytes, b"\x1b[3J").is_some() {
             self.history.clear();
         }
-        self.parser.advance(&mut self.term, bytes);
-        if self.term.grid().history_size() >= HISTORY_BATCH {
-            self.keep_history(false);
+        for slice in bytes.chunks(PARSE_SLICE) {
+            self.parser.advance(&mut self.term, slice);
+            if self.term.grid().history_size() >= HISTORY_BATCH {
+                self.keep_history(false);
+            }
         }
     }
 
