@@ -1,7 +1,7 @@
 //! Handing freed heap back to the system once the host is at rest.
 //!
 //! glibc keeps memory freed in the middle of its heaps resident. The screens free a
-//! thousand spare rows at the end of every burst of output (`Screen::trim`), and the
+//! thousand spare rows whenever their output pauses (`Screen::trim`), and the
 //! holes they leave held 0.37 MiB per session with 10,000 lines of scrollback
 //! (BENCHMARKS.md, issue 22). `malloc_trim(0)` returns them, but it walks every arena,
 //! so it runs only once nothing has been freed for [`QUIET`], on the blocking pool: never

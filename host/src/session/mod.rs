@@ -2,8 +2,8 @@
 //!
 //! - The session actor owns the PTY and the process: it relays output to attached
 //!   clients the moment it arrives, writes input, handles commands and the exit.
-//! - The screen task owns the terminal model and parses the same output behind it, so
-//!   parsing never stalls the agent's output (a PTY buffers only a few KB).
+//! - The screen task ([`feed`]) owns the terminal model and parses the same output
+//!   behind it, up to a byte budget behind, so parsing never stalls the relay.
 //!
 //! - The usage task ([`usage`]) meters the agent's transcripts and the worktree's
 //!   changed lines, fed hook events by the actor.
@@ -13,6 +13,7 @@
 //! the record.
 
 pub mod events;
+mod feed;
 pub mod keeper;
 pub mod pty;
 pub mod screen;
@@ -29,9 +30,10 @@ use canopy_protocol::{Health, State, StateKind, StateSource};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, Sleep};
 
-use crate::agents::{Adapter, Cue, Cues, Reading};
+use crate::agents::{Adapter, Cue, Reading};
 use crate::clock::now_ms;
 use crate::state::{Engine, Timing};
+use feed::{Feed, FromScreen, Room};
 pub use pty::{ExitStatus, Pty, SpawnSpec};
 use screen::Screen;
 
@@ -44,8 +46,6 @@ const MAX_PENDING_INPUT: usize = 4 * 1024 * 1024;
 /// buffer) and the actor takes what else is buffered up to this; the buffer stays
 /// resident in every session, so 16 KiB rather than 64 (48 KiB a session, issue 22).
 const READ_CHUNK: usize = 16 * 1024;
-/// Output chunks the screen task may fall behind by before the agent's output waits.
-const SCREEN_BACKLOG: usize = 64;
 
 /// Requests to a session actor.
 #[derive(Debug)]
@@ -250,16 +250,13 @@ pub async fn start(
     let (rows, cols) = pty.size()?;
     let (tx, rx) = mpsc::channel(256);
     let (output, _) = broadcast::channel(OUTPUT_BACKLOG);
-    let (screen_tx, screen_rx) = mpsc::channel(SCREEN_BACKLOG);
     let (from_screen_tx, from_screen) = mpsc::unbounded_channel();
-    let screen = Screen::new(rows, cols, settings.scrollback_lines);
-    tokio::spawn(screen_task(
-        screen,
+    let screen = Feed::start(
+        Screen::new(rows, cols, settings.scrollback_lines),
         adapter.cues().clone(),
-        screen_rx,
         output.clone(),
         from_screen_tx,
-    ));
+    );
     let mut engine = Engine::new(
         state,
         adapter.has_hooks(),
@@ -292,7 +289,7 @@ pub async fn start(
         active_since: None,
         name,
         pty,
-        screen: screen_tx,
+        screen,
         size: (rows, cols),
         output,
         pending_input: VecDeque::new(),
@@ -394,7 +391,7 @@ struct Actor {
     name: String,
     pty: pty::Pty,
     /// The screen task, fed the same output in the same order.
-    screen: mpsc::Sender<ToScreen>,
+    screen: Feed,
     /// The PTY's size.
     size: (u16, u16),
     /// Live output for attached clients; lagging receivers are repainted instead.
@@ -441,6 +438,8 @@ impl Actor {
     ) {
         self.arm_engine_timer();
         let mut buf = vec![0u8; READ_CHUNK];
+        // Room in the screen's budget for the next read, taken before reading.
+        let mut room: Option<Room> = None;
         let mut pty_open = true;
         let mut commands_open = true;
         let status = loop {
@@ -451,7 +450,8 @@ impl Actor {
                 a.to_vec()
             };
             tokio::select! {
-                read = self.pty.read(&mut buf), if pty_open => match read {
+                got = self.screen.room(READ_CHUNK), if pty_open && room.is_none() => room = got,
+                read = self.pty.read(&mut buf), if pty_open && room.is_some() => match read {
                     Ok(0) | Err(_) => pty_open = false,
                     Ok(n) => {
                         // Take what else is already buffered, so bursts go through in
@@ -463,7 +463,9 @@ impl Actor {
                                 m => len += m,
                             }
                         }
-                        self.on_output(&buf[..len]).await;
+                        if let Some(room) = room.take() {
+                            self.on_output(&buf[..len], room);
+                        }
                     }
                 },
                 written = self.pty.write(&pending), if !pending.is_empty() => match written {
@@ -474,7 +476,7 @@ impl Actor {
                     }
                 },
                 cmd = commands.recv(), if commands_open => match cmd {
-                    Some(cmd) => self.on_command(cmd).await,
+                    Some(cmd) => self.on_command(cmd),
                     None => commands_open = false,
                 },
                 Some(event) = events.recv() => { self.on_hook(&event); }
@@ -505,11 +507,18 @@ impl Actor {
         };
         // Output written just before exiting is still in the terminal: keep it.
         loop {
+            let room = match room.take() {
+                Some(room) => room,
+                None => match self.screen.room(READ_CHUNK).await {
+                    Some(room) => room,
+                    None => break,
+                },
+            };
             let n = self.pty.read_now(&mut buf);
             if n == 0 {
                 break;
             }
-            self.on_output(&buf[..n]).await;
+            self.on_output(&buf[..n], room);
         }
         let detail = if self.stop_waiters.is_empty() {
             status.describe()
@@ -532,7 +541,7 @@ impl Actor {
         // Dropping `output` tells attached clients the session is gone.
     }
 
-    async fn on_output(&mut self, data: &[u8]) {
+    fn on_output(&mut self, data: &[u8], room: Room) {
         // The agent echoed the submitted text: it has read it.
         if let Some(submit) = &mut self.submit
             && !submit.echoed
@@ -542,9 +551,7 @@ impl Actor {
             submit.echoed = true;
             self.submit_timer = Some(Box::pin(tokio::time::sleep(ENTER_AFTER_ECHO)));
         }
-        let chunk = Bytes::copy_from_slice(data);
-        let _ = self.output.send(chunk.clone());
-        let _ = self.screen.send(ToScreen::Output(chunk)).await;
+        self.screen.output(data, room, &self.output);
     }
 
     fn on_cue(&mut self, reading: Reading) {
@@ -790,26 +797,19 @@ impl Actor {
             .map(|at| Box::pin(tokio::time::sleep_until(Instant::from_std(at))));
     }
 
-    async fn on_command(&mut self, cmd: Command) {
+    fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Attach { rows, cols, reply } => {
-                self.resize(rows, cols).await;
-                self.attachment(reply).await;
+                self.resize(rows, cols);
+                self.attachment(reply);
             }
-            Command::Reattach { reply } => self.attachment(reply).await,
+            Command::Reattach { reply } => self.attachment(reply),
             Command::Capture {
                 lines,
                 colours,
                 reply,
             } => {
-                let _ = self
-                    .screen
-                    .send(ToScreen::Capture {
-                        lines,
-                        colours,
-                        reply,
-                    })
-                    .await;
+                self.screen.capture(lines, colours, reply);
             }
             Command::Hook { payload, reply } => {
                 let event = self.on_hook(&payload);
@@ -838,7 +838,7 @@ impl Actor {
                     self.pending_input.extend(data);
                 }
             }
-            Command::Resize { rows, cols } => self.resize(rows, cols).await,
+            Command::Resize { rows, cols } => self.resize(rows, cols),
             Command::Stop { force, reply } => {
                 self.stop_waiters.push(reply);
                 if force {
@@ -856,7 +856,7 @@ impl Actor {
         }
     }
 
-    async fn resize(&mut self, rows: u16, cols: u16) {
+    fn resize(&mut self, rows: u16, cols: u16) {
         if rows == 0 || cols == 0 || self.size == (rows, cols) {
             return;
         }
@@ -865,91 +865,12 @@ impl Actor {
             return;
         }
         self.size = (rows, cols);
-        let _ = self.screen.send(ToScreen::Resize { rows, cols }).await;
+        self.screen.resize(rows, cols);
     }
 
-    /// Subscribe a client to output from this point of the stream and have the screen
-    /// task, once it has parsed up to the same point, add the matching repaint.
-    async fn attachment(&mut self, reply: oneshot::Sender<Attachment>) {
-        let output = self.output.subscribe();
-        let _ = self.screen.send(ToScreen::Attach { output, reply }).await;
-    }
-}
-
-/// Messages to the screen task, in stream order.
-enum ToScreen {
-    Output(Bytes),
-    Resize {
-        rows: u16,
-        cols: u16,
-    },
-    /// Reply with the screen as of now and this receiver, subscribed at the same point.
-    Attach {
-        output: broadcast::Receiver<Bytes>,
-        reply: oneshot::Sender<Attachment>,
-    },
-    /// Reply with the scrollback and screen ([`Screen::capture`]).
-    Capture {
-        lines: Option<usize>,
-        colours: bool,
-        reply: oneshot::Sender<Vec<u8>>,
-    },
-}
-
-/// What the screen task tells the session actor. Unbounded: cues are sent only when
-/// they change and replies only when the agent asks, and the actor must never wait on
-/// the task it feeds.
-enum FromScreen {
-    /// What the screen shows changed.
-    Cue(Reading),
-    /// The terminal model's answers to the agent's queries (cursor position, colours).
-    Reply(Vec<u8>),
-}
-
-/// Parse the agent's output into the screen model, behind the relay, and classify the
-/// screen for the state engine.
-async fn screen_task(
-    mut screen: Screen,
-    cues: Cues,
-    mut inbox: mpsc::Receiver<ToScreen>,
-    output: broadcast::Sender<Bytes>,
-    session: mpsc::UnboundedSender<FromScreen>,
-) {
-    let mut last_reading: Option<Reading> = None;
-    while let Some(msg) = inbox.recv().await {
-        match msg {
-            ToScreen::Output(chunk) => {
-                screen.process(&chunk);
-                let replies = screen.take_replies();
-                if !replies.is_empty() && output.receiver_count() == 0 {
-                    let _ = session.send(FromScreen::Reply(replies));
-                }
-                // Only when nothing else is queued: a burst is classified once, at its end.
-                if inbox.is_empty() {
-                    screen.trim();
-                    crate::heap::freed();
-                    let reading = cues.read(&screen.text());
-                    if last_reading.as_ref() != Some(&reading) {
-                        last_reading = Some(reading.clone());
-                        let _ = session.send(FromScreen::Cue(reading));
-                    }
-                }
-            }
-            ToScreen::Resize { rows, cols } => screen.resize(rows, cols),
-            ToScreen::Capture {
-                lines,
-                colours,
-                reply,
-            } => {
-                let _ = reply.send(screen.capture(lines, colours));
-            }
-            ToScreen::Attach { output, reply } => {
-                let _ = reply.send(Attachment {
-                    screen: screen.repaint(),
-                    output,
-                });
-            }
-        }
+    /// Output from this point of the stream, with the repaint of everything before it.
+    fn attachment(&mut self, reply: oneshot::Sender<Attachment>) {
+        self.screen.attach(&self.output, reply);
     }
 }
 

@@ -9,7 +9,7 @@
 //! [`Screen::capture`].
 
 use std::collections::VecDeque;
-use std::fmt::Write as _;
+use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 
 use alacritty_terminal::event::{Event, EventListener};
@@ -69,7 +69,12 @@ impl Dimensions for Size {
 
 /// Lines scrolled into the emulator's history are moved to [`History`] once this many
 /// have gathered, so the emulator holds few of them.
-const HISTORY_BATCH: usize = 256;
+const HISTORY_BATCH: usize = 16;
+
+/// Output is parsed this much at a time, so that rows are encoded into [`History`]
+/// soon after they scroll off, while their cells (4.8 KB a row at 200 columns) are
+/// still in the CPU's cache.
+const PARSE_SLICE: usize = 1024;
 
 /// A session's terminal screen and scrollback.
 pub struct Screen {
@@ -183,14 +188,18 @@ impl History {
 }
 
 /// Encode `row` into `out` (cleared first): its text with SGR changes, ending in a
-/// reset when styled, no trailing blanks. Returns whether the row wraps.
-fn encode_row(row: &Row<Cell>, cols: usize, out: &mut String) -> bool {
+/// reset when styled, no trailing blanks. Returns whether the row wraps. Runs once per
+/// line of output that scrolls off, so it works on the row's cells as a slice and
+/// writes an SGR sequence only where the look changes.
+fn encode_row(row: &Row<Cell>, out: &mut Vec<u8>) -> bool {
     out.clear();
-    let end = row_end(row, cols).unwrap_or(0);
-    if write_cells(out, row, end, &mut Look::default()) {
-        out.push_str("\x1b[0m");
+    let cells = &row[..];
+    if write_cells(out, content(cells), &mut Look::default()) {
+        out.extend_from_slice(b"\x1b[0m");
     }
-    row[Column(cols - 1)].flags.contains(Flags::WRAPLINE)
+    cells
+        .last()
+        .is_some_and(|cell| cell.flags.contains(Flags::WRAPLINE))
 }
 
 impl std::fmt::Debug for Screen {
@@ -229,9 +238,11 @@ impl Screen {
         if memchr::memmem::find(bytes, b"\x1b[3J").is_some() {
             self.history.clear();
         }
-        self.parser.advance(&mut self.term, bytes);
-        if self.term.grid().history_size() >= HISTORY_BATCH {
-            self.keep_history(false);
+        for slice in bytes.chunks(PARSE_SLICE) {
+            self.parser.advance(&mut self.term, slice);
+            if self.term.grid().history_size() >= HISTORY_BATCH {
+                self.keep_history(false);
+            }
         }
     }
 
@@ -239,19 +250,20 @@ impl Screen {
     /// rows it keeps spare. The emulator allocates a thousand again at the next scroll
     /// (some 0.3 ms at 80 columns); holding them instead would cost every session that
     /// has scrolled 1.9 MiB (measured: 100 streaming sessions took 238 MiB instead of
-    /// 73, for 13 % of a core less).
+    /// 73, for 13 % of a core less). So the screen task calls this once the output has
+    /// paused for a while, not whenever it catches up with a flood.
     pub fn trim(&mut self) {
         self.keep_history(true);
     }
 
     fn keep_history(&mut self, free: bool) {
         let grid = self.term.grid_mut();
-        let (scrolled, cols) = (grid.history_size(), grid.columns());
+        let scrolled = grid.history_size();
         // Allocates only once a row is written: most bursts end with nothing scrolled.
-        let mut scratch = String::new();
+        let mut scratch = Vec::new();
         for i in (1..=scrolled).rev() {
-            let wrapped = encode_row(&grid[Line(-(i as i32))], cols, &mut scratch);
-            self.history.push(scratch.as_bytes(), wrapped);
+            let wrapped = encode_row(&grid[Line(-(i as i32))], &mut scratch);
+            self.history.push(&scratch, wrapped);
         }
         if scrolled > 0 {
             grid.clear_history();
@@ -267,12 +279,11 @@ impl Screen {
     pub fn capture(&mut self, lines: Option<usize>, colours: bool) -> Vec<u8> {
         self.keep_history(false);
         let grid = self.term.grid();
-        let cols = grid.columns();
-        let mut scratch = String::new();
+        let mut scratch = Vec::new();
         let mut screen: Vec<(Vec<u8>, bool)> = (0..grid.screen_lines())
             .map(|line| {
-                let wrapped = encode_row(&grid[Line(line as i32)], cols, &mut scratch);
-                (scratch.as_bytes().to_vec(), wrapped)
+                let wrapped = encode_row(&grid[Line(line as i32)], &mut scratch);
+                (scratch.clone(), wrapped)
             })
             .collect();
         while screen.last().is_some_and(|(bytes, _)| bytes.is_empty()) {
@@ -339,16 +350,16 @@ impl Screen {
     /// the same size.
     pub fn repaint(&self) -> Vec<u8> {
         let grid = self.term.grid();
-        let mut out = String::with_capacity(grid.screen_lines() * grid.columns() + 256);
-        out.push_str("\x1b[0m\x1b[H\x1b[2J");
+        let mut out = Vec::with_capacity(grid.screen_lines() * grid.columns() + 256);
+        out.extend_from_slice(b"\x1b[0m\x1b[H\x1b[2J");
         let mut pen = Look::default();
         for line in 0..grid.screen_lines() {
-            let row = &grid[Line(line as i32)];
-            let Some(end) = row_end(row, grid.columns()) else {
+            let cells = content(&grid[Line(line as i32)][..]);
+            if cells.is_empty() {
                 continue;
-            };
+            }
             let _ = write!(out, "\x1b[{};1H", line + 1);
-            write_cells(&mut out, row, end, &mut pen);
+            write_cells(&mut out, cells, &mut pen);
         }
         let cursor = &grid.cursor;
         Look::of(&cursor.template).write_sgr(&mut out);
@@ -358,8 +369,8 @@ impl Screen {
             cursor.point.line.0 + 1,
             cursor.point.column.0 + 1
         );
-        out.push_str(&modes(*self.term.mode()));
-        out.into_bytes()
+        out.extend_from_slice(modes(*self.term.mode()).as_bytes());
+        out
     }
 }
 
@@ -373,37 +384,47 @@ fn is_blank(cell: &Cell) -> bool {
         && cell.zerowidth().is_none()
 }
 
-/// The column after a row's last cell a cleared screen would not show, `None` for a
-/// blank row.
-fn row_end(row: &Row<Cell>, cols: usize) -> Option<usize> {
-    (0..cols)
-        .rev()
-        .find(|&c| !is_blank(&row[Column(c)]))
-        .map(|c| c + 1)
+/// A row's cells up to its last one a cleared screen would not show.
+fn content(cells: &[Cell]) -> &[Cell] {
+    let end = cells
+        .iter()
+        .rposition(|c| !is_blank(c))
+        .map_or(0, |i| i + 1);
+    &cells[..end]
 }
 
-/// Append a row's cells before column `end`, with an SGR sequence wherever the look
-/// differs from `pen` (which follows along). Returns whether the pen ends styled.
-fn write_cells(out: &mut String, row: &Row<Cell>, end: usize, pen: &mut Look) -> bool {
-    for col in 0..end {
-        let cell = &row[Column(col)];
+/// Append `cells`, with an SGR sequence wherever the look differs from `pen` (which
+/// follows along). Returns whether the pen ends styled.
+fn write_cells(out: &mut Vec<u8>, cells: &[Cell], pen: &mut Look) -> bool {
+    out.reserve(cells.len());
+    for cell in cells {
         if cell
             .flags
             .intersects(Flags::WIDE_CHAR_SPACER | Flags::LEADING_WIDE_CHAR_SPACER)
         {
             continue;
         }
-        let look = Look::of(cell);
-        if look != *pen {
-            look.write_sgr(out);
-            *pen = look;
+        // Most cells look like the one before: compare in place, build a look only
+        // where it changes.
+        if !pen.is_of(cell) {
+            *pen = Look::of(cell);
+            pen.write_sgr(out);
         }
-        out.push(cell.c);
-        if let Some(extra) = cell.zerowidth() {
-            out.extend(extra);
+        push_char(out, cell.c);
+        for &c in cell.zerowidth().into_iter().flatten() {
+            push_char(out, c);
         }
     }
     *pen != Look::default()
+}
+
+/// Append `c` as UTF-8.
+fn push_char(out: &mut Vec<u8>, c: char) {
+    if c.is_ascii() {
+        out.push(c as u8);
+    } else {
+        out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+    }
 }
 
 /// Copy text, leaving out its SGR sequences (the only escapes [`write_cells`] writes).
@@ -471,22 +492,29 @@ impl Look {
         }
     }
 
+    /// Whether `cell` looks like this.
+    fn is_of(&self, cell: &Cell) -> bool {
+        cell.fg == self.fg
+            && cell.bg == self.bg
+            && cell.flags.intersection(STYLE_FLAGS) == self.flags
+    }
+
     /// The SGR sequence (from a reset) that gives this look.
-    fn write_sgr(&self, out: &mut String) {
-        out.push_str("\x1b[0");
+    fn write_sgr(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"\x1b[0");
         for (flag, code) in STYLES {
             if self.flags.contains(flag) {
-                out.push(';');
-                out.push_str(code);
+                out.push(b';');
+                out.extend_from_slice(code.as_bytes());
             }
         }
         color(out, self.fg, 30, 90, 38);
         color(out, self.bg, 40, 100, 48);
-        out.push('m');
+        out.push(b'm');
     }
 }
 
-fn color(s: &mut String, c: Color, base: u8, bright: u8, extended: u8) {
+fn color(s: &mut Vec<u8>, c: Color, base: u8, bright: u8, extended: u8) {
     match c {
         Color::Named(n) => match n as usize {
             i @ 0..8 => param(s, base + i as u8),
@@ -514,15 +542,15 @@ fn color(s: &mut String, c: Color, base: u8, bright: u8, extended: u8) {
 }
 
 /// `;N`, without the formatting machinery: history rows are encoded by the thousand.
-fn param(s: &mut String, n: u8) {
-    s.push(';');
+fn param(s: &mut Vec<u8>, n: u8) {
+    s.push(b';');
     if n >= 100 {
-        s.push(char::from(b'0' + n / 100));
+        s.push(b'0' + n / 100);
     }
     if n >= 10 {
-        s.push(char::from(b'0' + n / 10 % 10));
+        s.push(b'0' + n / 10 % 10);
     }
-    s.push(char::from(b'0' + n % 10));
+    s.push(b'0' + n % 10);
 }
 
 fn dim_base(n: NamedColor) -> Option<usize> {
