@@ -298,3 +298,23 @@ fn a_configured_worktree_root_is_used() {
     env.ok(&["rm", "rooted"]);
     assert!(!expected.exists());
 }
+
+/// Text with line breaks goes as one bracketed paste only to a program that turned
+/// bracketed paste on (every agent's TUI does); a plain shell gets it typed, each line
+/// run, and never sees the paste markers as text.
+#[test]
+fn several_lines_reach_a_plain_shell_as_typed_lines() {
+    let env = TestEnv::new();
+    env.ok(&["new", "demo", "--agent", "sh"]);
+    env.ok(&[
+        "send",
+        "demo",
+        "echo one-$((1))\necho two-$((2))",
+        "--enter",
+    ]);
+    let screen = wait_for("both lines run", WAIT, || {
+        let screen = env.screen_text("demo", 24, 80);
+        (screen.contains("one-1") && screen.contains("two-2")).then_some(screen)
+    });
+    assert!(!screen.contains("200~"), "{screen}");
+}

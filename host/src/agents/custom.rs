@@ -137,6 +137,10 @@ impl Adapter for Custom {
         })
     }
 
+    fn reads_pastes(&self) -> bool {
+        false
+    }
+
     fn has_hooks(&self) -> bool {
         false
     }

@@ -186,6 +186,13 @@ pub trait Adapter: Send + Sync + std::fmt::Debug {
     fn answer_keys(&self, approve: bool) -> Vec<u8>;
     /// The installation hint shown when the program is missing.
     fn install_hint(&self) -> String;
+    /// Whether text with line breaks is typed as one bracketed paste even while the
+    /// program has not turned bracketed paste on. The agents' input parsers take the
+    /// markers whatever the mode (real Claude Code turns it off again after its start);
+    /// a plain program (a shell) would show them as text.
+    fn reads_pastes(&self) -> bool {
+        true
+    }
     /// The path of the agent's event stream on its server, when it has one.
     fn events_path(&self) -> Option<&str> {
         None

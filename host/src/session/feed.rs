@@ -71,6 +71,8 @@ pub enum FromScreen {
     Cue(Reading),
     /// The terminal model's answers to the agent's queries (cursor position, colours).
     Reply(Vec<u8>),
+    /// The program turned bracketed paste on or off.
+    Paste(bool),
 }
 
 impl Feed {
@@ -148,6 +150,7 @@ async fn run(
     session: mpsc::UnboundedSender<FromScreen>,
 ) {
     let mut last_reading: Option<Reading> = None;
+    let mut paste = screen.bracketed_paste();
     // When the output has been quiet long enough to give back the emulator's spare rows.
     let mut trim: Option<Pin<Box<Sleep>>> = None;
     loop {
@@ -167,6 +170,10 @@ async fn run(
             ToScreen::Output(chunk, room) => {
                 screen.process(&chunk);
                 drop(room);
+                if screen.bracketed_paste() != paste {
+                    paste = !paste;
+                    let _ = session.send(FromScreen::Paste(paste));
+                }
                 let replies = screen.take_replies();
                 if !replies.is_empty() && output.receiver_count() == 0 {
                     let _ = session.send(FromScreen::Reply(replies));

@@ -301,6 +301,7 @@ pub async fn start(
         agent_session_id,
         health: Health::Ok,
         dialog_answered: false,
+        bracketed_paste: adopted,
         after_dialog: None,
         server,
         pending_request: None,
@@ -411,6 +412,9 @@ struct Actor {
     health: Health,
     /// The dialog on screen was answered from Canopy; don't answer it twice.
     dialog_answered: bool,
+    /// Whether the program has bracketed paste on, as its output said (a terminal taken
+    /// back from a keeper: as it may have said before this host saw it).
+    bracketed_paste: bool,
     /// Submitted as a prompt once the answered dialog has gone (a deny's reason).
     after_dialog: Option<Vec<u8>>,
     /// The agent's own loopback server, when it has one.
@@ -490,6 +494,7 @@ impl Actor {
                     FromScreen::Reply(data) => if self.output.receiver_count() == 0 {
                         self.pending_input.extend(data);
                     },
+                    FromScreen::Paste(on) => self.bracketed_paste = on,
                 },
                 () = sleep_until(&mut self.engine_timer) => {
                     self.engine_timer = None;
@@ -660,9 +665,11 @@ impl Actor {
             }
             return;
         }
-        // Every agent's TUI turns bracketed paste on; a line break typed outside one would
-        // submit each line as a prompt of its own (a review's comments as several).
-        if text.contains(&b'\n') {
+        // A line break typed outside a bracketed paste would submit each line to an agent
+        // as a prompt of its own (a review's comments as several). A program that reads
+        // no pastes (a shell) would show the markers as text.
+        let paste = self.bracketed_paste || self.adapter.reads_pastes();
+        if paste && text.contains(&b'\n') {
             // A paste is shown collapsed, not echoed (Claude Code draws "[Pasted text #1
             // +3 lines]"): the agent's first output after it shows it was read.
             self.submit = Some(Submit::new(b"", reply));

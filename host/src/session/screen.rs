@@ -315,6 +315,11 @@ impl Screen {
             .unwrap_or_default()
     }
 
+    /// Whether the program has turned bracketed paste on (`CSI ? 2004 h`).
+    pub fn bracketed_paste(&self) -> bool {
+        self.term.mode().contains(TermMode::BRACKETED_PASTE)
+    }
+
     pub fn size(&self) -> (u16, u16) {
         let grid = self.term.grid();
         (grid.screen_lines() as u16, grid.columns() as u16)
