@@ -149,6 +149,42 @@ fn idle_prompt_while_background_tasks_run_changes_nothing() {
     assert_eq!(history, ["thinking", "idle"], "{history:?}");
 }
 
+/// Codex's work that outlives its turn (found on the real Codex 0.169.0, FINDINGS i):
+/// a command left in a background terminal shows only in the footer, a sub-agent reports
+/// only its start and stop, and neither wakes the agent. The session is
+/// `tool(background)` from the turn's end until the work ends, then `idle`.
+#[test]
+fn codex_background_terminals_and_sub_agents_hold_the_turns_end() {
+    let env = TestEnv::with_fake_agents();
+    env.ok(&["new", "c", "--agent", "codex"]);
+    wait_state(&env, "c", StateKind::Idle);
+    for (directive, running, tool) in [
+        ("@bg", "1 background terminal running", "tool(Bash)"),
+        (
+            "@agent",
+            "1 in the background: sub-agent",
+            "tool(collaborationspawn_agent)",
+        ),
+    ] {
+        let seq = env.seq();
+        env.ok(&["send", "c", directive, "--enter"]);
+        let s = wait_for("the turn to end with work left running", WAIT, || {
+            let s = state_of(&env, "c");
+            (s.state.tool.as_deref() == Some("background")).then_some(s)
+        });
+        let detail = s.state.detail.unwrap_or_default();
+        assert!(detail.contains(running), "{directive}: {detail}");
+        wait_state(&env, "c", StateKind::Idle);
+        let history = env.state_history("c", seq);
+        let mut expected = vec!["thinking", tool];
+        if directive == "@agent" {
+            expected.push("thinking");
+        }
+        expected.extend(["tool(background)", "idle"]);
+        assert_eq!(history, expected, "{directive}");
+    }
+}
+
 #[test]
 fn codex_notify_for_the_title_thread_is_ignored() {
     let env = TestEnv::with_fake_agents();

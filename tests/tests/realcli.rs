@@ -691,13 +691,21 @@ fn matrix(agent: &str, setup: Setup) {
                 "tool(background)",
                 "idle",
             ])),
-            // Codex offers no sub-agent tool by default (`features.multi_agent`), and a
-            // command it leaves running (`exec_command` past its yield time) reports
-            // neither a pid nor an end to watch.
-            _ => Err(
-                "not run yet: Codex's background terminals report no pid or end to watch, \
-                 and its sub-agents are off by default",
-            ),
+            // Codex wakes for nothing either: a command it leaves running
+            // (`exec_command` past its yield time) shows in its footer until it ends; a
+            // sub-agent (`features.multi_agent_v2`) runs from SubagentStart to
+            // SubagentStop.
+            _ => Ok(seq(&[
+                "thinking",
+                &tool,
+                "tool(background)",
+                "idle",
+                "thinking",
+                "tool(collaborationspawn_agent)",
+                "thinking",
+                "tool(background)",
+                "idle",
+            ])),
         },
         StateKind::Idle,
         |r| {

@@ -47,6 +47,9 @@ pub struct Reading {
     /// How many error and interrupted notices are on screen. They stay in the
     /// transcript through later turns, so only a new one (the count going up) is news.
     pub notices: usize,
+    /// What the screen says runs in the background (the match, without the line's
+    /// changing rest: Codex puts it after a timer), whatever the cue.
+    pub background: Option<String>,
 }
 
 /// An adapter's screen patterns.
@@ -61,6 +64,9 @@ pub struct Cues {
     pub error: Vec<Regex>,
     pub interrupted: Vec<Regex>,
     pub busy: Vec<Regex>,
+    /// Text that says work goes on in the background after the turn (Codex's "1
+    /// background terminal running"): no hook reports that work or its end.
+    pub background: Vec<Regex>,
 }
 
 impl Cues {
@@ -74,6 +80,7 @@ impl Cues {
             busy_while_working: true,
             input: Vec::new(),
             error: Vec::new(),
+            background: Vec::new(),
             permission: compile(permission)?,
             interrupted: compile(interrupted)?,
             busy: compile(busy)?,
@@ -99,6 +106,12 @@ impl Cues {
         Ok(self)
     }
 
+    /// Add patterns of text that says work runs in the background.
+    pub fn with_background(mut self, background: &[&str]) -> Result<Self, regex::Error> {
+        self.background = compile(background)?;
+        Ok(self)
+    }
+
     /// Classify the visible screen text.
     pub fn classify(&self, screen: &str) -> Cue {
         self.classify_with_line(screen).0
@@ -113,7 +126,17 @@ impl Cues {
             .chain(&self.interrupted)
             .map(|r| r.find_iter(screen).count())
             .sum();
-        Reading { cue, line, notices }
+        let background = self
+            .background
+            .iter()
+            .find_map(|r| r.find(screen))
+            .map(|m| m.as_str().to_owned());
+        Reading {
+            cue,
+            line,
+            notices,
+            background,
+        }
     }
 
     /// Classify the visible screen text; for an error or a question, also the line
