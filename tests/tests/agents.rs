@@ -509,6 +509,29 @@ fn opencode_scenario_through_its_event_stream() {
 
 /// Events from before Canopy connected to OpenCode's stream are caught up from its
 /// server's current state.
+/// Found on the real OpenCode 1.18.33 in the truth soak: its server sends events
+/// seconds before its TUI draws anything, and keys typed meanwhile are lost. The blank
+/// screen is no sign of rest: the session stays `starting` until the agent has drawn it.
+#[test]
+fn a_screen_not_drawn_yet_is_not_idle() {
+    let mut env = TestEnv::with_fake_agents();
+    env.set_var("FAKE_FIRST_PAINT_MS", "2500");
+    env.ok(&["new", "o", "--agent", "opencode"]);
+    wait_for("its events", WAIT, || {
+        env.ok(&["explain", "o"])
+            .contains("hooks are arriving")
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(state_of(&env, "o").state.kind, StateKind::Starting);
+    wait_state(&env, "o", StateKind::Idle);
+    env.ok(&["send", "o", "hello", "--enter"]);
+    wait_state(&env, "o", StateKind::Idle);
+    wait_for("the prompt to run", WAIT, || {
+        env.ok(&["capture", "o"]).contains("hello").then_some(())
+    });
+}
+
 #[test]
 fn opencode_state_from_before_the_stream_connected_is_caught_up() {
     let env = TestEnv::with_fake_agents();

@@ -214,18 +214,19 @@ mod tests {
         );
         let busy =
             "• Working (3s • esc to interrupt) · 1 background terminal running · /ps to view";
-        let r = c.cues().read(busy);
+        let r = c.cues().read(busy).expect("drawn");
         assert_eq!(
             (r.cue, r.background.as_deref()),
             (Cue::Busy, Some("1 background terminal running"))
         );
         let done = "  Worked for 1s • 21:07\n  2 background terminals running · /ps to view · /stop to close\n› Ask Codex to do anything";
-        let r = c.cues().read(done);
+        let r = c.cues().read(done).expect("drawn");
         assert_eq!(
             (r.cue, r.background.as_deref()),
             (Cue::Quiet, Some("2 background terminals running"))
         );
-        assert_eq!(c.cues().read("› Ask Codex to do anything").background, None);
+        let idle = c.cues().read("› Ask Codex to do anything").expect("drawn");
+        assert_eq!(idle.background, None);
     }
 
     #[test]

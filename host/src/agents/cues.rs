@@ -117,8 +117,14 @@ impl Cues {
         self.classify_with_line(screen).0
     }
 
-    /// Classify the visible screen text and count its notices.
-    pub fn read(&self, screen: &str) -> Reading {
+    /// Classify the visible screen text and count its notices. A blank screen is no
+    /// reading at all: nothing has been drawn yet (OpenCode's TUI takes seconds to draw
+    /// its first screen while its server already sends events), or a TUI cleared it
+    /// before a repaint; it says neither that the agent rests nor that it works.
+    pub fn read(&self, screen: &str) -> Option<Reading> {
+        if screen.trim().is_empty() {
+            return None;
+        }
         let (cue, line) = self.classify_with_line(screen);
         let notices = self
             .error
@@ -131,12 +137,12 @@ impl Cues {
             .iter()
             .find_map(|r| r.find(screen))
             .map(|m| m.as_str().to_owned());
-        Reading {
+        Some(Reading {
             cue,
             line,
             notices,
             background,
-        }
+        })
     }
 
     /// Classify the visible screen text; for an error or a question, also the line
@@ -168,5 +174,22 @@ impl Cues {
         } else {
             (Cue::Quiet, None)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found through Canopy on the real OpenCode 1.18.33 in the soak: its server sends
+    /// events seconds before its TUI draws anything, and the blank screen read as "at
+    /// rest" made a starting session `idle`; a prompt typed then was lost.
+    #[test]
+    fn a_blank_screen_is_no_reading() {
+        let cues = Cues::new(&["Allow"], &["Interrupted"], &["esc to interrupt"]).expect("cues");
+        assert_eq!(cues.read(""), None);
+        assert_eq!(cues.read("   \n\n  \t\n"), None);
+        let r = cues.read("\n  > Ask anything\n").expect("drawn");
+        assert_eq!(r.cue, Cue::Quiet);
     }
 }

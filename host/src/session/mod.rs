@@ -933,8 +933,9 @@ async fn screen_task(
                 if inbox.is_empty() {
                     screen.trim();
                     crate::heap::freed();
-                    let reading = cues.read(&screen.text());
-                    if last_reading.as_ref() != Some(&reading) {
+                    if let Some(reading) = cues.read(&screen.text())
+                        && last_reading.as_ref() != Some(&reading)
+                    {
                         last_reading = Some(reading.clone());
                         let _ = session.send(FromScreen::Cue(reading));
                     }

@@ -80,6 +80,9 @@
 //! PermissionRequest hook beside the open dialog and takes the first answer; a hook's
 //! deny sends the model its message and the turn goes on (no PermissionDenied).
 //!
+//! `FAKE_FIRST_PAINT_MS` (0): the screen stays blank that long after start while hooks
+//! or events already go out, and keys typed meanwhile are lost (OpenCode's TUI).
+//!
 //! Claude fires Notification `permission_prompt` after `FAKE_PERMISSION_NOTIFY_MS`
 //! (6000) with a dialog open, and `idle_prompt` after `FAKE_IDLE_NOTIFY_MS` (60000)
 //! idle. Each simulated API response takes `FAKE_STEP_MS` (50) and each tool
@@ -838,8 +841,17 @@ fn main() {
         wake_at: None,
         hook_denied: None,
     };
-    agent.render();
+    // OpenCode's server sends events seconds before its TUI first draws, and keys typed
+    // meanwhile are lost (`FAKE_FIRST_PAINT_MS`, 0 by default).
+    let first_paint = Duration::from_millis(util::env_ms("FAKE_FIRST_PAINT_MS", 0));
+    if first_paint.is_zero() {
+        agent.render();
+    }
     agent.fl.session_start(&mut agent.cx);
+    if !first_paint.is_zero() {
+        std::thread::sleep(first_paint);
+        while agent.rx.try_recv().is_ok() {}
+    }
     agent.render();
     if let Some(p) = initial.filter(|p| !p.trim().is_empty()) {
         agent.queue.push_back(p);
