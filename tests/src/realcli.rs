@@ -482,13 +482,16 @@ pub fn soak(agent: &str, setup: Setup, sessions: usize, rounds: usize, tool_secs
         }
         env.ok(&new);
     }
+    let text = |args: &[&str]| String::from_utf8_lossy(&env.run(args).stdout).into_owned();
     for name in names {
         assert!(
             wait(name, "idle", Duration::from_secs(90)),
-            "{agent}: {name} did not come up"
+            "{agent}: {name} did not come up\n--- canopy explain\n{}\n--- screen\n{}",
+            text(&["explain", name]),
+            non_blank(&text(&["capture", name, "-n", "40"]))
         );
         if agent == "opencode" {
-            // Its idle screen comes seconds before it takes input.
+            // Its states come from its event stream: be sure that is connected.
             let deadline = Instant::now() + Duration::from_secs(90);
             while !env.ok(&["explain", name]).contains("hooks are arriving")
                 && Instant::now() < deadline
@@ -510,7 +513,7 @@ pub fn soak(agent: &str, setup: Setup, sessions: usize, rounds: usize, tool_secs
     std::thread::scope(|scope| {
         for name in names {
             let (env, watch, out, expected, tool) = (&env, &watch, &out, &expected, &tool);
-            let wait = &wait;
+            let (wait, text) = (&wait, &text);
             scope.spawn(move || {
                 for round in 0..rounds {
                     let mark = watch.mark();
@@ -555,9 +558,6 @@ pub fn soak(agent: &str, setup: Setup, sessions: usize, rounds: usize, tool_secs
                     let wrong = !ended || seen.last().map(String::as_str) != Some("idle");
                     // Taken before the lock: the other sessions go on meanwhile.
                     let evidence = (wrong || extra > 0).then(|| {
-                        let text = |args: &[&str]| {
-                            String::from_utf8_lossy(&env.run(args).stdout).into_owned()
-                        };
                         let explain = text(&["explain", name]);
                         let screen = text(&["capture", name, "-n", "40"]);
                         format!(
