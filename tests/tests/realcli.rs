@@ -945,7 +945,8 @@ CLIs; nothing Canopy does after the hook starts can make up for what comes befor
   soak: the first prompt of each session was lost, typed while its screen was still
   blank). A blank screen is no reading, so the session stays `starting` until OpenCode
   has drawn; a key typed in the moment it draws (within about 0.3 s, measured) may still
-  be lost.
+  be lost. Likewise Codex's launcher can print a warning before its TUI is up: a starting
+  Codex is `idle` only once its composer shows.
 - A host restart (scenario 15) loses the hooks fired while no host ran: the agent is
   taken back in the state it recorded, and its next hook or screen change corrects it.
   Its screen is blank until it redraws (forced by a resize; OpenCode repaints only what

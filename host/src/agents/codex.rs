@@ -37,6 +37,9 @@ static CUES: LazyLock<Cues> = LazyLock::new(|| {
     // A command still running past its yield time goes on in a "background terminal"
     // after the turn; only this footer says so, until it ends (FINDINGS i).
     .and_then(|c| c.with_background(&[r"\d+ background terminals? running"]))
+    // Its composer: before it, the launcher may print a warning (a temporary
+    // CODEX_HOME), and a prompt typed then is lost.
+    .and_then(|c| c.with_ready(&[r"Ask Codex to do anything", r"(?m)^› "]))
     .expect("built-in patterns compile")
 });
 

@@ -50,6 +50,9 @@ pub struct Reading {
     /// What the screen says runs in the background (the match, without the line's
     /// changing rest: Codex puts it after a timer), whatever the cue.
     pub background: Option<String>,
+    /// Whether the agent's own screen is up (its input prompt drawn), not only text
+    /// printed before it (Codex's launcher warns first, and keys typed then are lost).
+    pub ready: bool,
 }
 
 /// An adapter's screen patterns.
@@ -67,6 +70,8 @@ pub struct Cues {
     /// Text that says work goes on in the background after the turn (Codex's "1
     /// background terminal running"): no hook reports that work or its end.
     pub background: Vec<Regex>,
+    /// Text that shows once the agent's screen is up (none: any text will do).
+    pub ready: Vec<Regex>,
 }
 
 impl Cues {
@@ -81,6 +86,7 @@ impl Cues {
             input: Vec::new(),
             error: Vec::new(),
             background: Vec::new(),
+            ready: Vec::new(),
             permission: compile(permission)?,
             interrupted: compile(interrupted)?,
             busy: compile(busy)?,
@@ -103,6 +109,12 @@ impl Cues {
     /// pattern matches is what the screen asks, shown as the state's detail.
     pub fn with_inputs(mut self, input: &[&str]) -> Result<Self, regex::Error> {
         self.input = compile(input)?;
+        Ok(self)
+    }
+
+    /// Add patterns of text that shows once the agent's screen is up.
+    pub fn with_ready(mut self, ready: &[&str]) -> Result<Self, regex::Error> {
+        self.ready = compile(ready)?;
         Ok(self)
     }
 
@@ -137,11 +149,13 @@ impl Cues {
             .iter()
             .find_map(|r| r.find(screen))
             .map(|m| m.as_str().to_owned());
+        let ready = self.ready.is_empty() || self.ready.iter().any(|r| r.is_match(screen));
         Some(Reading {
             cue,
             line,
             notices,
             background,
+            ready,
         })
     }
 

@@ -74,6 +74,8 @@ struct Candidate {
     dialog_left: bool,
     /// A notice appeared that was not on screen when the current work began.
     news: bool,
+    /// The agent's own screen is up (`Reading::ready`).
+    ready: bool,
 }
 
 #[derive(Debug)]
@@ -93,6 +95,8 @@ pub struct Engine {
     candidate: Option<Candidate>,
     /// The cue last seen (counted or not), to notice when it changes.
     seen: Option<Cue>,
+    /// Whether the screen last seen was the agent's own (`Reading::ready`).
+    seen_ready: bool,
     /// When the screen began or stopped saying that work runs in the background, until
     /// that has held long enough to move the state. Hooks do not cancel it: none
     /// reports that work.
@@ -131,6 +135,7 @@ impl Engine {
             last_hook: None,
             candidate: None,
             seen: None,
+            seen_ready: false,
             background_change: None,
             grace_over: false,
             notices: 0,
@@ -566,6 +571,7 @@ impl Engine {
             line,
             notices,
             background,
+            ready,
         } = reading;
         // Notices that scrolled away leave fewer to tell a new one from.
         self.old_notices = self.old_notices.min(notices);
@@ -577,10 +583,11 @@ impl Engine {
         if self.background.set_on_screen(background) {
             self.background_change = Some(now);
         }
-        if self.seen == Some(cue) && !(news && notices_changed) {
+        if self.seen == Some(cue) && self.seen_ready == ready && !(news && notices_changed) {
             return None;
         }
         self.seen = Some(cue);
+        self.seen_ready = ready;
         self.busy_drawn |= cue == Cue::Busy;
         let waiting = self.state.kind == StateKind::WaitingPermission;
         if waiting && cue == Cue::Permission {
@@ -592,6 +599,7 @@ impl Engine {
             since: now,
             dialog_left: waiting && self.dialog_seen && cue != Cue::Permission,
             news,
+            ready,
         });
         self.tick(now, wall)
     }
@@ -664,6 +672,9 @@ impl Engine {
             self.old_notices = self.notices;
         }
         let next_kind = match c.cue {
+            // A starting agent rests only once its own screen is up: text printed before
+            // it is no idle screen, and a prompt typed then is lost.
+            Cue::Quiet if self.state.kind == StateKind::Starting && !c.ready => None,
             Cue::Permission => Some(StateKind::WaitingPermission),
             // Hooks cannot see a screen that waits for the user before any work.
             Cue::Input => Some(StateKind::WaitingInput),
@@ -844,6 +855,7 @@ mod tests {
             line: None,
             notices: usize::from(matches!(cue, Cue::Error | Cue::Interrupted)),
             background: None,
+            ready: true,
         }
     }
 
@@ -1023,6 +1035,26 @@ mod tests {
         assert_eq!(
             e.tick(t0 + MS(7350), 0).map(|s| s.tool),
             Some(Some(BACKGROUND.into()))
+        );
+    }
+
+    /// Codex's launcher prints a warning before its TUI is up, and a prompt typed then
+    /// is lost (found by the truth soak on the real Codex 0.169.0): that text is no idle
+    /// screen; the composer is.
+    #[test]
+    fn a_starting_agent_rests_only_once_its_screen_is_up() {
+        let (mut e, t0) = start(false);
+        let warning = Reading {
+            ready: false,
+            ..read(Cue::Quiet)
+        };
+        e.screen_changed(warning, t0, 0);
+        assert_eq!(e.tick(t0 + MS(500), 0), None);
+        assert_eq!(e.state().kind, StateKind::Starting);
+        e.screen_changed(read(Cue::Quiet), t0 + MS(600), 0);
+        assert_eq!(
+            e.tick(t0 + MS(800), 0).map(|s| s.kind),
+            Some(StateKind::Idle)
         );
     }
 
