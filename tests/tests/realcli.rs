@@ -910,8 +910,8 @@ mock's `ANSWERED` line:
 | `canopy hook`: start, read the payload, connect, the host's reply | 2.7 ms median, 3.1 ms p95 (`BENCHMARKS.md`; 1.8–2.7 ms CPU, of which 1.3–1.5 ms is starting a 22 MB binary, as `canopy --version` costs) | same | Canopy's |
 | the host: hook → event at a subscriber | 0.2 ms median, 0.8 ms p99 | same | Canopy's |
 
-So of the matrix's hook-evidenced p95 (42 ms Codex and 178 ms Gemini in this
-regeneration, 63 and 137 in the one before) about 3–4 ms is Canopy's; the rest is the CLI noticing the change and starting its hook (Codex reads the
+So of the matrix's hook-evidenced p95 (Codex 63 ms, then 42, then 342 with one
+sample of 7 on a busy machine; Gemini 137, then 178) about 3–4 ms is Canopy's; the rest is the CLI noticing the change and starting its hook (Codex reads the
 command's output to its end before `PostToolUse`; Gemini runs each event's hooks one at
 a time, waiting for each). The 50 ms target is not reachable through hooks for these two
 CLIs; nothing Canopy does after the hook starts can make up for what comes before it.
