@@ -431,6 +431,12 @@ class Handler(BaseHTTPRequestHandler):
         last = items[-1] if items else {}
         last_text, tool_result = "", None
         ltype = last.get("type", "message")
+        if ltype == "agent_message":
+            # A sub-agent's task (multi_agent_v2): its text comes as "encrypted" content.
+            items[-1] = last = {"type": "message", "role": "user", "content": [
+                {"text": p.get("text") or p.get("encrypted_content") or ""}
+                for p in last.get("content") or [] if isinstance(p, dict)]}
+            ltype = "message"
         run = []
         for it in reversed(items):
             if it.get("type", "message") == "message" and it.get("role") == "user":
@@ -458,7 +464,8 @@ class Handler(BaseHTTPRequestHandler):
                 break
         branch, payload = decide(last_text, tool_result, tool_name is not None, turn_text, results)
         log(f"POST {self.path} model={model} branch={branch} tools={len(tools)}")
-        delay = slow_secs(last_text)
+        # The sub-agent, not the call that starts it, takes the time "SLOW" asks for.
+        delay = 0 if branch == "agent_call" else slow_secs(last_text)
         err = self._error_status(branch)
         if err:
             kind = {400: "invalid_request_error", 500: "server_error", 429: "rate_limit_exceeded"}[err[0]]
@@ -480,18 +487,13 @@ class Handler(BaseHTTPRequestHandler):
         ev({"type": "response.in_progress", "response": base})
         if delay:
             time.sleep(delay)
-        if branch == "tool_call":
-            safe = "RUN_SAFE" in (last_text or "")
-            if tool_name == "exec_command" and safe:
-                args = {"cmd": payload}
-            elif tool_name == "exec_command":
-                args = {"cmd": payload, "sandbox_permissions": "require_escalated",
-                        "justification": "mock: this command needs approval"}
-            else:
-                args = {"command": ["bash", "-lc", payload], "with_escalated_permissions": True,
-                        "justification": "mock: this command needs approval"}
+        call = openai_call(branch, payload, tool_name, names, last_text)
+        if call:
+            name, args = call
             item = {"id": new_id("fc_mock"), "type": "function_call", "status": "completed",
-                    "call_id": new_id("call_mock"), "name": tool_name, "arguments": json.dumps(args)}
+                    "call_id": new_id("call_mock"), "name": name, "arguments": json.dumps(args)}
+            if name == "spawn_agent":
+                item["namespace"] = "collaboration"
             ev({"type": "response.output_item.added", "output_index": 0,
                 "item": dict(item, status="in_progress", arguments="")})
             ev({"type": "response.function_call_arguments.delta", "item_id": item["id"], "output_index": 0,
@@ -597,6 +599,25 @@ class Handler(BaseHTTPRequestHandler):
                                        "index": 0}], "modelVersion": model})
             final["candidates"][0]["content"]["parts"] = [{"text": payload[half:]}]
         self._sse(final)
+
+
+def openai_call(branch, payload, tool_name, names, last_text):
+    """(function name, arguments) of the Codex call a branch asks for, or None for text."""
+    if branch == "background_call" and tool_name == "exec_command":
+        # Unified exec: a command still running when its yield time is up goes on in a
+        # "background terminal" after the call, and the turn, returned.
+        return "exec_command", {"cmd": payload, "yield_time_ms": 500}
+    if branch == "agent_call" and "collaboration" in names:
+        return "spawn_agent", {"task_name": "mock_task", "message": payload, "fork_turns": "none"}
+    if branch != "tool_call":
+        return None
+    if tool_name == "exec_command" and "RUN_SAFE" in (last_text or ""):
+        return "exec_command", {"cmd": payload}
+    if tool_name == "exec_command":
+        return "exec_command", {"cmd": payload, "sandbox_permissions": "require_escalated",
+                                "justification": "mock: this command needs approval"}
+    return tool_name, {"command": ["bash", "-lc", payload], "with_escalated_permissions": True,
+                       "justification": "mock: this command needs approval"}
 
 
 def json_for_schema(schema):

@@ -226,6 +226,8 @@ stream_max_retries = 0
 
 [features]
 enable_request_compression = false
+# Sub-agents (`spawn_agent`), off by default in 0.169.0, for scenario 11.
+multi_agent_v2 = true
 
 {trusted}[notice.model_migrations]
 "gpt-5.5" = "gpt-6-sol"
@@ -444,7 +446,8 @@ pub struct Soak {
     pub spurious: usize,
     /// From `approve` to `tool(NAME)` at the subscriber, ms.
     pub approve_lag: Vec<f64>,
-    /// What the first rounds that went wrong looked like.
+    /// What the first rounds that went wrong looked like: the states seen, and the
+    /// session's `canopy explain` and screen right after.
     pub examples: Vec<String>,
 }
 
@@ -479,13 +482,16 @@ pub fn soak(agent: &str, setup: Setup, sessions: usize, rounds: usize, tool_secs
         }
         env.ok(&new);
     }
+    let text = |args: &[&str]| String::from_utf8_lossy(&env.run(args).stdout).into_owned();
     for name in names {
         assert!(
             wait(name, "idle", Duration::from_secs(90)),
-            "{agent}: {name} did not come up"
+            "{agent}: {name} did not come up\n--- canopy explain\n{}\n--- screen\n{}",
+            text(&["explain", name]),
+            non_blank(&text(&["capture", name, "-n", "40"]))
         );
         if agent == "opencode" {
-            // Its idle screen comes seconds before it takes input.
+            // Its states come from its event stream: be sure that is connected.
             let deadline = Instant::now() + Duration::from_secs(90);
             while !env.ok(&["explain", name]).contains("hooks are arriving")
                 && Instant::now() < deadline
@@ -507,7 +513,7 @@ pub fn soak(agent: &str, setup: Setup, sessions: usize, rounds: usize, tool_secs
     std::thread::scope(|scope| {
         for name in names {
             let (env, watch, out, expected, tool) = (&env, &watch, &out, &expected, &tool);
-            let wait = &wait;
+            let (wait, text) = (&wait, &text);
             scope.spawn(move || {
                 for round in 0..rounds {
                     let mark = watch.mark();
@@ -518,7 +524,8 @@ pub fn soak(agent: &str, setup: Setup, sessions: usize, rounds: usize, tool_secs
                         "--enter",
                     ]);
                     let mut lag = None;
-                    if wait(name, "waiting_permission", Duration::from_secs(60)) {
+                    let asked = wait(name, "waiting_permission", Duration::from_secs(60));
+                    if asked {
                         // Answered only once the dialog is drawn, as a user would.
                         let deadline = Instant::now() + Duration::from_secs(30);
                         while !env
@@ -547,17 +554,28 @@ pub fn soak(agent: &str, setup: Setup, sessions: usize, rounds: usize, tool_secs
                         .into_iter()
                         .map(|s| s.label)
                         .collect();
+                    let extra = seen.len().saturating_sub(common(&seen, expected));
+                    let wrong = !ended || seen.last().map(String::as_str) != Some("idle");
+                    // Taken before the lock: the other sessions go on meanwhile.
+                    let evidence = (wrong || extra > 0).then(|| {
+                        let explain = text(&["explain", name]);
+                        let screen = text(&["capture", name, "-n", "40"]);
+                        format!(
+                            "{agent} {name} round {round}: seen {seen:?} (asked: {asked})\n\
+                             --- canopy explain\n{}\n--- screen\n{}",
+                            explain.trim_end(),
+                            non_blank(&screen)
+                        )
+                    });
                     let mut o = out.lock().expect("soak lock");
                     o.rounds += 1;
                     o.approve_lag.extend(lag);
-                    let extra = seen.len().saturating_sub(common(&seen, expected));
                     o.spurious += extra;
-                    if !ended || seen.last() != Some(&"idle".to_owned()) {
-                        o.wrong_final += 1;
-                    }
-                    if (extra > 0 || !ended) && o.examples.len() < 5 {
-                        o.examples
-                            .push(format!("{agent} {name} round {round}: {seen:?}"));
+                    o.wrong_final += usize::from(wrong);
+                    if let Some(e) = evidence
+                        && o.examples.len() < 5
+                    {
+                        o.examples.push(e);
                     }
                 }
             });
@@ -565,6 +583,12 @@ pub fn soak(agent: &str, setup: Setup, sessions: usize, rounds: usize, tool_secs
     });
     drop(mock);
     out.into_inner().expect("soak lock")
+}
+
+/// A screen's lines that are not blank.
+fn non_blank(screen: &str) -> String {
+    let lines: Vec<&str> = screen.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines.join("\n")
 }
 
 /// The length of the longest common subsequence of two state sequences.

@@ -149,6 +149,42 @@ fn idle_prompt_while_background_tasks_run_changes_nothing() {
     assert_eq!(history, ["thinking", "idle"], "{history:?}");
 }
 
+/// Codex's work that outlives its turn (found on the real Codex 0.169.0, FINDINGS i):
+/// a command left in a background terminal shows only in the footer, a sub-agent reports
+/// only its start and stop, and neither wakes the agent. The session is
+/// `tool(background)` from the turn's end until the work ends, then `idle`.
+#[test]
+fn codex_background_terminals_and_sub_agents_hold_the_turns_end() {
+    let env = TestEnv::with_fake_agents();
+    env.ok(&["new", "c", "--agent", "codex"]);
+    wait_state(&env, "c", StateKind::Idle);
+    for (directive, running, tool) in [
+        ("@bg", "1 background terminal running", "tool(Bash)"),
+        (
+            "@agent",
+            "1 in the background: sub-agent",
+            "tool(collaborationspawn_agent)",
+        ),
+    ] {
+        let seq = env.seq();
+        env.ok(&["send", "c", directive, "--enter"]);
+        let s = wait_for("the turn to end with work left running", WAIT, || {
+            let s = state_of(&env, "c");
+            (s.state.tool.as_deref() == Some("background")).then_some(s)
+        });
+        let detail = s.state.detail.unwrap_or_default();
+        assert!(detail.contains(running), "{directive}: {detail}");
+        wait_state(&env, "c", StateKind::Idle);
+        let history = env.state_history("c", seq);
+        let mut expected = vec!["thinking", tool];
+        if directive == "@agent" {
+            expected.push("thinking");
+        }
+        expected.extend(["tool(background)", "idle"]);
+        assert_eq!(history, expected, "{directive}");
+    }
+}
+
 #[test]
 fn codex_notify_for_the_title_thread_is_ignored() {
     let env = TestEnv::with_fake_agents();
@@ -473,6 +509,29 @@ fn opencode_scenario_through_its_event_stream() {
 
 /// Events from before Canopy connected to OpenCode's stream are caught up from its
 /// server's current state.
+/// Found on the real OpenCode 1.18.33 in the truth soak: its server sends events
+/// seconds before its TUI draws anything, and keys typed meanwhile are lost. The blank
+/// screen is no sign of rest: the session stays `starting` until the agent has drawn it.
+#[test]
+fn a_screen_not_drawn_yet_is_not_idle() {
+    let mut env = TestEnv::with_fake_agents();
+    env.set_var("FAKE_FIRST_PAINT_MS", "2500");
+    env.ok(&["new", "o", "--agent", "opencode"]);
+    wait_for("its events", WAIT, || {
+        env.ok(&["explain", "o"])
+            .contains("hooks are arriving")
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(state_of(&env, "o").state.kind, StateKind::Starting);
+    wait_state(&env, "o", StateKind::Idle);
+    env.ok(&["send", "o", "hello", "--enter"]);
+    wait_state(&env, "o", StateKind::Idle);
+    wait_for("the prompt to run", WAIT, || {
+        env.ok(&["capture", "o"]).contains("hello").then_some(())
+    });
+}
+
 #[test]
 fn opencode_state_from_before_the_stream_connected_is_caught_up() {
     let env = TestEnv::with_fake_agents();

@@ -691,13 +691,21 @@ fn matrix(agent: &str, setup: Setup) {
                 "tool(background)",
                 "idle",
             ])),
-            // Codex offers no sub-agent tool by default (`features.multi_agent`), and a
-            // command it leaves running (`exec_command` past its yield time) reports
-            // neither a pid nor an end to watch.
-            _ => Err(
-                "not run yet: Codex's background terminals report no pid or end to watch, \
-                 and its sub-agents are off by default",
-            ),
+            // Codex wakes for nothing either: a command it leaves running
+            // (`exec_command` past its yield time) shows in its footer until it ends; a
+            // sub-agent (`features.multi_agent_v2`) runs from SubagentStart to
+            // SubagentStop.
+            _ => Ok(seq(&[
+                "thinking",
+                &tool,
+                "tool(background)",
+                "idle",
+                "thinking",
+                "tool(collaborationspawn_agent)",
+                "thinking",
+                "tool(background)",
+                "idle",
+            ])),
         },
         StateKind::Idle,
         |r| {
@@ -864,11 +872,13 @@ const AGENTS: [&str; 4] = ["claude", "codex", "gemini", "opencode"];
 /// `docs/state-truth.md` around the table.
 const DOC_HEAD: &str = "# State truth: the badge on the real CLIs
 
-Written by the real-CLI tier: `CANOPY_STATE_TRUTH_DOC=$PWD/docs/state-truth.md cargo test
--p canopy-tests --test realcli matrix -- --nocapture` (one session per CLI goes through the
-scenarios in order; a long tool runs 5 s). Each cell shows the state sequence a
-subscriber (`canopy watch --json`) saw; **fail** shows the expected one beside it. Every
-cell that is not *n/a* must pass: one that fails, or cannot run, fails the test.
+Written by the real-CLI tier with the release build: `cargo build --release -p canopy &&
+CANOPY_BIN=$PWD/target/release/canopy CANOPY_STATE_TRUTH_DOC=$PWD/docs/state-truth.md
+cargo test -p canopy-tests --test realcli matrix -- --nocapture --test-threads 1` (one
+session per CLI goes through the scenarios in order; a long tool runs 5 s). Each cell
+shows the state sequence a subscriber (`canopy watch --json`) saw; **fail** shows the
+expected one beside it. Every cell that is not *n/a* must pass: one that fails, or cannot
+run, fails the test.
 
 ## Matrix
 
@@ -885,12 +895,33 @@ regeneration: the release build (`CANOPY_BIN=target/release/canopy`), one CLI at
 (`--test-threads 1`), 2 cores; with the debug build and four CLIs at once they are about
 twice as high.
 
+### Where a hook's lag goes (Codex, Gemini)
+
+Measured on 2026-12-07 with `strace -f -ttt -e trace=execve` on the real CLI against the
+mock (hooks registered for every event; the machine shared with two compiling
+engineers, load average 5–7 on 2 cores), the truth being the tool's own `date` or the
+mock's `ANSWERED` line:
+
+| part | Codex 0.169.0 | Gemini 0.61.0 | whose |
+|---|---|---|---|
+| the tool ends (`date`) → the CLI spawns its hook's shell | `PostToolUse` 60–151 ms (median 72, n=8) | `AfterTool` 13–69 ms (median 31, n=5) | the CLI's |
+| the last answer → the CLI spawns its turn-end hook | `Stop` 3–110 ms (median 22, n=8) | `AfterAgent` 121–340 ms (n=5; its `AfterModel` hooks run one by one before it) | the CLI's |
+| the shell (`bash -c`, both CLIs) starts and execs the hook program | 1.5–11.6 ms | 5–39 ms | the CLI's (it runs hooks through a shell) |
+| `canopy hook`: start, read the payload, connect, the host's reply | 2.7 ms median, 3.1 ms p95 (`BENCHMARKS.md`; 1.8–2.7 ms CPU, of which 1.3–1.5 ms is starting a 22 MB binary, as `canopy --version` costs) | same | Canopy's |
+| the host: hook → event at a subscriber | 0.2 ms median, 0.8 ms p99 | same | Canopy's |
+
+So of the matrix's hook-evidenced p95 (Codex 63 ms, then 42, then 342 with one
+sample of 7 on a busy machine; Gemini 137, then 178) about 3–4 ms is Canopy's; the rest is the CLI noticing the change and starting its hook (Codex reads the
+command's output to its end before `PostToolUse`; Gemini runs each event's hooks one at
+a time, waiting for each). The 50 ms target is not reachable through hooks for these two
+CLIs; nothing Canopy does after the hook starts can make up for what comes before it.
+
 ## How each state is evidenced
 
 | state | Claude Code | Codex | Gemini CLI | OpenCode |
 |---|---|---|---|---|
 | thinking | `UserPromptSubmit`; `PostToolUse` while the tool is the state | `UserPromptSubmit`; same | `BeforeAgent`; `AfterTool`, same | `session.status busy` from rest; tool part completed, same; `session.compacted` |
-| tool(NAME) | `PreToolUse`; an approval; the dialog leaving a busy screen; `Stop` with `background_tasks` → `tool(background)` until the work wakes the agent | `PreToolUse`; an approval; the dialog leaving a busy screen | `BeforeTool`; same; an `AfterTool` that moved the call to the background → `tool(background)` until its pid exits | tool part running; `permission.replied`; an approval (a sub-agent's child session is not the session's turn) |
+| tool(NAME) | `PreToolUse`; an approval; the dialog leaving a busy screen; `Stop` with `background_tasks` → `tool(background)` until the work wakes the agent | `PreToolUse`; an approval; the dialog leaving a busy screen; `Stop` while a sub-agent runs (`SubagentStart` … `SubagentStop`) or the footer says `N background terminal(s) running` → `tool(background)` until both have ended | `BeforeTool`; same; an `AfterTool` that moved the call to the background → `tool(background)` until its pid exits | tool part running; `permission.replied`; an approval (a sub-agent's child session is not the session's turn) |
 | compacting | `PreCompact` | `PreCompact` | `PreCompress(manual)` | a `compaction` part |
 | waiting_permission | `PermissionRequest` (beside the dialog) | `PermissionRequest` (before the dialog) | `Notification(ToolPermission)` | `permission.asked` |
 | idle | `Stop`; `PostCompact(manual)`; the dialog leaving for a screen at rest; the busy indicator gone while working | `Stop`; `PostCompact(manual)`; same | `AfterAgent`; `AfterTool` cancelled by the user; same | `session.idle`; a rejected permission |
@@ -910,15 +941,23 @@ twice as high.
   cancelled` notice ends work; an Esc that left no notice would read as `thinking` until its
   next hook. Any other CLI that stopped showing its busy indicator while it works would read
   as `idle` until its next hook.
-- OpenCode draws its idle screen seconds before it accepts input: Canopy shows `idle`
-  from the screen while a prompt typed then is lost.
+- OpenCode's server sends events seconds before its TUI draws anything (found by the
+  soak: the first prompt of each session was lost, typed while its screen was still
+  blank). A blank screen is no reading, so the session stays `starting` until OpenCode
+  has drawn; a key typed in the moment it draws (within about 0.3 s, measured) may still
+  be lost. Likewise Codex's launcher can print a warning before its TUI is up: a starting
+  Codex is `idle` only once its composer shows.
 - A host restart (scenario 15) loses the hooks fired while no host ran: the agent is
   taken back in the state it recorded, and its next hook or screen change corrects it.
   Its screen is blank until it redraws (forced by a resize; OpenCode repaints only what
   changed), so screen cues wait as long as after a hook, and a missing busy indicator
   says nothing until one has been drawn again.
-- Cells marked *not run yet* need the mock model to script more (a Task sub-agent,
-  background commands).
+- Codex's footer shows `1 background terminal running` during a foreground command
+  too; it goes when the command ends, and the state follows only at the turn's end, so a
+  footer lost in a redraw for longer than the hold at that moment would read as `idle`
+  until it is drawn again. Codex's sub-agents are off by default (`features.multi_agent_v2`,
+  set for this matrix); a `SubagentStop` that never arrives would leave the session
+  `tool(background)` until the agent exits.
 ";
 
 /// The matrix as Markdown, from the saved cells of every CLI that has run.

@@ -247,7 +247,10 @@ mod tests {
                 Some(StateKind::Thinking)
             }
             Effect::Background { .. } => Some(StateKind::Tool),
-            Effect::Answered { .. } | Effect::Ignore(_) | Effect::Noise => None,
+            Effect::Answered { .. }
+            | Effect::SubAgent { .. }
+            | Effect::Ignore(_)
+            | Effect::Noise => None,
         }
     }
 

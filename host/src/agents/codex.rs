@@ -19,6 +19,8 @@ const EVENTS: &[&str] = &[
     "StopFailure",
     "PreCompact",
     "PostCompact",
+    "SubagentStart",
+    "SubagentStop",
     "SessionEnd",
 ];
 
@@ -32,6 +34,12 @@ static CUES: LazyLock<Cues> = LazyLock::new(|| {
     // The model-upgrade menu shown before the first turn ("Meet GPT-6 Sol … 2. Use
     // existing model"; tests/realcli/FINDINGS.md g).
     .and_then(|c| c.with_inputs(&[r"(?s)Meet [^\n]+.*Use existing model"]))
+    // A command still running past its yield time goes on in a "background terminal"
+    // after the turn; only this footer says so, until it ends (FINDINGS i).
+    .and_then(|c| c.with_background(&[r"\d+ background terminals? running"]))
+    // Its composer: before it, the launcher may print a warning (a temporary
+    // CODEX_HOME), and a prompt typed then is lost.
+    .and_then(|c| c.with_ready(&[r"Ask Codex to do anything", r"(?m)^› "]))
     .expect("built-in patterns compile")
 });
 
@@ -129,6 +137,13 @@ impl Adapter for Codex {
             "Stop" => Effect::state(StateKind::Idle),
             "StopFailure" => super::stop_failure(p),
             "PreCompact" => Effect::state(StateKind::Compacting),
+            "SubagentStart" | "SubagentStop" => match field(p, "agent_id") {
+                Some(id) => Effect::SubAgent {
+                    id: id.to_owned(),
+                    running: name == "SubagentStart",
+                },
+                None => Effect::ignore("a sub-agent with no id"),
+            },
             "SessionEnd" => Effect::ignore("the agent is ending; its exit follows"),
             other => Effect::ignore(format!("{other} does not change the state")),
         };
@@ -155,6 +170,7 @@ impl Adapter for Codex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agents::Cue;
     use serde_json::json;
 
     #[test]
@@ -170,6 +186,50 @@ mod tests {
             c.hook(&title, Some("t1")).effect,
             Effect::Ignore(_)
         ));
+    }
+
+    /// Found on the real Codex 0.169.0 (tests/realcli/FINDINGS.md i): sub-agents report
+    /// their start and end by id; a background terminal shows in a footer only, beside
+    /// the busy line's timer or after the turn.
+    #[test]
+    fn sub_agents_and_background_terminals_are_background_work() {
+        let c = Codex::new();
+        let sub = |event: &str| {
+            c.hook(
+                &json!({"hook_event_name": event, "agent_id": "a1", "agent_type": "default"}),
+                None,
+            )
+            .effect
+        };
+        assert_eq!(
+            sub("SubagentStart"),
+            Effect::SubAgent {
+                id: "a1".into(),
+                running: true
+            }
+        );
+        assert_eq!(
+            sub("SubagentStop"),
+            Effect::SubAgent {
+                id: "a1".into(),
+                running: false
+            }
+        );
+        let busy =
+            "• Working (3s • esc to interrupt) · 1 background terminal running · /ps to view";
+        let r = c.cues().read(busy).expect("drawn");
+        assert_eq!(
+            (r.cue, r.background.as_deref()),
+            (Cue::Busy, Some("1 background terminal running"))
+        );
+        let done = "  Worked for 1s • 21:07\n  2 background terminals running · /ps to view · /stop to close\n› Ask Codex to do anything";
+        let r = c.cues().read(done).expect("drawn");
+        assert_eq!(
+            (r.cue, r.background.as_deref()),
+            (Cue::Quiet, Some("2 background terminals running"))
+        );
+        let idle = c.cues().read("› Ask Codex to do anything").expect("drawn");
+        assert_eq!(idle.background, None);
     }
 
     #[test]

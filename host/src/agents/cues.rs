@@ -47,6 +47,12 @@ pub struct Reading {
     /// How many error and interrupted notices are on screen. They stay in the
     /// transcript through later turns, so only a new one (the count going up) is news.
     pub notices: usize,
+    /// What the screen says runs in the background (the match, without the line's
+    /// changing rest: Codex puts it after a timer), whatever the cue.
+    pub background: Option<String>,
+    /// Whether the agent's own screen is up (its input prompt drawn), not only text
+    /// printed before it (Codex's launcher warns first, and keys typed then are lost).
+    pub ready: bool,
 }
 
 /// An adapter's screen patterns.
@@ -61,6 +67,11 @@ pub struct Cues {
     pub error: Vec<Regex>,
     pub interrupted: Vec<Regex>,
     pub busy: Vec<Regex>,
+    /// Text that says work goes on in the background after the turn (Codex's "1
+    /// background terminal running"): no hook reports that work or its end.
+    pub background: Vec<Regex>,
+    /// Text that shows once the agent's screen is up (none: any text will do).
+    pub ready: Vec<Regex>,
 }
 
 impl Cues {
@@ -74,6 +85,8 @@ impl Cues {
             busy_while_working: true,
             input: Vec::new(),
             error: Vec::new(),
+            background: Vec::new(),
+            ready: Vec::new(),
             permission: compile(permission)?,
             interrupted: compile(interrupted)?,
             busy: compile(busy)?,
@@ -99,13 +112,31 @@ impl Cues {
         Ok(self)
     }
 
+    /// Add patterns of text that shows once the agent's screen is up.
+    pub fn with_ready(mut self, ready: &[&str]) -> Result<Self, regex::Error> {
+        self.ready = compile(ready)?;
+        Ok(self)
+    }
+
+    /// Add patterns of text that says work runs in the background.
+    pub fn with_background(mut self, background: &[&str]) -> Result<Self, regex::Error> {
+        self.background = compile(background)?;
+        Ok(self)
+    }
+
     /// Classify the visible screen text.
     pub fn classify(&self, screen: &str) -> Cue {
         self.classify_with_line(screen).0
     }
 
-    /// Classify the visible screen text and count its notices.
-    pub fn read(&self, screen: &str) -> Reading {
+    /// Classify the visible screen text and count its notices. A blank screen is no
+    /// reading at all: nothing has been drawn yet (OpenCode's TUI takes seconds to draw
+    /// its first screen while its server already sends events), or a TUI cleared it
+    /// before a repaint; it says neither that the agent rests nor that it works.
+    pub fn read(&self, screen: &str) -> Option<Reading> {
+        if screen.trim().is_empty() {
+            return None;
+        }
         let (cue, line) = self.classify_with_line(screen);
         let notices = self
             .error
@@ -113,7 +144,19 @@ impl Cues {
             .chain(&self.interrupted)
             .map(|r| r.find_iter(screen).count())
             .sum();
-        Reading { cue, line, notices }
+        let background = self
+            .background
+            .iter()
+            .find_map(|r| r.find(screen))
+            .map(|m| m.as_str().to_owned());
+        let ready = self.ready.is_empty() || self.ready.iter().any(|r| r.is_match(screen));
+        Some(Reading {
+            cue,
+            line,
+            notices,
+            background,
+            ready,
+        })
     }
 
     /// Classify the visible screen text; for an error or a question, also the line
@@ -145,5 +188,22 @@ impl Cues {
         } else {
             (Cue::Quiet, None)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found through Canopy on the real OpenCode 1.18.33 in the soak: its server sends
+    /// events seconds before its TUI draws anything, and the blank screen read as "at
+    /// rest" made a starting session `idle`; a prompt typed then was lost.
+    #[test]
+    fn a_blank_screen_is_no_reading() {
+        let cues = Cues::new(&["Allow"], &["Interrupted"], &["esc to interrupt"]).expect("cues");
+        assert_eq!(cues.read(""), None);
+        assert_eq!(cues.read("   \n\n  \t\n"), None);
+        let r = cues.read("\n  > Ask anything\n").expect("drawn");
+        assert_eq!(r.cue, Cue::Quiet);
     }
 }

@@ -138,6 +138,10 @@ pub enum Effect {
     /// `is_background` shell call: "Command moved to background (PID: N)"): the model
     /// goes on as after any tool, and the turn's end is not idle while `pid` runs.
     Backgrounded { tool: Option<String>, pid: u32 },
+    /// A sub-agent started (`running`) or ended beside the turn (Codex's
+    /// `SubagentStart`, `SubagentStop`): the turn's end is not idle while one runs, and
+    /// its end wakes nobody.
+    SubAgent { id: String, running: bool },
     /// The turn ended, but work the agent started goes on in the background and will
     /// wake it when done (Claude's `Stop` with `background_tasks`): not idle.
     Background { detail: String },

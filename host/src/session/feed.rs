@@ -180,8 +180,9 @@ async fn run(
                 }
                 // Only when nothing else is queued: a burst is classified once, at its end.
                 if inbox.is_empty() {
-                    let reading = cues.read(&screen.text());
-                    if last_reading.as_ref() != Some(&reading) {
+                    if let Some(reading) = cues.read(&screen.text())
+                        && last_reading.as_ref() != Some(&reading)
+                    {
                         last_reading = Some(reading.clone());
                         let _ = session.send(FromScreen::Cue(reading));
                     }

@@ -485,7 +485,12 @@ impl Actor {
                 },
                 Some(event) = events.recv() => { self.on_hook(&event); }
                 Some(pid) = background.recv() => {
-                    let changed = self.engine.background_ended(pid, now_ms());
+                    let changed = self.engine.work_ended(
+                        &crate::state::Work::Process(pid),
+                        StateSource::Process,
+                        "background process exit",
+                        now_ms(),
+                    );
                     self.publish(changed);
                 },
                 Some(msg) = from_screen.recv() => match msg {

@@ -14,6 +14,10 @@ use crate::{API_ERROR, Answer, Args, Cx, Flavour, Pre, ToolCall, View};
 
 const VERSION: &str = "0.169.0";
 const CONTEXT_WINDOW: u64 = 258_400;
+/// The command `@bg` leaves running in a background terminal.
+const BACKGROUND_COMMAND: &str = "sleep 5";
+/// The sub-agent tool as Codex's hooks name it (namespace and name run together).
+const SPAWN_AGENT: &str = "collaborationspawn_agent";
 const INTERRUPTED: &str = "■ Conversation interrupted - tell the model what to do differently. Something went wrong? Hit `/feedback` to report the issue.";
 
 // Fixed usage of every API response (input includes cached).
@@ -32,6 +36,10 @@ pub struct Codex {
     ordinal: u64,
     responses: u64,
     title_sent: bool,
+    /// Commands left running in background terminals (`@bg`), shown in the footer.
+    terminals: usize,
+    /// Sub-agents running beside the turn (`@agent`), by id.
+    sub_agents: Vec<String>,
     /// Threads running `notify` programs (waited for, briefly, at exit).
     notifiers: Vec<std::thread::JoinHandle<()>>,
 }
@@ -247,6 +255,8 @@ impl Codex {
             ordinal,
             responses: 0,
             title_sent: false,
+            terminals: 0,
+            sub_agents: Vec::new(),
             notifiers: Vec::new(),
         };
         (Box::new(me), prompt)
@@ -283,6 +293,15 @@ impl Codex {
         }
         cx.hooks
             .run(event, subject, &self.payload(cx, event, turn, extra))
+    }
+
+    /// The footer's "N background terminal(s) running", while any runs.
+    fn terminals_running(&self) -> Option<String> {
+        match self.terminals {
+            0 => None,
+            1 => Some("1 background terminal running".into()),
+            n => Some(format!("{n} background terminals running")),
+        }
     }
 
     fn line(&mut self, kind: &str, payload: Value) {
@@ -376,6 +395,9 @@ impl Flavour for Codex {
         let cursor = match view {
             View::Idle => {
                 lines.push(String::new());
+                if let Some(running) = self.terminals_running() {
+                    lines.push(format!("  {running} · /ps to view · /stop to close"));
+                }
                 let c = composer(&mut lines);
                 lines.push(String::new());
                 lines.push(
@@ -386,8 +408,12 @@ impl Flavour for Codex {
             View::Busy(elapsed) => {
                 let label = cx.activity.as_deref().unwrap_or("Working");
                 lines.push(String::new());
+                let running = self
+                    .terminals_running()
+                    .map(|r| format!(" · {r} · /ps to view · /stop to close"))
+                    .unwrap_or_default();
                 lines.push(format!(
-                    "• {label} ({}s • esc to interrupt)",
+                    "• {label} ({}s • esc to interrupt){running}",
                     elapsed.as_secs()
                 ));
                 lines.push(String::new());
@@ -738,6 +764,62 @@ impl Flavour for Codex {
             }));
         }
         self.run_notify(payloads);
+        None
+    }
+
+    fn background_started(&mut self, cx: &mut Cx, agent: bool) {
+        let id = format!("call_{}", rand_alnum(24));
+        if !agent {
+            // The call returns with the command still running: no PostToolUse.
+            let input = json!({"command": BACKGROUND_COMMAND});
+            self.fire(
+                cx,
+                "PreToolUse",
+                Some("Bash"),
+                true,
+                json!({"tool_name": "Bash", "tool_input": input, "tool_use_id": id}),
+            );
+            cx.history.push(format!("• Running {BACKGROUND_COMMAND}"));
+            self.terminals += 1;
+            return;
+        }
+        let input = json!({"task_name": "fake_task", "message": "sub work"});
+        let call = json!({"tool_name": SPAWN_AGENT, "tool_input": input, "tool_use_id": id});
+        self.fire(cx, "PreToolUse", Some(SPAWN_AGENT), true, call.clone());
+        let mut done = call;
+        done["tool_response"] = json!({"task_name": "/root/fake_task"}).to_string().into();
+        self.fire(cx, "PostToolUse", Some(SPAWN_AGENT), true, done);
+        let agent_id = uuid_v7();
+        self.fire(
+            cx,
+            "SubagentStart",
+            None,
+            false,
+            json!({"turn_id": uuid_v7(), "agent_id": agent_id, "agent_type": "default"}),
+        );
+        cx.history.push("• Started `/root/fake_task`".into());
+        self.sub_agents.push(agent_id);
+    }
+
+    fn background_done(&mut self, cx: &mut Cx) -> Option<String> {
+        self.terminals = 0;
+        for agent_id in std::mem::take(&mut self.sub_agents) {
+            self.fire(
+                cx,
+                "SubagentStop",
+                None,
+                false,
+                json!({
+                    "turn_id": uuid_v7(),
+                    "agent_id": agent_id,
+                    "agent_type": "default",
+                    "agent_transcript_path": null,
+                    "stop_hook_active": false,
+                    "last_assistant_message": "sub work done",
+                }),
+            );
+            cx.history.push("• Completed `/root/fake_task`".into());
+        }
         None
     }
 

@@ -56,7 +56,11 @@
 //! answer, post hook), `@error` (API error ending the turn), `@crash` (exit 1, no
 //! hooks), `@exit` (SessionEnd, exit 0), `@compact`, `@bg` (claude: Stop with a
 //! background task, then `idle_prompt` 200 ms later; 1.5 s later the task ends and
-//! wakes the agent for a turn of its own), `@proceed` (prose asking to
+//! wakes the agent for a turn of its own; codex: a command that outlives its yield time,
+//! PreToolUse with no PostToolUse and the footer `1 background terminal running` from
+//! then until it ends 1.5 s after the turn, waking nobody), `@agent` (codex: a
+//! sub-agent, `collaborationspawn_agent` tool hooks and SubagentStart in the turn,
+//! SubagentStop 1.5 s after it; claude: as `@bg`), `@proceed` (prose asking to
 //! proceed, no dialog), `@stream:N` (claude: N API responses one step apart, each a
 //! transcript line and a screen line, with no hook — a long reply streaming in, for
 //! load tests; the screen is repainted about once a second). `/exit` = `@exit`; Ctrl-C twice or Ctrl-D on an empty line exit
@@ -75,6 +79,9 @@
 //! `permissionDecision`, and exit code 2 (gemini ≥ 2) are honoured. Claude runs its
 //! PermissionRequest hook beside the open dialog and takes the first answer; a hook's
 //! deny sends the model its message and the turn goes on (no PermissionDenied).
+//!
+//! `FAKE_FIRST_PAINT_MS` (0): the screen stays blank that long after start while hooks
+//! or events already go out, and keys typed meanwhile are lost (OpenCode's TUI).
 //!
 //! Claude fires Notification `permission_prompt` after `FAKE_PERMISSION_NOTIFY_MS`
 //! (6000) with a dialog open, and `idle_prompt` after `FAKE_IDLE_NOTIFY_MS` (60000)
@@ -222,6 +229,13 @@ pub trait Flavour {
     fn compact_end(&mut self, cx: &mut Cx);
     /// The turn completed; returns when to send an idle notification, if ever.
     fn turn_done(&mut self, cx: &mut Cx, reply: &str, bg: bool) -> Option<Duration>;
+    /// Work that outlives the turn starts (`@bg`, or `@agent`: a sub-agent).
+    fn background_started(&mut self, _cx: &mut Cx, _agent: bool) {}
+    /// That work ends; returns the prompt it wakes the agent with (Claude Code takes a
+    /// turn of its own), or `None` when it wakes nobody (Codex).
+    fn background_done(&mut self, _cx: &mut Cx) -> Option<String> {
+        Some(BACKGROUND_DONE.into())
+    }
     fn idle_notify(&mut self, _cx: &mut Cx) {}
     fn session_end(&mut self, cx: &mut Cx);
     /// Part `i` of a streamed reply (`@stream:N`): an API response with no hook. Only
@@ -271,6 +285,7 @@ enum Directive<'a> {
     Exit,
     Compact,
     Bg,
+    Agent,
     Proceed,
     Word(&'a str),
 }
@@ -300,6 +315,7 @@ fn directive(word: &str) -> Directive<'_> {
         "@exit" => Directive::Exit,
         "@compact" => Directive::Compact,
         "@bg" => Directive::Bg,
+        "@agent" => Directive::Agent,
         "@proceed" => Directive::Proceed,
         w => Directive::Word(w),
     }
@@ -588,7 +604,14 @@ impl Agent {
                     self.fl.compact_end(&mut self.cx);
                     self.cx.activity = None;
                 }
-                Directive::Bg => bg = true,
+                Directive::Bg => {
+                    bg = true;
+                    self.fl.background_started(&mut self.cx, false);
+                }
+                Directive::Agent => {
+                    bg = true;
+                    self.fl.background_started(&mut self.cx, true);
+                }
                 Directive::Proceed => prose.push(PROCEED_TEXT),
                 Directive::Word(w) => prose.push(w),
             }
@@ -656,7 +679,10 @@ impl Agent {
                     }
                     if self.wake_at.is_some_and(|d| d <= Instant::now()) {
                         self.wake_at = None;
-                        self.queue.push_back(BACKGROUND_DONE.into());
+                        match self.fl.background_done(&mut self.cx) {
+                            Some(wake) => self.queue.push_back(wake),
+                            None => self.render(),
+                        }
                     }
                 }
             }
@@ -815,8 +841,17 @@ fn main() {
         wake_at: None,
         hook_denied: None,
     };
-    agent.render();
+    // OpenCode's server sends events seconds before its TUI first draws, and keys typed
+    // meanwhile are lost (`FAKE_FIRST_PAINT_MS`, 0 by default).
+    let first_paint = Duration::from_millis(util::env_ms("FAKE_FIRST_PAINT_MS", 0));
+    if first_paint.is_zero() {
+        agent.render();
+    }
     agent.fl.session_start(&mut agent.cx);
+    if !first_paint.is_zero() {
+        std::thread::sleep(first_paint);
+        while agent.rx.try_recv().is_ok() {}
+    }
     agent.render();
     if let Some(p) = initial.filter(|p| !p.trim().is_empty()) {
         agent.queue.push_back(p);

@@ -24,13 +24,17 @@
 //! Time is passed in, and the engine says when it next needs a [`Engine::tick`], so the
 //! session arms one timer instead of polling.
 
-use std::collections::{BTreeSet, VecDeque};
+mod background;
+
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use canopy_protocol::params::Signal;
 use canopy_protocol::{Health, State, StateKind, StateSource};
 
 use crate::agents::{Cue, Effect, HookEvent, Reading};
+use background::Background;
+pub use background::Work;
 
 /// Signals kept for `canopy explain`.
 const SIGNALS_KEPT: usize = 20;
@@ -70,6 +74,8 @@ struct Candidate {
     dialog_left: bool,
     /// A notice appeared that was not on screen when the current work began.
     news: bool,
+    /// The agent's own screen is up (`Reading::ready`).
+    ready: bool,
 }
 
 #[derive(Debug)]
@@ -89,6 +95,12 @@ pub struct Engine {
     candidate: Option<Candidate>,
     /// The cue last seen (counted or not), to notice when it changes.
     seen: Option<Cue>,
+    /// Whether the screen last seen was the agent's own (`Reading::ready`).
+    seen_ready: bool,
+    /// When the screen began or stopped saying that work runs in the background, until
+    /// that has held long enough to move the state. Hooks do not cancel it: none
+    /// reports that work.
+    background_change: Option<Instant>,
     /// Notices (errors, interruptions) on screen now, and how many of them are old:
     /// on screen when the current work began, or already acted on.
     notices: usize,
@@ -103,8 +115,8 @@ pub struct Engine {
     /// Whether the agent's busy indicator shows all the while it works
     /// (`Cues::busy_while_working`).
     busy_while_working: bool,
-    /// Processes the agent left running in the background (Gemini), until they exit.
-    background: BTreeSet<u32>,
+    /// Work the agent left running when its turn ended, until it is seen to end.
+    background: Background,
     /// Whether this screen has shown the busy indicator since Canopy began to watch
     /// it. A screen taken back from a keeper holds only what the agent drew since (a
     /// TUI that repaints only what changed leaves the rest blank): until the indicator
@@ -123,6 +135,8 @@ impl Engine {
             last_hook: None,
             candidate: None,
             seen: None,
+            seen_ready: false,
+            background_change: None,
             grace_over: false,
             notices: 0,
             old_notices: 0,
@@ -130,7 +144,7 @@ impl Engine {
             signals: VecDeque::new(),
             busy_while_working: true,
             busy_drawn: true,
-            background: BTreeSet::new(),
+            background: Background::default(),
         }
     }
 
@@ -365,8 +379,20 @@ impl Engine {
                 self.moved_by_hook(&ev.name, Some("the agent works".into()), next, wall)
             }
             Effect::Backgrounded { tool, pid } => {
-                self.background.insert(*pid);
+                self.background.start(Work::Process(*pid));
                 self.tool_ended(&ev.name, true, tool.as_ref(), now, wall)
+            }
+            Effect::SubAgent { id, running: true } => {
+                self.background.start(Work::SubAgent(id.clone()));
+                self.unchanged_by_hook(&ev.name, "a sub-agent works beside the turn", wall)
+            }
+            Effect::SubAgent { id, running: false } => {
+                let work = Work::SubAgent(id.clone());
+                let ended = self.work_ended(&work, StateSource::Hook, &ev.name, wall);
+                if ended.is_none() {
+                    return self.unchanged_by_hook(&ev.name, "the turn still runs", wall);
+                }
+                ended
             }
             Effect::ToolEnded { completed, tool } => {
                 self.tool_ended(&ev.name, *completed, tool.as_ref(), now, wall)
@@ -457,39 +483,50 @@ impl Engine {
         )
     }
 
-    /// A process the agent left in the background has ended.
-    pub fn background_ended(&mut self, pid: u32, wall: u64) -> Option<State> {
-        if !self.background.remove(&pid) || !self.in_background() {
+    /// Work the agent left in the background has ended (`event` says how Canopy knows:
+    /// a process exit, a sub-agent's stop hook). Returns the new state when the session
+    /// was waiting for it.
+    pub fn work_ended(
+        &mut self,
+        work: &Work,
+        source: StateSource,
+        event: &str,
+        wall: u64,
+    ) -> Option<State> {
+        if !self.background.end(work) || !self.in_background() {
             return None;
         }
-        let next = match self.background_state(wall, StateSource::Process) {
-            Some(still) => still,
-            None => State::new(StateKind::Idle, StateSource::Process, wall),
-        };
-        self.note(
-            wall,
-            StateSource::Process,
-            "background process exit",
-            Some(format!("pid {pid} ended")),
-            format!("→ {}", label(&next)),
-        );
-        Some(self.enter(next))
+        Some(self.background_moved(source, event, format!("{work} ended"), wall))
     }
 
-    /// `tool(background)` for the processes the agent left running, if any.
+    /// After a change in what runs in the background: `tool(background)` with what
+    /// still runs, else `idle`.
+    fn background_moved(
+        &mut self,
+        source: StateSource,
+        event: &str,
+        why: String,
+        wall: u64,
+    ) -> State {
+        let next = self
+            .background_state(wall, source)
+            .unwrap_or_else(|| State::new(StateKind::Idle, source, wall));
+        self.note(
+            wall,
+            source,
+            event,
+            Some(why),
+            format!("→ {}", label(&next)),
+        );
+        self.enter(next)
+    }
+
+    /// `tool(background)` for the work the agent left running, if any.
     fn background_state(&self, wall: u64, source: StateSource) -> Option<State> {
-        if self.background.is_empty() {
-            return None;
-        }
-        let pids: Vec<String> = self.background.iter().map(u32::to_string).collect();
         Some(State {
             kind: StateKind::Tool,
             tool: Some(BACKGROUND.to_owned()),
-            detail: Some(format!(
-                "{} in the background: pid {}",
-                pids.len(),
-                pids.join(", ")
-            )),
+            detail: Some(self.background.describe()?),
             since: wall,
             source,
         })
@@ -529,16 +566,28 @@ impl Engine {
 
     /// The screen's cue changed (or was first read). `line` is the text behind it.
     pub fn screen_changed(&mut self, reading: Reading, now: Instant, wall: u64) -> Option<State> {
-        let Reading { cue, line, notices } = reading;
+        let Reading {
+            cue,
+            line,
+            notices,
+            background,
+            ready,
+        } = reading;
         // Notices that scrolled away leave fewer to tell a new one from.
         self.old_notices = self.old_notices.min(notices);
         let news = notices > self.old_notices;
         let notices_changed = notices != self.notices;
         self.notices = notices;
-        if self.seen == Some(cue) && !(news && notices_changed) {
+        // What the screen says runs counts at once for a turn's end (its hook may be on
+        // its way); a state change of its own waits out the hold.
+        if self.background.set_on_screen(background) {
+            self.background_change = Some(now);
+        }
+        if self.seen == Some(cue) && self.seen_ready == ready && !(news && notices_changed) {
             return None;
         }
         self.seen = Some(cue);
+        self.seen_ready = ready;
         self.busy_drawn |= cue == Cue::Busy;
         let waiting = self.state.kind == StateKind::WaitingPermission;
         if waiting && cue == Cue::Permission {
@@ -550,6 +599,7 @@ impl Engine {
             since: now,
             dialog_left: waiting && self.dialog_seen && cue != Cue::Permission,
             news,
+            ready,
         });
         self.tick(now, wall)
     }
@@ -565,10 +615,8 @@ impl Engine {
         });
         let grace = (self.hooks_expected && !self.hooks_arrived && !self.grace_over)
             .then_some(self.started + self.timing.grace);
-        match (cue, grace) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let background = self.background_change.map(|since| since + self.timing.hold);
+        [cue, grace, background].into_iter().flatten().min()
     }
 
     /// Apply a cue that has held long enough. Returns the new state when it changed.
@@ -587,6 +635,16 @@ impl Engine {
                 None,
                 format!("health degraded: {why}"),
             );
+        }
+        // No hook says when background work ends (or that it runs): the screen counts
+        // however fresh the last hook is.
+        if let Some(since) = self.background_change
+            && now >= since + self.timing.hold
+        {
+            self.background_change = None;
+            if let Some(next) = self.background_on_screen(wall) {
+                return Some(next);
+            }
         }
         let c = self.candidate.clone()?;
         if now < c.since + self.timing.hold {
@@ -614,6 +672,9 @@ impl Engine {
             self.old_notices = self.notices;
         }
         let next_kind = match c.cue {
+            // A starting agent rests only once its own screen is up: text printed before
+            // it is no idle screen, and a prompt typed then is lost.
+            Cue::Quiet if self.state.kind == StateKind::Starting && !c.ready => None,
             Cue::Permission => Some(StateKind::WaitingPermission),
             // Hooks cannot see a screen that waits for the user before any work.
             Cue::Input => Some(StateKind::WaitingInput),
@@ -685,6 +746,34 @@ impl Engine {
 }
 
 impl Engine {
+    /// The screen's line saying that work runs in the background (Codex's "1 background
+    /// terminal running") came or went, and held: the turn's end is `tool(background)`
+    /// while it shows, and `idle` once it has gone (if nothing else runs).
+    fn background_on_screen(&mut self, wall: u64) -> Option<State> {
+        if !self.hooks_arrived || !self.state.kind.is_live() {
+            return None;
+        }
+        if self.background.on_screen() {
+            (self.state.kind == StateKind::Idle).then(|| {
+                self.background_moved(
+                    StateSource::Screen,
+                    "background work on screen",
+                    "the screen says it runs".into(),
+                    wall,
+                )
+            })
+        } else {
+            self.in_background().then(|| {
+                self.background_moved(
+                    StateSource::Screen,
+                    "background work left the screen",
+                    "the screen no longer says it runs".into(),
+                    wall,
+                )
+            })
+        }
+    }
+
     /// The permission dialog left the screen without an answer from Canopy: the user
     /// answered it in the terminal. A busy screen means the tool runs; a screen at rest
     /// (or one that says it was interrupted) means the user refused and the agent
@@ -765,6 +854,16 @@ mod tests {
             cue,
             line: None,
             notices: usize::from(matches!(cue, Cue::Error | Cue::Interrupted)),
+            background: None,
+            ready: true,
+        }
+    }
+
+    /// A screen showing `cue` and Codex's line saying a background terminal runs.
+    fn read_with_terminal(cue: Cue) -> Reading {
+        Reading {
+            background: Some("1 background terminal running".into()),
+            ..read(cue)
         }
     }
 
@@ -887,9 +986,120 @@ mod tests {
         assert!(s.detail.unwrap_or_default().contains("pid 4242"));
         e.screen_changed(read(Cue::Quiet), t0 + MS(100), 0);
         assert_eq!(e.tick(t0 + MS(5000), 0), None);
-        assert_eq!(e.background_ended(1, 0), None);
+        let exit = |e: &mut Engine, pid| {
+            e.work_ended(&Work::Process(pid), StateSource::Process, "exit", 0)
+                .map(|s| s.kind)
+        };
+        assert_eq!(exit(&mut e, 1), None);
+        assert_eq!(exit(&mut e, 4242), Some(StateKind::Idle));
+    }
+
+    /// Codex leaves a command that outlasts its yield time running in a "background
+    /// terminal" after the turn: no hook reports it or its end, only the footer "1
+    /// background terminal running" until it ends (found on the real Codex 0.169.0).
+    #[test]
+    fn a_background_terminal_on_screen_holds_the_turns_end_until_it_leaves() {
+        let (mut e, t0) = start(true);
+        e.hook(&hook(StateKind::Tool, "PreToolUse"), t0, 0);
+        // The footer shows beside the busy line while the turn goes on.
+        e.screen_changed(read_with_terminal(Cue::Busy), t0 + MS(500), 0);
+        assert_eq!(e.tick(t0 + MS(700), 0), None);
+        assert_eq!(e.state().kind, StateKind::Tool);
+        let s = e
+            .hook(&hook(StateKind::Idle, "Stop"), t0 + MS(800), 0)
+            .expect("moved");
         assert_eq!(
-            e.background_ended(4242, 0).map(|s| s.kind),
+            (s.kind, s.tool.as_deref(), s.detail.as_deref()),
+            (
+                StateKind::Tool,
+                Some(BACKGROUND),
+                Some("1 background terminal running")
+            )
+        );
+        e.screen_changed(read_with_terminal(Cue::Quiet), t0 + MS(900), 0);
+        assert_eq!(e.tick(t0 + MS(5000), 0), None);
+        // The command ends: its line goes, however fresh the last hook.
+        e.hook(&hook(StateKind::Idle, "Stop"), t0 + MS(6000), 0);
+        e.screen_changed(read(Cue::Quiet), t0 + MS(6100), 0);
+        assert_eq!(e.deadline(), Some(t0 + MS(6250)));
+        let s = e.tick(t0 + MS(6250), 0).expect("moved");
+        assert_eq!((s.kind, s.source), (StateKind::Idle, StateSource::Screen));
+        // A line drawn only after the turn's end still counts.
+        e.hook(
+            &hook(StateKind::Thinking, "UserPromptSubmit"),
+            t0 + MS(7000),
+            0,
+        );
+        e.hook(&hook(StateKind::Idle, "Stop"), t0 + MS(7100), 0);
+        e.screen_changed(read_with_terminal(Cue::Quiet), t0 + MS(7200), 0);
+        assert_eq!(
+            e.tick(t0 + MS(7350), 0).map(|s| s.tool),
+            Some(Some(BACKGROUND.into()))
+        );
+    }
+
+    /// Codex's launcher prints a warning before its TUI is up, and a prompt typed then
+    /// is lost (found by the truth soak on the real Codex 0.169.0): that text is no idle
+    /// screen; the composer is.
+    #[test]
+    fn a_starting_agent_rests_only_once_its_screen_is_up() {
+        let (mut e, t0) = start(false);
+        let warning = Reading {
+            ready: false,
+            ..read(Cue::Quiet)
+        };
+        e.screen_changed(warning, t0, 0);
+        assert_eq!(e.tick(t0 + MS(500), 0), None);
+        assert_eq!(e.state().kind, StateKind::Starting);
+        e.screen_changed(read(Cue::Quiet), t0 + MS(600), 0);
+        assert_eq!(
+            e.tick(t0 + MS(800), 0).map(|s| s.kind),
+            Some(StateKind::Idle)
+        );
+    }
+
+    /// Codex's sub-agents (`features.multi_agent_v2`) run beside the turn: the parent's
+    /// Stop comes while one works, and its SubagentStop wakes nobody (found on the real
+    /// Codex 0.169.0).
+    #[test]
+    fn a_sub_agent_holds_the_turns_end_until_its_stop() {
+        let (mut e, t0) = start(true);
+        let sub = |running| HookEvent {
+            effect: Effect::SubAgent {
+                id: "a1".into(),
+                running,
+            },
+            ..hook(
+                StateKind::Idle,
+                if running {
+                    "SubagentStart"
+                } else {
+                    "SubagentStop"
+                },
+            )
+        };
+        e.hook(&hook(StateKind::Thinking, "UserPromptSubmit"), t0, 0);
+        assert_eq!(e.hook(&sub(true), t0, 0), None);
+        let s = e
+            .hook(&hook(StateKind::Idle, "Stop"), t0, 0)
+            .expect("moved");
+        assert_eq!(
+            (s.kind, s.detail.as_deref()),
+            (StateKind::Tool, Some("1 in the background: sub-agent a1"))
+        );
+        let s = e.hook(&sub(false), t0 + MS(5000), 0).expect("moved");
+        assert_eq!((s.kind, s.source), (StateKind::Idle, StateSource::Hook));
+        // One that ends inside the turn changes nothing.
+        e.hook(
+            &hook(StateKind::Thinking, "UserPromptSubmit"),
+            t0 + MS(6000),
+            0,
+        );
+        e.hook(&sub(true), t0 + MS(6000), 0);
+        assert_eq!(e.hook(&sub(false), t0 + MS(6500), 0), None);
+        assert_eq!(
+            e.hook(&hook(StateKind::Idle, "Stop"), t0 + MS(7000), 0)
+                .map(|s| s.kind),
             Some(StateKind::Idle)
         );
     }
