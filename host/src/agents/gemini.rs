@@ -35,8 +35,14 @@ static CUES: LazyLock<Cues> = LazyLock::new(|| {
         &[r"esc to cancel", r"(?m)^\s*[\u{2801}-\u{28FF}] \S"],
     )
     .and_then(|c| c.with_errors(&[r#"\[API Error"#]))
-    // The auth dialog of a first run (a string of the 0.61 bundle).
-    .and_then(|c| c.with_inputs(&[r"How would you like to authenticate for this project\?"]))
+    // The auth dialog of a first run and the folder-trust question in a folder not
+    // trusted yet (strings of the 0.61 bundle).
+    .and_then(|c| {
+        c.with_inputs(&[
+            r"How would you like to authenticate for this project\?",
+            r"Do you trust the files in this folder\?",
+        ])
+    })
     .map(Cues::with_unsteady_busy)
     .expect("built-in patterns compile")
 });
