@@ -378,16 +378,7 @@ impl TestEnv {
     /// it answers its first request, and a killed host leaves its own behind: this waits
     /// (10 s at most) for one that names a live process.
     pub fn host_pid(&self) -> Option<i32> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(pid) = self.snapshot_pid() {
-                return Some(pid);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        poll_for(Duration::from_secs(10), || self.snapshot_pid())
     }
 
     /// The pid the status snapshot names, if that process runs.
@@ -528,11 +519,7 @@ fn init_repo(dir: &Path) {
 fn alive(pid: i32) -> bool {
     #[cfg(target_os = "linux")]
     {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                .is_some_and(|state| state != "Z")
-        })
+        proc_stat_field(pid, 0).is_some_and(|state| state != "Z")
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -541,17 +528,36 @@ fn alive(pid: i32) -> bool {
     }
 }
 
-/// Wait until `check` returns `Some`, re-checking after each `step`; panics with `what`
-/// after `timeout`.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+/// Field `n` of /proc/PID/stat, counted after the command name (0: the state, 1: the
+/// parent's pid). `None` where there is no /proc.
+pub fn proc_stat_field(pid: i32, n: usize) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(n)?
+            .to_owned(),
+    )
+}
+
+/// Re-check `check` every 20 ms until it returns `Some`, or `None` after `timeout`.
+pub fn poll_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = check() {
-            return v;
+            return Some(v);
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            return None;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Wait until `check` returns `Some` ([`poll_for`]); panics with `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, check: impl FnMut() -> Option<T>) -> T {
+    poll_for(timeout, check).unwrap_or_else(|| panic!("timed out waiting for {what}"))
 }
 
 impl TestEnv {

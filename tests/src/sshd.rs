@@ -161,14 +161,7 @@ pub fn ssh_child(env: &TestEnv, control: &Path) -> Option<i32> {
     let wanted = format!("ControlPath={}", control.display());
     std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
         let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-        let ppid: i32 = stat
-            .rsplit_once(')')?
-            .1
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()?;
+        let ppid: i32 = crate::proc_stat_field(pid, 1)?.parse().ok()?;
         let cmdline = std::fs::read_to_string(e.path().join("cmdline")).ok()?;
         (ppid == host && cmdline.contains(&wanted)).then_some(pid)
     })

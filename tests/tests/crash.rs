@@ -335,16 +335,9 @@ fn keepers_that_do_not_answer_delay_the_next_host_once() {
 /// The pid of the keeper that started `agent`.
 #[cfg(target_os = "linux")]
 fn keeper_of(env: &TestEnv, agent: u32) -> i32 {
-    env.keepers()
-        .into_iter()
-        .find(|&keeper| {
-            std::fs::read_to_string(format!("/proc/{agent}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    let after_name = &stat[stat.rfind(')')? + 2..];
-                    after_name.split(' ').nth(1)?.parse::<i32>().ok()
-                })
-                == Some(keeper)
-        })
-        .expect("a keeper")
+    let parent: i32 = canopy_tests::proc_stat_field(agent as i32, 1)
+        .and_then(|p| p.parse().ok())
+        .expect("the agent's parent");
+    assert!(env.keepers().contains(&parent), "{agent}'s parent {parent}");
+    parent
 }
