@@ -37,8 +37,9 @@ pub(crate) struct Scanner {
     /// Offset from the frame's start of the next value's first byte.
     at: usize,
     /// Values still to come in each open array or map, innermost at `depth - 1`; one
-    /// for the frame itself before its first byte.
-    open: [u64; MAX_DEPTH + 1],
+    /// for the frame itself before its first byte. One slot more than the deepest
+    /// nesting, so a container's count is written before its depth is checked.
+    open: [u64; MAX_DEPTH + 2],
     depth: usize,
     /// Values seen so far.
     values: usize,
@@ -48,7 +49,7 @@ impl Default for Scanner {
     fn default() -> Self {
         Self {
             at: 0,
-            open: [0; MAX_DEPTH + 1],
+            open: [0; MAX_DEPTH + 2],
             depth: 0,
             values: 0,
         }
@@ -64,43 +65,111 @@ impl Scanner {
             self.open[0] = 1;
             self.depth = 1;
         }
-        while let Some(&marker) = frame.get(self.at) {
-            let Some((size, children)) = value_shape(marker, &frame[self.at..])? else {
-                return Ok(None);
+        // Kept in locals so the loop runs in registers; written back when it stops.
+        let (mut at, mut depth, mut values) = (self.at, self.depth, self.values);
+        let outcome = loop {
+            let Some(&marker) = frame.get(at) else {
+                break Ok(None);
             };
-            let end = self.at.checked_add(size).ok_or(Refusal::TooLarge)?;
-            if end > limits.bytes {
-                return Err(Refusal::TooLarge);
-            }
-            if end > frame.len() {
-                return Ok(None);
-            }
-            self.values += 1;
-            if self.values > limits.values {
-                return Err(Refusal::TooManyValues);
-            }
-            self.at = end;
-            self.open[self.depth - 1] -= 1;
-            if children > 0 {
-                if self.depth > max_depth {
-                    return Err(Refusal::TooDeep);
+            // Most values (small ints, short strings, small maps and arrays) have
+            // their whole shape in the marker: a table lookup, no branch on the kind.
+            let shape = SHAPES[usize::from(marker)];
+            let (size, children) = if shape.size != 0 {
+                (usize::from(shape.size), u64::from(shape.children))
+            } else {
+                match value_shape(marker, &frame[at..]) {
+                    Ok(Some(shape)) => shape,
+                    Ok(None) => break Ok(None),
+                    Err(refusal) => break Err(refusal),
                 }
-                self.open[self.depth] = children;
-                self.depth += 1;
+            };
+            let Some(end) = at.checked_add(size).filter(|&end| end <= limits.bytes) else {
+                break Err(Refusal::TooLarge);
+            };
+            if end > frame.len() {
+                break Ok(None);
             }
-            while self.depth > 0 && self.open[self.depth - 1] == 0 {
-                self.depth -= 1;
+            values += 1;
+            if values > limits.values {
+                break Err(Refusal::TooManyValues);
             }
-            if self.depth == 0 {
-                let end = self.at;
+            at = end;
+            self.open[depth - 1] -= 1;
+            // A container opens a level; a scalar writes a count nobody reads.
+            self.open[depth] = children;
+            if children > 0 {
+                if depth > max_depth {
+                    break Err(Refusal::TooDeep);
+                }
+                depth += 1;
+            }
+            while depth > 0 && self.open[depth - 1] == 0 {
+                depth -= 1;
+            }
+            if depth == 0 {
+                break Ok(Some(at));
+            }
+        };
+        match outcome {
+            Ok(Some(end)) => {
                 self.at = 0;
+                self.depth = 0;
                 self.values = 0;
-                return Ok(Some(end));
+                Ok(Some(end))
+            }
+            other => {
+                self.at = at;
+                self.depth = depth;
+                self.values = values;
+                other
             }
         }
-        Ok(None)
     }
 }
+
+/// What a marker alone says of its value: the value's size in bytes and how many
+/// values it contains. `size == 0` when the marker is followed by a length to read.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    size: u8,
+    children: u8,
+}
+
+/// [`Shape`] of every marker byte, built at compile time.
+static SHAPES: [Shape; 256] = {
+    let mut table = [Shape {
+        size: 0,
+        children: 0,
+    }; 256];
+    let mut marker = 0;
+    while marker < 256 {
+        let m = marker as u8;
+        table[marker] = match m {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => Shape {
+                size: 1,
+                children: 0,
+            },
+            0x80..=0x8f => Shape {
+                size: 1,
+                children: 2 * (m & 0x0f),
+            },
+            0x90..=0x9f => Shape {
+                size: 1,
+                children: m & 0x0f,
+            },
+            0xa0..=0xbf => Shape {
+                size: 1 + (m & 0x1f),
+                children: 0,
+            },
+            _ => Shape {
+                size: 0,
+                children: 0,
+            },
+        };
+        marker += 1;
+    }
+    table
+};
 
 /// The size in bytes of the value starting at `bytes[0]` (its header and, for strings,
 /// binaries and extensions, its payload; not its children) and how many values it
