@@ -56,6 +56,27 @@ fn any_command_starts_one_host_and_host_stop_ends_it() {
 }
 
 #[test]
+fn host_stop_takes_a_host_gone_before_its_reply_as_stopped() {
+    // A host with nothing to stop can exit before its writer sends the reply (seen once
+    // in a full test run: "the host closed the connection"). A stand-in does exactly
+    // that: it reads the request and hangs up.
+    let env = TestEnv::new();
+    let dir = env.paths.socket.parent().expect("socket dir");
+    std::fs::create_dir_all(dir).expect("runtime dir");
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("0700");
+    let listener = std::os::unix::net::UnixListener::bind(&env.paths.socket).expect("bind");
+    let host = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        let mut request = [0u8; 256];
+        let n = std::io::Read::read(&mut conn, &mut request).expect("read the request");
+        assert!(n > 0, "a shutdown request");
+    });
+    assert_eq!(env.ok(&["host", "stop"]).trim(), "host stopped");
+    host.join().expect("stand-in host");
+}
+
+#[test]
 fn a_second_foreground_host_is_refused() {
     let env = TestEnv::new();
     env.ok(&["status"]);
