@@ -1,7 +1,9 @@
 //! Attach relay throughput: `cat` of a large file in a session, drained by an attached
 //! client in a PTY, against tmux doing the same, and against the limits of the machine:
 //! the same `cat` into one PTY drained by a plain reader (nothing in between: the
-//! ceiling for any relay, which adds at least a second PTY), and into a unix socket.
+//! ceiling for any relay, which adds at least a second PTY), into a unix socket, and
+//! through a relay that only copies (the same two PTYs and socket as an attach, nothing
+//! else: what any relay on this topology could reach).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -123,6 +125,53 @@ fn raw_socket(file: &Path, mb: usize) -> f64 {
     mb as f64 / secs
 }
 
+/// The attach topology with nothing but copies: `cat` in PTY A; a bench thread (the
+/// host's place) reads A's master into a unix socket; a plain copier in PTY B (the
+/// attach client's place: a Python loop of 64 KiB reads and writes, its terminal raw)
+/// writes the socket to its terminal; the bench drains B's master. What any relay between two PTYs could
+/// do on this machine, before a terminal model or a protocol costs anything.
+fn copy_relay(dir: &Path, file: &Path, mb: usize) -> f64 {
+    let sock = dir.join("copy-relay.sock");
+    let _ = std::fs::remove_file(&sock);
+    let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind copy relay");
+    let mut client = std::process::Command::new("python3");
+    client.args([
+        "-c",
+        // Raw like an attach client's terminal (no \n → \r\n on the way out).
+        "import os,socket,sys,tty\ntty.setraw(1)\n\
+         s=socket.socket(socket.AF_UNIX);s.connect(sys.argv[1])\n\
+         while b:=s.recv(65536): os.write(1,b)",
+        &sock.display().to_string(),
+    ]);
+    client.env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    let mut out = RawTerm::spawn(&client, 50, 200);
+    let (mut to_client, _) = listener.accept().expect("copier connects");
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", &stream_line(file)]);
+    cmd.env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    let began = Instant::now();
+    let RawTerm {
+        child: mut source,
+        reader: mut from_source,
+        master: _source_master,
+    } = RawTerm::spawn(&cmd, 50, 200);
+    let relay = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        // Ends with EIO once `cat` and its shell have exited.
+        while let Ok(n @ 1..) = from_source.read(&mut buf) {
+            if std::io::Write::write_all(&mut to_client, &buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    drain_until(&mut out.reader, b"END-MARKER");
+    let secs = began.elapsed().as_secs_f64();
+    let _ = source.wait();
+    let _ = out.child.kill();
+    let _ = relay.join();
+    mb as f64 / secs
+}
+
 /// Min, median and max of `v`, as text.
 fn spread(v: &[f64], unit: &str) -> String {
     let s = Samples::new(v.to_vec());
@@ -143,13 +192,17 @@ pub fn figures(mb: usize) -> Vec<Figure> {
     let mut tmux = Vec::new();
     let mut pty = Vec::new();
     let mut socket = Vec::new();
+    let mut copy = Vec::new();
     for run in 0..RUNS {
         canopy.push(canopy_relay(&env, &format!("relay{run}"), &file, mb));
         tmux.extend(tmux_relay(env.dir.path(), &file, mb));
         pty.push(raw_pty(&file, mb));
         socket.push(raw_socket(&file, mb));
+        copy.push(copy_relay(env.dir.path(), &file, mb));
     }
     let of_pty: Vec<f64> = canopy.iter().zip(&pty).map(|(c, p)| c / p).collect();
+    let copy_of_pty: Vec<f64> = copy.iter().zip(&pty).map(|(c, p)| c / p).collect();
+    let of_copy: Vec<f64> = canopy.iter().zip(&copy).map(|(c, p)| c / p).collect();
     let mut figures = vec![
         Figure::new(
             format!("raw PTY limit: `cat` of the {mb} MB file to a plain reader"),
@@ -172,6 +225,17 @@ pub fn figures(mb: usize) -> Vec<Figure> {
             ),
         ),
         Figure::new(
+            format!("copy-only relay limit: the {mb} MB file through two PTYs and a socket"),
+            Samples::new(copy.clone()).median(),
+            "MB/s",
+            Target::Baseline,
+            format!(
+                "median of {RUNS}: the attach topology with plain copies in the host's and the client's places ({}); as a fraction of the raw PTY limit per run: {}",
+                spread(&copy, " MB/s"),
+                spread(&copy_of_pty, "")
+            ),
+        ),
+        Figure::new(
             format!("attach relay of `cat` on a {mb} MB file"),
             Samples::new(canopy.clone()).median(),
             "MB/s",
@@ -189,6 +253,16 @@ pub fn figures(mb: usize) -> Vec<Figure> {
             format!(
                 "Canopy MB/s / raw PTY MB/s per run ({})",
                 spread(&of_pty, "")
+            ),
+        ),
+        Figure::new(
+            "attach relay as a fraction of the copy-only relay limit (worst run)",
+            Samples::new(of_copy.clone()).p(0.0),
+            "×",
+            Target::Info,
+            format!(
+                "Canopy MB/s / copy-only relay MB/s per run ({})",
+                spread(&of_copy, "")
             ),
         ),
     ];
