@@ -1135,6 +1135,11 @@ impl Left {
         for record in records {
             let mut reach = |agent: bool, name: &str| {
                 let socket = keeper::socket(runtime_dir, name);
+                // Most records have no keeper (an exited agent, no dev server): no
+                // thread of the blocking pool for those.
+                if !socket.exists() {
+                    return;
+                }
                 let record = record.clone();
                 reaching.spawn_blocking(move || (agent, record, keeper::adopt(&socket)));
             };
